@@ -1,0 +1,130 @@
+//! http.html#general — https://hl7.org/fhir/R4/http.html#general
+//!
+//! Cross-cutting behaviour: OperationOutcome error bodies (http.html#errors), the system
+//! endpoint, compression, request ids and the operational health endpoints.
+
+use conformance_tests::*;
+
+/// http.html#errors: "the server SHOULD return an OperationOutcome resource ... that
+/// contains information about the error"; OperationOutcome.issue (1..*) has `severity`
+/// (1..1) and `code` (1..1).
+#[test]
+fn errors_carry_operation_outcome() {
+    for s in servers() {
+        let id = id_of(&s.create(&patient("Err")));
+        s.get("Foo/1").expect_error(404);
+        s.get(&format!("Patient/{}", new_id())).expect_error(404);
+        s.get(&format!("Patient/{id}/_history/9")).expect_error(404);
+        s.put(&format!("Patient/{id}"), &patient("NoId"))
+            .expect_error(400);
+        s.req(Method::GET, &format!("Patient/{id}/_history/1/extra"))
+            .header("Accept", FHIR_JSON)
+            .fetch()
+            .expect_error_in(&[400, 404, 405]);
+        s.req(Method::DELETE, "metadata")
+            .header("Accept", FHIR_JSON)
+            .fetch()
+            .expect_error_in(&[400, 404, 405]);
+    }
+}
+
+/// http.html#transaction: "The request body SHALL be a Bundle resource with a Bundle.type
+/// = batch or transaction" — any other body posted to the base is a bad request, not a
+/// routing error.
+#[test]
+fn post_to_base_with_non_bundle_is_400() {
+    for s in servers() {
+        for path in [s.base.clone(), format!("{}/", s.base)] {
+            s.req(Method::POST, &path)
+                .fhir_json(&patient("NotABundle"))
+                .fetch()
+                .expect_error(400);
+        }
+    }
+}
+
+/// http.html#compression-style content coding (RFC 9110 §8.4): with
+/// `Accept-Encoding: gzip` the response is gzip-encoded.
+#[test]
+fn gzip_content_encoding() {
+    for s in servers() {
+        let raw = Client::builder()
+            .gzip(false)
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let resp = raw
+            .get(s.url("metadata"))
+            .header("Accept", FHIR_JSON)
+            .header("Accept-Encoding", "gzip")
+            .fetch()
+            .expect_status(200);
+        assert_eq!(
+            resp.header("content-encoding").as_deref(),
+            Some("gzip"),
+            "[{}] headers: {:?}",
+            s.backend,
+            resp.headers
+        );
+        assert!(
+            resp.body.starts_with(&[0x1f, 0x8b]),
+            "[{}] body is not gzip data",
+            s.backend
+        );
+        let plain = raw
+            .get(s.url("metadata"))
+            .header("Accept", FHIR_JSON)
+            .header("Accept-Encoding", "identity")
+            .fetch()
+            .expect_status(200);
+        assert_ne!(plain.header("content-encoding").as_deref(), Some("gzip"));
+        assert_eq!(plain.json()["resourceType"], "CapabilityStatement");
+    }
+}
+
+/// http.html#custom: "X-Request-Id: A unique id to for the request/response assigned by
+/// either client or server. Request: assigned by the client. Response: is returned by the
+/// server" (echoed when supplied).
+#[test]
+fn request_id_is_echoed() {
+    for s in servers() {
+        let rid = format!("ct-{}", uuid::Uuid::new_v4().simple());
+        let resp = s
+            .req(Method::GET, "metadata")
+            .header("X-Request-Id", &rid)
+            .fetch()
+            .expect_status(200);
+        assert_eq!(resp.header("x-request-id"), Some(rid), "[{}]", s.backend);
+        // Also on errors.
+        let rid = format!("ct-{}", uuid::Uuid::new_v4().simple());
+        let resp = s
+            .req(Method::GET, "Foo/1")
+            .header("X-Request-Id", &rid)
+            .fetch();
+        assert_eq!(resp.status, 404);
+        assert_eq!(resp.header("x-request-id"), Some(rid), "[{}]", s.backend);
+    }
+}
+
+/// Operational endpoints (not FHIR): liveness and readiness probes answer 200.
+#[test]
+fn health_endpoints() {
+    for s in servers() {
+        let live = s.client.get(format!("{}/health/live", s.root)).fetch();
+        assert_eq!(live.status, 200, "[{}] {}", s.backend, live.text());
+        let ready = s.client.get(format!("{}/health/ready", s.root)).fetch();
+        assert_eq!(ready.status, 200, "[{}] {}", s.backend, ready.text());
+    }
+}
+
+/// Logical ids are case sensitive and limited to `[A-Za-z0-9\-\.]{1,64}`
+/// (datatypes.html#id): an invalid id in the URL of an update is rejected.
+#[test]
+fn invalid_logical_id_in_update_is_400() {
+    for s in servers() {
+        let bad = "x".repeat(65);
+        let mut p = patient("LongId");
+        p["id"] = json!(bad);
+        s.put(&format!("Patient/{bad}"), &p).expect_error(400);
+    }
+}

@@ -1,0 +1,265 @@
+//! FHIR R4 JSON and XML behind plain, non-generic functions.
+//!
+//! fhirbolt's generic serde code is expensive to compile; keeping every call to it in this
+//! one small crate means the server crate rebuilds in seconds (see
+//! `shared/notes/stack-measured.md`). The functions here also close the gaps fhirbolt 0.4
+//! leaves against <https://hl7.org/fhir/R4/json.html>: it panics on empty arrays, silently
+//! converts `"true"` to `true`, unwraps arrays given for single values, and reports unknown
+//! elements without a location. Every rejection here carries the FHIRPath-style location of
+//! the offending element (`Patient.name[0].given`).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use fhirbolt::model::r4::Resource;
+use serde_json::Value;
+
+mod check;
+mod locate;
+
+/// Why a resource body was rejected, with where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FormatError {
+    /// Location of the offending element as a FHIRPath-like expression, when known.
+    pub path: Option<String>,
+    /// A sentence describing what is wrong.
+    pub message: String,
+}
+
+impl FormatError {
+    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: Some(path.into()),
+            message: message.into(),
+        }
+    }
+
+    fn general(message: impl Into<String>) -> Self {
+        Self {
+            path: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a FHIR JSON resource strictly and returns it in canonical form: the elements of
+/// the R4 model in their standard order, exactly the values the client sent.
+///
+/// # Errors
+/// A [`FormatError`] when the body is not JSON, is not a FHIR R4 resource, or uses JSON that
+/// json.html forbids (empty arrays/objects/strings, misplaced nulls, strings for numbers or
+/// booleans, arrays for single values, unknown elements, modifier extensions).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
+    let input: Value = check::parse_without_duplicate_keys(bytes)?;
+    let resource_type = check::resource_type(&input)?.to_owned();
+    check::json_rules(&input, &resource_type)?;
+    let resource = model_from_json(input.clone(), &resource_type)?;
+    let canonical = model_to_json(resource)?;
+    check::same_content(&input, &canonical, &resource_type)?;
+    Ok(canonical)
+}
+
+/// Parses a FHIR XML resource strictly and returns it as canonical FHIR JSON.
+///
+/// # Errors
+/// A [`FormatError`] when the body is not well-formed FHIR R4 XML.
+pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| FormatError::general("The XML body is not valid UTF-8."))?;
+    let parsed = catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, None))
+        .map_err(|_| FormatError::general("The XML body could not be read as a FHIR resource."))?;
+    let resource = parsed.map_err(|e| FormatError::general(format!("Invalid FHIR XML: {e}.")))?;
+    let json = model_to_json(resource)?;
+    let resource_type = check::resource_type(&json)?.to_owned();
+    check::json_rules(&json, &resource_type)?;
+    Ok(json)
+}
+
+/// Serialises a stored (already valid) FHIR JSON resource as FHIR XML.
+///
+/// # Errors
+/// A [`FormatError`] if the JSON is not a valid R4 resource (never for stored content).
+pub fn json_to_xml(value: &Value) -> Result<String, FormatError> {
+    let resource_type = check::resource_type(value)?.to_owned();
+    let resource = model_from_json(value.clone(), &resource_type)?;
+    fhirbolt::xml::to_string(&resource, None)
+        .map_err(|e| FormatError::general(format!("The resource cannot be written as XML: {e}.")))
+}
+
+/// Whether `name` is a resource type of FHIR R4 (as known to the R4 model).
+pub fn is_resource_type(name: &str) -> bool {
+    resource_types().binary_search(&name).is_ok()
+}
+
+/// Every R4 resource type, sorted.
+pub fn resource_types() -> &'static [&'static str] {
+    RESOURCE_TYPES
+}
+
+fn model_from_json(value: Value, resource_type: &str) -> Result<Resource, FormatError> {
+    // fhirbolt 0.4 panics on some inputs (empty arrays); `check::json_rules` rejects those
+    // first, and the unwind guard turns anything else into a 400 instead of a dead worker.
+    let located = value.clone();
+    let result = catch_unwind(AssertUnwindSafe(move || {
+        fhirbolt::json::from_json_value::<Resource>(value, None)
+    }))
+    .map_err(|_| FormatError::general("The body could not be read as a FHIR resource."))?;
+    result.map_err(|e| locate::explain(&e.to_string(), &located, resource_type))
+}
+
+fn model_to_json(resource: Resource) -> Result<Value, FormatError> {
+    fhirbolt::json::to_json_value(resource, None)
+        .map_err(|e| FormatError::general(format!("The resource cannot be written as JSON: {e}.")))
+}
+
+const RESOURCE_TYPES: &[&str] = &[
+    "Account",
+    "ActivityDefinition",
+    "AdverseEvent",
+    "AllergyIntolerance",
+    "Appointment",
+    "AppointmentResponse",
+    "AuditEvent",
+    "Basic",
+    "Binary",
+    "BiologicallyDerivedProduct",
+    "BodyStructure",
+    "Bundle",
+    "CapabilityStatement",
+    "CarePlan",
+    "CareTeam",
+    "CatalogEntry",
+    "ChargeItem",
+    "ChargeItemDefinition",
+    "Claim",
+    "ClaimResponse",
+    "ClinicalImpression",
+    "CodeSystem",
+    "Communication",
+    "CommunicationRequest",
+    "CompartmentDefinition",
+    "Composition",
+    "ConceptMap",
+    "Condition",
+    "Consent",
+    "Contract",
+    "Coverage",
+    "CoverageEligibilityRequest",
+    "CoverageEligibilityResponse",
+    "DetectedIssue",
+    "Device",
+    "DeviceDefinition",
+    "DeviceMetric",
+    "DeviceRequest",
+    "DeviceUseStatement",
+    "DiagnosticReport",
+    "DocumentManifest",
+    "DocumentReference",
+    "EffectEvidenceSynthesis",
+    "Encounter",
+    "Endpoint",
+    "EnrollmentRequest",
+    "EnrollmentResponse",
+    "EpisodeOfCare",
+    "EventDefinition",
+    "Evidence",
+    "EvidenceVariable",
+    "ExampleScenario",
+    "ExplanationOfBenefit",
+    "FamilyMemberHistory",
+    "Flag",
+    "Goal",
+    "GraphDefinition",
+    "Group",
+    "GuidanceResponse",
+    "HealthcareService",
+    "ImagingStudy",
+    "Immunization",
+    "ImmunizationEvaluation",
+    "ImmunizationRecommendation",
+    "ImplementationGuide",
+    "InsurancePlan",
+    "Invoice",
+    "Library",
+    "Linkage",
+    "List",
+    "Location",
+    "Measure",
+    "MeasureReport",
+    "Media",
+    "Medication",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "MedicationKnowledge",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicinalProduct",
+    "MedicinalProductAuthorization",
+    "MedicinalProductContraindication",
+    "MedicinalProductIndication",
+    "MedicinalProductIngredient",
+    "MedicinalProductInteraction",
+    "MedicinalProductManufactured",
+    "MedicinalProductPackaged",
+    "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect",
+    "MessageDefinition",
+    "MessageHeader",
+    "MolecularSequence",
+    "NamingSystem",
+    "NutritionOrder",
+    "Observation",
+    "ObservationDefinition",
+    "OperationDefinition",
+    "OperationOutcome",
+    "Organization",
+    "OrganizationAffiliation",
+    "Parameters",
+    "Patient",
+    "PaymentNotice",
+    "PaymentReconciliation",
+    "Person",
+    "PlanDefinition",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "RelatedPerson",
+    "RequestGroup",
+    "ResearchDefinition",
+    "ResearchElementDefinition",
+    "ResearchStudy",
+    "ResearchSubject",
+    "RiskAssessment",
+    "RiskEvidenceSynthesis",
+    "Schedule",
+    "SearchParameter",
+    "ServiceRequest",
+    "Slot",
+    "Specimen",
+    "SpecimenDefinition",
+    "StructureDefinition",
+    "StructureMap",
+    "Subscription",
+    "Substance",
+    "SubstanceNucleicAcid",
+    "SubstancePolymer",
+    "SubstanceProtein",
+    "SubstanceReferenceInformation",
+    "SubstanceSourceMaterial",
+    "SubstanceSpecification",
+    "SupplyDelivery",
+    "SupplyRequest",
+    "Task",
+    "TerminologyCapabilities",
+    "TestReport",
+    "TestScript",
+    "ValueSet",
+    "VerificationResult",
+    "VisionPrescription",
+];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! Behaviour of the strict reader on the inputs json.html forbids.
+
+use super::*;
+
+fn reject(body: &str) -> FormatError {
+    parse_json(body.as_bytes()).expect_err("must be rejected")
+}
+
+#[test]
+fn accepts_and_orders_a_valid_patient() {
+    let body = r#"{"gender":"male","resourceType":"Patient","name":[{"given":["Văn","An"],"family":"Nguyễn"}],"birthDate":"1990-02-14"}"#;
+    let value = parse_json(body.as_bytes()).unwrap();
+    let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["resourceType", "name", "gender", "birthDate"]);
+    assert_eq!(value["name"][0]["family"], "Nguyễn");
+}
+
+#[test]
+fn keeps_decimal_text() {
+    let body = r#"{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"patient":{"reference":"Patient/1"},"occurrenceDateTime":"2021-07-01","doseQuantity":{"value":0.30}}"#;
+    let value = parse_json(body.as_bytes()).unwrap();
+    assert_eq!(value["doseQuantity"]["value"].to_string(), "0.30");
+}
+
+#[test]
+fn empty_array_is_located_not_a_panic() {
+    let e = reject(r#"{"resourceType":"Patient","name":[{"given":[]}]}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.name[0].given"));
+}
+
+#[test]
+fn empty_object_and_string_and_null() {
+    assert_eq!(reject(r#"{"resourceType":"Patient","maritalStatus":{}}"#).path.as_deref(), Some("Patient.maritalStatus"));
+    assert_eq!(reject(r#"{"resourceType":"Patient","gender":""}"#).path.as_deref(), Some("Patient.gender"));
+    assert_eq!(reject(r#"{"resourceType":"Patient","gender":null}"#).path.as_deref(), Some("Patient.gender"));
+}
+
+#[test]
+fn nulls_allowed_in_paired_primitive_arrays() {
+    let body = r#"{"resourceType":"Patient","name":[{"given":["A",null],"_given":[null,{"extension":[{"url":"http://x","valueString":"y"}]}]}]}"#;
+    parse_json(body.as_bytes()).unwrap();
+}
+
+#[test]
+fn strings_for_booleans_and_numbers() {
+    assert_eq!(reject(r#"{"resourceType":"Patient","active":"true"}"#).path.as_deref(), Some("Patient.active"));
+    let e = reject(r#"{"resourceType":"Patient","multipleBirthInteger":"2"}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.multipleBirthInteger"));
+}
+
+#[test]
+fn arrays_for_single_values_and_single_for_arrays() {
+    assert_eq!(reject(r#"{"resourceType":"Patient","birthDate":["1990-01-01"]}"#).path.as_deref(), Some("Patient.birthDate"));
+    assert_eq!(reject(r#"{"resourceType":"Patient","name":{"family":"X"}}"#).path.as_deref(), Some("Patient.name"));
+}
+
+#[test]
+fn unknown_element_is_located() {
+    let e = reject(r#"{"resourceType":"Patient","name":[{"family":"X","nickname":"Y"}]}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.name[0].nickname"));
+}
+
+#[test]
+fn wrong_resource_type() {
+    assert_eq!(reject(r#"{"resourceType":"Patientt"}"#).path.as_deref(), Some("resourceType"));
+    assert!(reject(r#"{"id":"x"}"#).message.contains("resourceType"));
+}
+
+#[test]
+fn modifier_extensions_are_rejected() {
+    let e = reject(r#"{"resourceType":"Patient","modifierExtension":[{"url":"http://example.org/x","valueBoolean":true}]}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.modifierExtension"));
+}
+
+#[test]
+fn duplicate_keys_are_rejected() {
+    assert!(reject(r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#).message.contains("twice"));
+}
+
+#[test]
+fn xml_round_trip() {
+    let body = r#"{"resourceType":"Patient","id":"a1","name":[{"family":"Nguyễn"}]}"#;
+    let value = parse_json(body.as_bytes()).unwrap();
+    let xml = json_to_xml(&value).unwrap();
+    assert!(xml.contains("<family value=\"Nguyễn\"/>"), "{xml}");
+    assert_eq!(parse_xml(xml.as_bytes()).unwrap(), value);
+}

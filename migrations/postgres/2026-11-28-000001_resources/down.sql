@@ -1,0 +1,2 @@
+DROP TABLE search_token;
+DROP TABLE resource_versions;

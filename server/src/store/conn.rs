@@ -1,0 +1,122 @@
+//! Connections: the backend is chosen from the URL scheme (diesel's own
+//! `MultiConnection::establish` tries every backend and hides the real error), SQLite gets
+//! its pragmas on connect, and migrations are embedded per backend.
+
+use std::path::Path;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// One connection to either backend; queries written once run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The database product behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// Splits `sqlite://PATH` into (Sqlite, PATH); `postgres://` and `postgresql://` URLs are
+    /// kept whole.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for any other scheme.
+    pub fn from_url(url: &str) -> Result<(Self, String), StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Config("database.url sqlite:// needs a file path".into()));
+            }
+            Ok((Backend::Sqlite, path.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok((Backend::Postgres, url.to_owned()))
+        } else {
+            Err(StoreError::Config(
+                "database.url must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+}
+
+/// Creates the folder of a SQLite file, so that the zero-setup start works.
+pub(super) fn prepare_sqlite_file(path: &str) -> Result<(), StoreError> {
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Config(format!("cannot create the folder {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// r2d2 manager that opens the configured backend and reports its real connection error.
+#[derive(Clone)]
+pub struct Manager {
+    backend: Backend,
+    target: String,
+}
+
+impl Manager {
+    pub(super) fn new(backend: Backend, target: String) -> Self {
+        Self { backend, target }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.target).map(DbConnection::Postgres),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)?;
+                // WAL lets readers run beside the single writer; synchronous=FULL makes every
+                // acknowledged commit survive power loss; busy_timeout covers checkpoints.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), diesel::ConnectionError> {
+        conn.ping().map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+pub(super) fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let applied = match conn {
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+pub(super) fn has_pending_migrations(conn: &mut DbConnection) -> Result<bool, StoreError> {
+    let pending = match conn {
+        DbConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+    };
+    pending.map_err(|e| StoreError::Migration(e.to_string()))
+}

@@ -1,0 +1,189 @@
+//! Durable storage of resource versions over PostgreSQL and SQLite with one set of diesel
+//! queries (`DbConnection` is a `diesel::MultiConnection`). No FHIR semantics live here:
+//! the service layer decides what to write; this layer writes it atomically.
+
+mod conn;
+mod error;
+mod models;
+mod queries;
+mod schema;
+
+pub use conn::{Backend, DbConnection};
+pub use error::StoreError;
+pub use models::{NewResourceVersion, NewTokenRow, ResourceRow};
+pub use queries::{HistoryQuery, Tx};
+
+use std::time::Duration;
+
+use diesel::r2d2::{Pool, PooledConnection};
+use diesel::Connection;
+
+use conn::Manager;
+
+/// Connection pools over one database. SQLite has a single writer connection so that write
+/// transactions queue in the pool instead of failing with `SQLITE_BUSY`; PostgreSQL reads
+/// and writes share one pool.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    read: Pool<Manager>,
+    write: Pool<Manager>,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub url: String,
+    /// Maximum open connections (readers, for SQLite).
+    pub pool_max_size: u32,
+    /// How long a request waits for a connection before the store reports itself busy.
+    pub acquire_timeout: Duration,
+}
+
+impl Store {
+    /// Opens the pools. Connections are made lazily, so a database that is down at start
+    /// does not stop the server; requests get 503 until it is back.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when the URL names no supported backend.
+    pub fn open(options: &StoreOptions) -> Result<Self, StoreError> {
+        let (backend, target) = Backend::from_url(&options.url)?;
+        let manager = Manager::new(backend, target.clone());
+        let build = |size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .min_idle(Some(0))
+                .connection_timeout(options.acquire_timeout)
+                .test_on_check_out(true)
+                .build_unchecked(manager.clone())
+        };
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                conn::prepare_sqlite_file(&target)?;
+                (build(options.pool_max_size.max(1)), build(1))
+            }
+            Backend::Postgres => {
+                let pool = build(options.pool_max_size.max(1));
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            backend,
+            read,
+            write,
+        })
+    }
+
+    /// Which database this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.writer()?;
+        conn::run_migrations(&mut conn)
+    }
+
+    /// Whether migrations are missing from the database.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub fn has_pending_migrations(&self) -> Result<bool, StoreError> {
+        let mut conn = self.writer()?;
+        conn::has_pending_migrations(&mut conn)
+    }
+
+    /// Checks that the database answers (used by `/health/ready`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader()?;
+        queries::ping(&mut conn)
+    }
+
+    /// Runs read-only queries on one pooled connection.
+    ///
+    /// # Errors
+    /// Whatever the queries or the pool report.
+    pub fn read<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.reader()?;
+        let mut tx = Tx::new(&mut conn, self.backend);
+        f(&mut tx)
+    }
+
+    /// Runs `f` in one database transaction, committed when it returns `Ok`. A write that
+    /// lost a race (unique violation, serialisation failure) is retried from the start a
+    /// few times, so concurrent updates queue rather than fail.
+    ///
+    /// # Errors
+    /// The error of `f`, or [`StoreError::Conflict`] when the retries are exhausted.
+    pub fn write<T, E>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError> + AsStoreError,
+    {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.writer()?;
+            let backend = self.backend;
+            let result = conn.transaction::<T, TxFailure<E>, _>(|c| {
+                let mut tx = Tx::new(c, backend);
+                f(&mut tx).map_err(TxFailure::Caller)
+            });
+            match result {
+                Ok(value) => return Ok(value),
+                Err(TxFailure::Caller(e)) => {
+                    let retry = matches!(e.as_store_error(), Some(StoreError::Conflict(_)));
+                    if !retry || attempt == ATTEMPTS {
+                        return Err(e);
+                    }
+                }
+                Err(TxFailure::Db(e)) => {
+                    let e = StoreError::from(e);
+                    if !matches!(e, StoreError::Conflict(_)) || attempt == ATTEMPTS {
+                        return Err(e.into());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2 * attempt as u64));
+        }
+    }
+
+    fn reader(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.read.get().map_err(StoreError::pool)
+    }
+
+    fn writer(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.write.get().map_err(StoreError::pool)
+    }
+}
+
+/// Lets [`Store::write`] see whether a caller's error came from the store and may be retried.
+pub trait AsStoreError {
+    /// The store error inside, if this is one.
+    fn as_store_error(&self) -> Option<&StoreError>;
+}
+
+impl AsStoreError for StoreError {
+    fn as_store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+enum TxFailure<E> {
+    Caller(E),
+    Db(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for TxFailure<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        TxFailure::Db(e)
+    }
+}
