@@ -1,9 +1,8 @@
 //! http.html#concurrency — https://hl7.org/fhir/R4/http.html#concurrency
 //!
-//! Concurrent writers must never lose versions nor create duplicates behind a conditional
-//! create ("Servers SHOULD ... ensure that ... concurrent updates ... are handled
-//! correctly"; http.html#ccreate: "One Match: The server ignores the post and returns 200
-//! OK").
+//! Concurrent writers must never lose versions (every update creates exactly one new
+//! version, http.html#update) nor create duplicates behind a conditional create
+//! (http.html#ccreate: "One Match: The server ignores the post and returns 200 OK").
 
 use conformance_tests::*;
 use std::collections::HashSet;

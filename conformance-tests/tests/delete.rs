@@ -20,9 +20,8 @@ fn delete_returns_200_or_204() {
     }
 }
 
-/// "A GET for a deleted resource returns a 410 status code" (http.html#read), and "once a
-/// resource is deleted ... subsequent non-version specific reads of a resource return a
-/// 410 HTTP status code".
+/// http.html#read: "A GET for a deleted resource returns a 410 status code"; after a
+/// delete, non-version specific reads of the resource return 410 Gone.
 #[test]
 fn read_after_delete_is_410_gone() {
     for s in servers() {
@@ -56,8 +55,8 @@ fn deleting_unknown_resource_is_200_or_204() {
     }
 }
 
-/// "the resource ... previous versions of the resource remain available via vread"
-/// (version history is retained).
+/// Delete removes only the current version: the version history is retained, so a vread
+/// of an earlier version still succeeds.
 #[test]
 fn vread_of_old_version_after_delete_is_200() {
     for s in servers() {

@@ -5,9 +5,8 @@
 
 use conformance_tests::*;
 
-/// http.html#errors: "the server SHOULD return an OperationOutcome resource ... that
-/// contains information about the error"; OperationOutcome.issue (1..*) has `severity`
-/// (1..1) and `code` (1..1).
+/// http.html#errors: on failure the server returns an OperationOutcome describing the
+/// error; OperationOutcome.issue (1..*) has `severity` (1..1) and `code` (1..1).
 #[test]
 fn errors_carry_operation_outcome() {
     for s in servers() {
@@ -28,9 +27,9 @@ fn errors_carry_operation_outcome() {
     }
 }
 
-/// http.html#transaction: "The request body SHALL be a Bundle resource with a Bundle.type
-/// = batch or transaction" — any other body posted to the base is a bad request, not a
-/// routing error.
+/// http.html#transaction: `POST [base]` carries a Bundle with Bundle.type `batch` or
+/// `transaction`; any other body posted to the base is a bad request (400), not a
+/// routing error (404/405).
 #[test]
 fn post_to_base_with_non_bundle_is_400() {
     for s in servers() {
@@ -43,8 +42,8 @@ fn post_to_base_with_non_bundle_is_400() {
     }
 }
 
-/// http.html#compression-style content coding (RFC 9110 §8.4): with
-/// `Accept-Encoding: gzip` the response is gzip-encoded.
+/// HTTP content coding (RFC 9110 §8.4.1 and §12.5.3 Accept-Encoding), which FHIR's
+/// RESTful API rides on: with `Accept-Encoding: gzip` the response is gzip-encoded.
 #[test]
 fn gzip_content_encoding() {
     for s in servers() {

@@ -7,6 +7,10 @@ use std::collections::HashSet;
 use std::thread::sleep;
 use std::time::Duration;
 
+/// Gap between versions in `_since` tests; over a second so the test also holds for
+/// servers that keep `lastUpdated` at second precision.
+const SINCE_GAP: Duration = Duration::from_millis(1100);
+
 /// Creates a Patient and updates it `updates` times; returns its id.
 fn patient_with_versions(s: &Server, family: &str, updates: usize) -> String {
     let created = s.create(&patient(family));
@@ -195,7 +199,7 @@ fn type_history_paging_has_no_repeats() {
 fn history_since_filters_older_versions() {
     for s in servers() {
         let old = s.create(&patient("Old"));
-        sleep(Duration::from_millis(50));
+        sleep(SINCE_GAP);
         let new = s.create(&patient("New"));
         let since = new["meta"]["lastUpdated"]
             .as_str()
@@ -247,7 +251,7 @@ fn instance_history_since() {
     for s in servers() {
         let created = s.create(&patient("Since"));
         let id = id_of(&created);
-        sleep(Duration::from_millis(50));
+        sleep(SINCE_GAP);
         let v2 = s
             .put(&format!("Patient/{id}"), &created)
             .expect_status(200)

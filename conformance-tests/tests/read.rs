@@ -105,8 +105,10 @@ fn vread_unknown_version_is_404() {
     }
 }
 
-/// cread: "If the client includes an If-None-Match header ... the server SHALL respond
-/// with a 304 Not Modified status if the content is unchanged" (ETag matches).
+/// cread: "Clients may use the If-Modified-Since, or If-None-Match HTTP header on a read
+/// request. If so, they SHALL accept either a 304 Not Modified as a valid status code on
+/// the response (which means that the content is unchanged since that date) or full
+/// content". Healthbook supports conditional reads, so a current ETag yields 304.
 #[test]
 fn conditional_read_if_none_match_current_is_304() {
     for s in servers() {
@@ -138,8 +140,8 @@ fn conditional_read_if_none_match_stale_is_200() {
     }
 }
 
-/// cread: "If-Modified-Since ... the server SHALL respond with a 304 Not Modified status
-/// if the content is unchanged" since that instant; an older instant yields 200.
+/// cread (see above): `If-Modified-Since` at the resource's Last-Modified yields 304 Not
+/// Modified ("the content is unchanged since that date"); an older date yields 200.
 #[test]
 fn conditional_read_if_modified_since() {
     for s in servers() {

@@ -59,6 +59,19 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
     Ok(canonical)
 }
 
+/// Brings a resource assembled by the server (a patch result) into canonical form: the
+/// json.html rules are checked, and the R4 model puts single values of repeating elements
+/// into arrays and orders the elements.
+///
+/// # Errors
+/// A [`FormatError`] when the resource is not valid FHIR R4.
+pub fn normalize(resource: Value) -> Result<Value, FormatError> {
+    let resource_type = check::resource_type(&resource)?.to_owned();
+    check::json_rules(&resource, &resource_type)?;
+    let model = model_from_json(resource, &resource_type)?;
+    model_to_json(model)
+}
+
 /// Parses a FHIR XML resource strictly and returns it as canonical FHIR JSON.
 ///
 /// # Errors

@@ -181,7 +181,11 @@ impl<'c> Tx<'c> {
         diesel::delete(st::table.filter(st::res_type.eq(res_type)).filter(st::res_id.eq(res_id)))
             .execute(self.conn)?;
         if !rows.is_empty() {
-            diesel::insert_into(st::table).values(rows).execute(self.conn)?;
+            // Multi-row VALUES is backend-specific in diesel, so dispatch on the backend.
+            match &mut *self.conn {
+                DbConnection::Postgres(c) => diesel::insert_into(st::table).values(rows).execute(c)?,
+                DbConnection::Sqlite(c) => diesel::insert_into(st::table).values(rows).execute(c)?,
+            };
         }
         Ok(())
     }

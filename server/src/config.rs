@@ -1,0 +1,191 @@
+//! Settings, layered: `config/default.toml` (embedded in the binary) < the overlay
+//! `config/$HEALTHBOOK_ENV.toml` < environment variables `HEALTHBOOK__SECTION__KEY`.
+//! Unknown keys and invalid values stop start-up with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// All settings of a Healthbook process.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on (host:port).
+    pub bind: String,
+    /// Public FHIR base URL, including `/fhir`; empty means `http://<bind>/fhir`.
+    pub base_url: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub url: String,
+    /// Most connections open at once.
+    pub pool_max_size: u32,
+    /// Milliseconds a request waits for a connection before a 503.
+    pub acquire_timeout_ms: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `healthbook=debug`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that stops start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads settings for `HEALTHBOOK_ENV` from `config_dir` and the process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key for unknown keys or invalid values.
+    pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Ok(env) = std::env::var("HEALTHBOOK_ENV") {
+            let overlay = config_dir.join(format!("{env}.toml"));
+            if !overlay.exists() {
+                return Err(ConfigError(format!(
+                    "HEALTHBOOK_ENV={env} but {} does not exist",
+                    overlay.display()
+                )));
+            }
+            builder = builder.add_source(File::from(overlay));
+        }
+        let settings: Settings = builder
+            .add_source(
+                Environment::with_prefix("HEALTHBOOK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The embedded defaults alone.
+    pub fn defaults() -> Self {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .expect("config/default.toml is valid")
+    }
+
+    /// Checks values the types cannot.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            return fail("server.bind", "must be host:port with an IP address, e.g. 127.0.0.1:8080");
+        }
+        if !self.server.base_url.is_empty() {
+            match url::Url::parse(&self.server.base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.query().is_none() => {}
+                _ => return fail("server.base_url", "must be an absolute http(s) URL without a query, e.g. https://fhir.example.org/fhir"),
+            }
+        }
+        if self.server.body_limit_bytes == 0 {
+            return fail("server.body_limit_bytes", "must be more than 0");
+        }
+        if !(self.database.url.starts_with("sqlite://")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return fail("database.url", "must start with sqlite:// or postgres://");
+        }
+        if !(1..=1000).contains(&self.database.pool_max_size) {
+            return fail("database.pool_max_size", "must be between 1 and 1000");
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return fail("database.acquire_timeout_ms", "must be more than 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let s = Settings::defaults();
+        s.validate().unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.database.url, "sqlite://./data/healthbook.db");
+    }
+
+    #[test]
+    fn overlays_parse() {
+        for name in ["local", "production"] {
+            let s: Settings = Config::builder()
+                .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+                .add_source(File::with_name(&format!("../config/{name}.toml")))
+                .build()
+                .and_then(Config::try_deserialize)
+                .unwrap();
+            s.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str("[server]\nbindd = \"x\"", FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize::<Settings>)
+            .unwrap_err();
+        assert!(e.to_string().contains("bindd"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let mut s = Settings::defaults();
+        s.server.bind = "localhost".into();
+        assert!(s.validate().unwrap_err().to_string().contains("server.bind"));
+        let mut s = Settings::defaults();
+        s.database.url = "mysql://x".into();
+        assert!(s.validate().unwrap_err().to_string().contains("database.url"));
+    }
+}

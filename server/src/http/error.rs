@@ -1,0 +1,153 @@
+//! Every non-2xx answer is an OperationOutcome (operationoutcome.html), with the status
+//! chosen in one table here. A 5xx body carries only a generic sentence and the request
+//! id; the cause is logged once, here.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// The code system of Healthbook's stable error codes (in `issue.details.coding`).
+pub const ERROR_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/error";
+
+/// An error answer: status, issue type, stable code, message and location.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// IssueType code (http://hl7.org/fhir/issue-type).
+    pub issue_type: &'static str,
+    /// Stable Healthbook code, e.g. `HB-INVALID`.
+    pub code: &'static str,
+    pub message: String,
+    pub expression: Option<String>,
+    /// Seconds, for 503.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with the given status and description.
+    pub fn new(status: StatusCode, issue_type: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            issue_type,
+            code,
+            message: message.into(),
+            expression: None,
+            retry_after: None,
+        }
+    }
+
+    /// A 400 about the request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", "HB-INVALID", message)
+    }
+
+    /// With the location of the offending element or parameter.
+    pub fn at(mut self, expression: Option<String>) -> Self {
+        self.expression = expression;
+        self
+    }
+
+    /// The OperationOutcome body.
+    pub fn outcome(&self) -> Value {
+        let mut issue = json!({
+            "severity": if self.status.is_server_error() { "fatal" } else { "error" },
+            "code": self.issue_type,
+            "details": {
+                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.code}],
+                "text": self.message,
+            },
+        });
+        if let Some(expression) = &self.expression {
+            issue["expression"] = json!([expression]);
+        }
+        json!({"resourceType": "OperationOutcome", "issue": [issue]})
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, "application/fhir+json; charset=utf-8"));
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(self.outcome().to_string())
+    }
+}
+
+/// The one table from service categories to HTTP statuses.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use StatusCode as S;
+        match e {
+            ServiceError::Invalid { message, path } => {
+                ApiError::new(S::BAD_REQUEST, "invalid", "HB-INVALID", message).at(path)
+            }
+            ServiceError::NotFound(message) => ApiError::new(S::NOT_FOUND, "not-found", "HB-NOT-FOUND", message),
+            ServiceError::Gone { res_type, id } => ApiError::new(
+                S::GONE,
+                "deleted",
+                "HB-DELETED",
+                format!("{res_type}/{id} has been deleted; its history is still available."),
+            ),
+            ServiceError::PreconditionFailed(message) => {
+                ApiError::new(S::PRECONDITION_FAILED, "conflict", "HB-PRECONDITION", message)
+            }
+            ServiceError::Unprocessable { message, path } => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "processing", "HB-UNPROCESSABLE", message).at(path)
+            }
+            ServiceError::NotAllowed(message) => {
+                ApiError::new(S::METHOD_NOT_ALLOWED, "not-supported", "HB-NOT-ALLOWED", message)
+            }
+            ServiceError::Store(StoreError::Unavailable(cause)) => {
+                tracing::warn!(error.cause = %cause, "database unavailable");
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        S::SERVICE_UNAVAILABLE,
+                        "transient",
+                        "HB-UNAVAILABLE",
+                        "The service is temporarily unavailable; retry after a few seconds.",
+                    )
+                }
+            }
+            ServiceError::Store(StoreError::Conflict(cause)) => {
+                tracing::info!(error.cause = %cause, "write conflict after retries");
+                ApiError::new(
+                    S::CONFLICT,
+                    "conflict",
+                    "HB-CONFLICT",
+                    "The resource was changed by concurrent requests; retry the request.",
+                )
+            }
+            other => {
+                tracing::error!(error.cause = %other, error.debug = ?other, "internal failure");
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    "HB-INTERNAL",
+                    "An internal error occurred; it has been logged.",
+                )
+            }
+        }
+    }
+}
+
+impl From<fhir_format::FormatError> for ApiError {
+    fn from(e: fhir_format::FormatError) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "structure", "HB-FORMAT", e.message).at(e.path)
+    }
+}

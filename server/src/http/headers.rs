@@ -1,0 +1,114 @@
+//! Request headers of the RESTful API: `If-Match`, `If-None-Match`, `If-Modified-Since`,
+//! `If-None-Exist` (http.html#concurrency, #cread, #ccreate) and `Prefer`
+//! (http.html#ops: `return=minimal|representation|OperationOutcome`).
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use chrono::DateTime;
+
+use super::error::ApiError;
+
+/// What the client prefers to get back from a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferReturn {
+    Minimal,
+    Representation,
+    OperationOutcome,
+}
+
+/// `Prefer: return=...`, representation when absent or unknown (a preference, not a demand).
+pub fn prefer_return(req: &HttpRequest) -> PreferReturn {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .find_map(|p| match p.trim().strip_prefix("return=")?.trim_matches('"') {
+            "minimal" => Some(PreferReturn::Minimal),
+            "representation" => Some(PreferReturn::Representation),
+            "OperationOutcome" => Some(PreferReturn::OperationOutcome),
+            _ => None,
+        })
+        .unwrap_or(PreferReturn::Representation)
+}
+
+/// The version named by `If-Match` (`W/"3"`, `"3"`).
+///
+/// # Errors
+/// 400 when the header is not a version ETag.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    match req.headers().get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(parse_etag)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request("If-Match must be a version ETag such as W/\"3\".")
+                    .at(Some("If-Match".into()))
+            }),
+    }
+}
+
+/// Whether `If-None-Match` names the current version (or `*`): the client's copy is fresh.
+pub fn if_none_match_hits(req: &HttpRequest, version_id: i64) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version_id)))
+}
+
+/// Whether the resource is unchanged since `If-Modified-Since` (HTTP dates have whole
+/// seconds, so the comparison is by second).
+pub fn not_modified_since(req: &HttpRequest, last_updated_ms: i64) -> bool {
+    req.headers()
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        .is_some_and(|since| last_updated_ms.div_euclid(1000) <= since.timestamp())
+}
+
+/// `If-None-Exist` criteria (http.html#ccreate), a query string without `?`.
+pub fn if_none_exist(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("if-none-exist")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            // Some clients send the whole URL or `Patient?identifier=...`.
+            v.split_once('?').map_or(v, |(_, q)| q).to_owned()
+        })
+}
+
+/// An HTTP-date (`Last-Modified`) for milliseconds since the epoch.
+pub fn http_date(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn parse_etag(tag: &str) -> Option<i64> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags() {
+        assert_eq!(parse_etag("W/\"3\""), Some(3));
+        assert_eq!(parse_etag("\"12\""), Some(12));
+        assert_eq!(parse_etag("W/\"x\""), None);
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        let text = http_date(1_767_225_600_000);
+        assert_eq!(text, "Thu, 01 Jan 2026 00:00:00 GMT");
+        assert_eq!(DateTime::parse_from_rfc2822(&text).unwrap().timestamp(), 1_767_225_600);
+    }
+}

@@ -1,0 +1,26 @@
+//! FHIR create and conditional create — https://hl7.org/fhir/R4/http.html#create,
+//! https://hl7.org/fhir/R4/http.html#ccreate
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::http::error::ApiError;
+use crate::http::format::{parse_resource, Representation};
+use crate::http::headers::if_none_exist;
+use crate::http::respond::{self, read_body, AppState};
+
+/// `POST [base]/[type]` (with optional `If-None-Exist`)
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(&req)?;
+    let body = read_body(payload, state.body_limit).await?;
+    let resource = parse_resource(&req, &body)?;
+    let written = state
+        .service
+        .create(path.into_inner(), resource, if_none_exist(&req))
+        .await?;
+    respond::written(&req, &written, &repr, state.service.base_url())
+}

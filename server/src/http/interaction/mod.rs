@@ -1,0 +1,12 @@
+//! One handler file per FHIR interaction, named as in http.html.
+
+pub mod batch;
+pub mod capabilities;
+pub mod create;
+pub mod delete;
+pub mod health;
+pub mod history;
+pub mod patch;
+pub mod read;
+pub mod update;
+pub mod vread;

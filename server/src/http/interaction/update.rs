@@ -1,0 +1,43 @@
+//! FHIR update and conditional update — https://hl7.org/fhir/R4/http.html#update,
+//! https://hl7.org/fhir/R4/http.html#cond-update
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::http::error::ApiError;
+use crate::http::format::{parse_resource, Representation};
+use crate::http::headers::if_match;
+use crate::http::respond::{self, read_body, AppState};
+
+/// `PUT [base]/[type]/[id]`
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(&req)?;
+    let expected = if_match(&req)?;
+    let body = read_body(payload, state.body_limit).await?;
+    let resource = parse_resource(&req, &body)?;
+    let (res_type, id) = path.into_inner();
+    let written = state.service.update(res_type, id, resource, expected).await?;
+    respond::written(&req, &written, &repr, state.service.base_url())
+}
+
+/// `PUT [base]/[type]?[criteria]`
+pub async fn conditional_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(&req)?;
+    let expected = if_match(&req)?;
+    let body = read_body(payload, state.body_limit).await?;
+    let resource = parse_resource(&req, &body)?;
+    let written = state
+        .service
+        .conditional_update(path.into_inner(), req.query_string().to_owned(), resource, expected)
+        .await?;
+    respond::written(&req, &written, &repr, state.service.base_url())
+}

@@ -1,0 +1,82 @@
+//! Per-request context: a request id (a well-formed incoming `X-Request-Id` is honoured and
+//! always echoed), one access-log line with the route *template*, status and duration (no
+//! query strings, bodies, identifiers or tokens: no patient data in logs), and server
+//! errors scrubbed to a generic OperationOutcome that names only the request id.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpResponse};
+use serde_json::json;
+use tracing::Instrument;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The middleware function (wrap with `actix_web::middleware::from_fn`).
+///
+/// # Errors
+/// Only what the wrapped service returns.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_well_formed(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %request_id, http.method = %method);
+    let response = next.call(req).instrument(span.clone()).await?;
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::info!(
+            http.route = %route,
+            http.status = status.as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    let mut response = if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        scrub(response, &request_id)
+    } else {
+        response.map_into_boxed_body()
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// Replaces a 5xx body with a generic OperationOutcome (no cause, no data).
+fn scrub(response: ServiceResponse<impl MessageBody + 'static>, request_id: &str) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let outcome = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{
+            "severity": "fatal",
+            "code": if status == actix_web::http::StatusCode::NOT_IMPLEMENTED { "not-supported" } else { "exception" },
+            "details": {"text": if status == actix_web::http::StatusCode::NOT_IMPLEMENTED {
+                "This interaction is not available in this server version yet.".to_owned()
+            } else {
+                format!("An internal error occurred (request id {request_id}).")
+            }},
+        }]
+    });
+    let (req, _) = response.into_parts();
+    let body = HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/fhir+json; charset=utf-8"))
+        .body(outcome.to_string());
+    ServiceResponse::new(req, body)
+}
+
+fn is_well_formed(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}

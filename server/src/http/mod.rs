@@ -1,0 +1,83 @@
+//! The HTTP layer: the only module that knows actix-web. Routes, content negotiation,
+//! headers and OperationOutcome answers; FHIR semantics are the service's.
+
+mod error;
+mod format;
+mod headers;
+pub mod interaction;
+mod middleware;
+mod respond;
+
+pub use error::ApiError;
+pub use respond::AppState;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use interaction::{batch, capabilities, create, delete, health, history, patch, read, update, vread};
+
+/// Registers every route under `/fhir` plus the health endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready))
+        .service(
+            web::scope("/fhir")
+                .route("", web::post().to(batch::batch))
+                .route("/", web::post().to(batch::batch))
+                .route("/metadata", web::get().to(capabilities::capabilities))
+                .route("/metadata", web::head().to(capabilities::capabilities))
+                .route("/_history", web::get().to(history::history_system))
+                .service(
+                    web::resource("/{type}")
+                        .route(web::post().to(create::create))
+                        .route(web::put().to(update::conditional_update))
+                        .route(web::delete().to(delete::conditional_delete))
+                        .route(web::get().to(search_not_yet))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route("/{type}/_history", web::get().to(history::history_type))
+                .service(
+                    web::resource("/{type}/{id}")
+                        .route(web::get().to(read::read))
+                        .route(web::head().to(read::read))
+                        .route(web::put().to(update::update))
+                        .route(web::patch().to(patch::patch))
+                        .route(web::delete().to(delete::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route("/{type}/{id}/_history", web::get().to(history::history_instance))
+                .route("/{type}/{id}/_history/{vid}", web::get().to(vread::vread))
+                .route("/{type}/{id}/_history/{vid}", web::head().to(vread::vread)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// The middleware every request passes through (request id, access log, 5xx scrub).
+pub use middleware::request_context;
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "HB-NO-ROUTE",
+        "There is nothing at this address; the FHIR API is under /fhir.",
+    ))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "not-supported",
+        "HB-METHOD",
+        "This HTTP method is not supported at this address.",
+    ))
+}
+
+async fn search_not_yet() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not-supported",
+        "HB-NOT-IMPLEMENTED",
+        "Search is not available in this server version yet.",
+    ))
+}

@@ -1,0 +1,107 @@
+//! Building answers that carry a resource: status, `ETag`, `Last-Modified`, `Location`
+//! (absolute, from `server.base_url`) and the body the client prefers (http.html#ops).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::format::Representation;
+use super::headers::{http_date, prefer_return, PreferReturn};
+use crate::service::{StoredResource, Written};
+
+/// Shared state of the handlers.
+pub struct AppState {
+    pub service: crate::service::Service,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// Reads the request body up to the configured limit.
+///
+/// # Errors
+/// 413 when the body is larger than `server.body_limit_bytes`; 400 if the client broke
+/// the upload off.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-costly",
+                "HB-TOO-LARGE",
+                format!("The request body is larger than this server accepts ({limit} bytes)."),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A read/vread answer: 200 with the resource and its version headers.
+///
+/// # Errors
+/// Rendering failures (500).
+pub fn resource(r: &StoredResource, repr: &Representation) -> Result<HttpResponse, ApiError> {
+    let body = repr.render(r.content.as_deref().unwrap_or("{}"))?;
+    Ok(with_version_headers(&mut HttpResponse::Ok(), r)
+        .insert_header((header::CONTENT_TYPE, repr.content_type()))
+        .body(body))
+}
+
+/// 304 Not Modified for a conditional read that hit.
+pub fn not_modified(r: &StoredResource) -> HttpResponse {
+    with_version_headers(&mut HttpResponse::NotModified(), r).finish()
+}
+
+/// The answer to create, update or patch: 201 or 200, `Location` and version headers, and
+/// the body `Prefer: return` asks for.
+///
+/// # Errors
+/// Rendering failures (500).
+pub fn written(
+    req: &HttpRequest,
+    w: &Written,
+    repr: &Representation,
+    base_url: &str,
+) -> Result<HttpResponse, ApiError> {
+    let r = &w.resource;
+    let mut builder = if w.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    with_version_headers(&mut builder, r);
+    builder.insert_header((
+        header::LOCATION,
+        format!("{base_url}/{}/{}/_history/{}", r.res_type, r.id, r.version_id),
+    ));
+    match prefer_return(req) {
+        PreferReturn::Minimal => Ok(builder.finish()),
+        PreferReturn::Representation => {
+            let body = repr.render(r.content.as_deref().unwrap_or("{}"))?;
+            Ok(builder.insert_header((header::CONTENT_TYPE, repr.content_type())).body(body))
+        }
+        PreferReturn::OperationOutcome => {
+            let what = if w.created { "created" } else { "stored" };
+            let mut outcome = json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "information",
+                    "code": "informational",
+                    "details": {"text": format!("{}/{} version {} {what}.", r.res_type, r.id, r.version_id)}
+                }]
+            });
+            let body = repr.render_value(&mut outcome)?;
+            Ok(builder.insert_header((header::CONTENT_TYPE, repr.content_type())).body(body))
+        }
+    }
+}
+
+fn with_version_headers<'a>(
+    builder: &'a mut actix_web::HttpResponseBuilder,
+    r: &StoredResource,
+) -> &'a mut actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((header::ETAG, r.etag()))
+        .insert_header((header::LAST_MODIFIED, http_date(r.last_updated)))
+}

@@ -1,0 +1,68 @@
+//! FHIR delete and conditional delete — https://hl7.org/fhir/R4/http.html#delete,
+//! https://hl7.org/fhir/R4/http.html#cdelete
+
+use super::stored::now_ms;
+use super::{ensure_id, ensure_type, Criteria, Service, ServiceError};
+use crate::store::{NewResourceVersion, StoreError, Tx};
+
+impl Service {
+    /// Deletes `res_type/id`, leaving a version that records the deletion; a later read is
+    /// 410 Gone. Deleting what does not exist or is already deleted succeeds and changes
+    /// nothing (http.html#delete). Returns the version id of the deletion, if one was made.
+    ///
+    /// # Errors
+    /// 404 for an unknown type, store failures.
+    pub async fn delete(&self, res_type: String, id: String) -> Result<Option<i64>, ServiceError> {
+        ensure_type(&res_type)?;
+        ensure_id(&id)?;
+        self.write_tx(move |tx| remove(tx, &res_type, &id)).await
+    }
+
+    /// Deletes the one resource matching `criteria` (none: nothing to do; several: 412,
+    /// http.html#cdelete).
+    ///
+    /// # Errors
+    /// 400 for bad criteria, 412 for several matches, store failures.
+    pub async fn conditional_delete(
+        &self,
+        res_type: String,
+        criteria: String,
+    ) -> Result<Option<i64>, ServiceError> {
+        ensure_type(&res_type)?;
+        let criteria = Criteria::parse(&criteria)?;
+        self.write_tx(move |tx| {
+            super::create::lock_all(tx, criteria.lock_keys(&res_type))?;
+            match criteria.matches(tx, &res_type)?.as_slice() {
+                [] => Ok(None),
+                [id] => remove(tx, &res_type, id),
+                several => Err(ServiceError::PreconditionFailed(format!(
+                    "The criteria match {} resources; a conditional delete removes at most one.",
+                    several.len()
+                ))),
+            }
+        })
+        .await
+    }
+}
+
+fn remove(tx: &mut Tx<'_>, res_type: &str, id: &str) -> Result<Option<i64>, ServiceError> {
+    let Some(current) = tx.current(res_type, id)?.filter(|r| !r.deleted) else {
+        return Ok(None);
+    };
+    if !tx.retire(res_type, id, current.version_id)? {
+        return Err(StoreError::Conflict("the resource was changed by a concurrent request".into()).into());
+    }
+    let version_id = current.version_id + 1;
+    tx.insert(&NewResourceVersion {
+        res_type: res_type.to_owned(),
+        res_id: id.to_owned(),
+        version_id,
+        is_current: true,
+        deleted: true,
+        method: "DELETE".to_owned(),
+        last_updated: now_ms(),
+        content: None,
+    })?;
+    tx.replace_tokens(res_type, id, &[])?;
+    Ok(Some(version_id))
+}

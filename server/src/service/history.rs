@@ -1,0 +1,190 @@
+//! FHIR history — https://hl7.org/fhir/R4/http.html#history
+//!
+//! Instance, type and system history as a Bundle of type `history`, newest version first,
+//! with `_count` and `_since`. Pages continue through a `next` link that carries a cursor
+//! (the position of the last version shown), so paging never skips or repeats versions
+//! when writes happen in between and never scans past an offset.
+
+use chrono::{DateTime, NaiveDate};
+use serde_json::json;
+
+use super::bundle::BundleWriter;
+use super::{ensure_id, ensure_type, instant, Service, ServiceError, StoredResource};
+use crate::store::HistoryQuery;
+
+/// Default and largest page sizes.
+const DEFAULT_COUNT: i64 = 50;
+const MAX_COUNT: i64 = 1000;
+
+/// Whose history is listed.
+#[derive(Debug, Clone)]
+pub enum HistoryScope {
+    System,
+    Type(String),
+    Instance(String, String),
+}
+
+/// The parameters of a history interaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryParams {
+    count: Option<i64>,
+    since: Option<(i64, String)>,
+    cursor: Option<i64>,
+}
+
+impl HistoryParams {
+    /// Reads `_count`, `_since` and the paging cursor from a query string; other
+    /// parameters (`_format`, `_pretty`) are the response's business.
+    ///
+    /// # Errors
+    /// 400 naming the parameter when a value is malformed.
+    pub fn parse(query: &str) -> Result<Self, ServiceError> {
+        let mut params = HistoryParams::default();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "_count" => {
+                    let count = value.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                        ServiceError::invalid_at("_count", "_count must be a whole number, 0 or more.")
+                    })?;
+                    params.count = Some(count.min(MAX_COUNT));
+                }
+                "_since" => {
+                    let ms = parse_instant(&value).ok_or_else(|| {
+                        ServiceError::invalid_at(
+                            "_since",
+                            "_since must be an instant such as 2026-01-31T08:00:00Z (or a date).",
+                        )
+                    })?;
+                    params.since = Some((ms, value.into_owned()));
+                }
+                "_cursor" => {
+                    params.cursor = Some(value.parse().map_err(|_| {
+                        ServiceError::invalid_at("_cursor", "The paging cursor is not valid.")
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+}
+
+fn parse_instant(value: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.timestamp_millis());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+impl Service {
+    /// A history Bundle (JSON) for `scope`.
+    ///
+    /// # Errors
+    /// 404 for an unknown type, or an unknown instance, store failures.
+    pub async fn history(&self, scope: HistoryScope, params: HistoryParams) -> Result<String, ServiceError> {
+        let (res_type, res_id, path) = match &scope {
+            HistoryScope::System => (None, None, "_history".to_owned()),
+            HistoryScope::Type(t) => {
+                ensure_type(t)?;
+                (Some(t.clone()), None, format!("{t}/_history"))
+            }
+            HistoryScope::Instance(t, id) => {
+                ensure_type(t)?;
+                ensure_id(id)?;
+                (Some(t.clone()), Some(id.clone()), format!("{t}/{id}/_history"))
+            }
+        };
+        let count = params.count.unwrap_or(DEFAULT_COUNT);
+        let query = HistoryQuery {
+            res_type,
+            res_id,
+            since: params.since.as_ref().map(|(ms, _)| *ms),
+            before_seq: params.cursor,
+            limit: count + 1,
+        };
+        let instance = matches!(scope, HistoryScope::Instance(..));
+        let (rows, total) = self
+            .read_tx(move |tx| {
+                let rows = tx.history(&query)?;
+                let total = tx.history_total(&query)?;
+                Ok((rows, total))
+            })
+            .await?;
+        if instance && total == 0 {
+            return Err(ServiceError::NotFound(format!("{path} has no versions: the resource is not known.")));
+        }
+        let has_more = rows.len() as i64 > count;
+        let shown: Vec<_> = rows.into_iter().take(count as usize).collect();
+
+        let base = self.base_url();
+        let mut common = vec![format!("_count={count}")];
+        if let Some((_, since)) = &params.since {
+            common.push(format!("_since={}", encode(since)));
+        }
+        let link = |cursor: Option<i64>| {
+            let mut q = common.clone();
+            if let Some(c) = cursor {
+                q.push(format!("_cursor={c}"));
+            }
+            format!("{base}/{path}?{}", q.join("&"))
+        };
+        let mut links = vec![("self", link(params.cursor))];
+        if has_more {
+            links.push(("next", link(shown.last().map(|r| r.seq))));
+        }
+        let mut bundle = BundleWriter::new("history", Some(total), &links);
+        for row in shown {
+            let r = StoredResource::from(row);
+            let full_url = format!("{base}/{}/{}", r.res_type, r.id);
+            let (request_url, status) = match r.method.as_str() {
+                "POST" => (r.res_type.clone(), "201 Created"),
+                "DELETE" => (format!("{}/{}", r.res_type, r.id), "204 No Content"),
+                _ if r.version_id == 1 => (format!("{}/{}", r.res_type, r.id), "201 Created"),
+                _ => (format!("{}/{}", r.res_type, r.id), "200 OK"),
+            };
+            bundle.entry(
+                &full_url,
+                r.content.as_deref(),
+                &[
+                    ("request", json!({"method": r.method, "url": request_url})),
+                    (
+                        "response",
+                        json!({"status": status, "etag": r.etag(), "lastModified": instant(r.last_updated)}),
+                    ),
+                ],
+            );
+        }
+        Ok(bundle.finish())
+    }
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_count_since_and_cursor() {
+        let p = HistoryParams::parse("_count=5&_since=2026-01-01T00:00:00Z&_cursor=17&_format=json").unwrap();
+        assert_eq!(p.count, Some(5));
+        assert_eq!(p.since.unwrap().0, 1_767_225_600_000);
+        assert_eq!(p.cursor, Some(17));
+        assert_eq!(HistoryParams::parse("_since=2026-01-01").unwrap().since.unwrap().0, 1_767_225_600_000);
+    }
+
+    #[test]
+    fn rejects_malformed_values_naming_the_parameter() {
+        for q in ["_count=-1", "_count=x", "_since=yesterday", "_cursor=abc"] {
+            match HistoryParams::parse(q) {
+                Err(ServiceError::Invalid { path: Some(p), .. }) => assert!(q.starts_with(&p)),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+}

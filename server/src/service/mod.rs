@@ -1,0 +1,123 @@
+//! FHIR semantics: versioning, conditional interactions, history, patch. Knows neither
+//! HTTP nor SQL; `http/` calls it, it calls `store/`.
+
+mod bundle;
+mod conditional;
+mod create;
+mod delete;
+mod error;
+mod history;
+mod index;
+mod patch;
+mod read;
+pub mod shape;
+mod stored;
+mod update;
+
+pub use conditional::Criteria;
+pub use error::ServiceError;
+pub use history::{HistoryParams, HistoryScope};
+pub use patch::Patch;
+pub use stored::{instant, StoredResource};
+
+use serde_json::Value;
+
+use crate::store::{Store, StoreError, Tx};
+
+/// The outcome of a write: the version now current, and whether a resource was created
+/// (201) rather than updated or found (200).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub resource: StoredResource,
+    pub created: bool,
+}
+
+/// The FHIR service over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    base_url: String,
+}
+
+impl Service {
+    /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`).
+    pub fn new(store: Store, base_url: String) -> Self {
+        Self {
+            store,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The FHIR base URL links are built from.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.ping().map_err(ServiceError::from)).await
+    }
+
+    async fn read_tx<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.read(f).map_err(ServiceError::from)).await
+    }
+
+    async fn write_tx<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut Tx<'_>) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.write(f)).await
+    }
+}
+
+/// Runs blocking database work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| ServiceError::Fault(e.to_string()))?
+}
+
+/// Checks that `res_type` is an R4 resource type (404 otherwise, http.html#read).
+fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
+    if fhir_format::is_resource_type(res_type) {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(format!(
+            "'{res_type}' is not a FHIR R4 resource type."
+        )))
+    }
+}
+
+/// Checks that a body's resourceType is the type the URL names (http.html#create: 400).
+fn ensure_body_type(res_type: &str, resource: &Value) -> Result<(), ServiceError> {
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some(t) if t == res_type => Ok(()),
+        Some(t) => Err(ServiceError::invalid_at(
+            "resourceType",
+            format!("The body is a {t}, but the URL is for {res_type}."),
+        )),
+        None => Err(ServiceError::invalid("The body has no resourceType.")),
+    }
+}
+
+fn ensure_id(id: &str) -> Result<(), ServiceError> {
+    if stored::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(
+            "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).".into(),
+        ))
+    }
+}

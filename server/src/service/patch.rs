@@ -1,0 +1,112 @@
+//! FHIR patch — https://hl7.org/fhir/R4/http.html#patch
+//!
+//! Two patch formats: JSON Patch (RFC 6902, `application/json-patch+json`) and FHIRPath
+//! Patch (a Parameters resource, https://hl7.org/fhir/R4/fhirpatch.html). The patched
+//! resource goes through the same strict checks as a created one; a patch that would
+//! produce an invalid resource, change the id or the type, or whose JSON Patch `test`
+//! fails is 422 and writes nothing.
+
+mod fhirpath;
+
+use serde_json::Value;
+
+use super::update::put;
+use super::{ensure_id, ensure_type, Service, ServiceError, Written};
+
+/// A parsed patch document.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// RFC 6902 operations.
+    Json(json_patch::Patch),
+    /// The operations of a FHIRPath Patch Parameters resource.
+    FhirPath(Vec<fhirpath::Operation>),
+}
+
+impl Patch {
+    /// Reads a JSON Patch document.
+    ///
+    /// # Errors
+    /// 400 when the body is not a JSON Patch array of operations.
+    pub fn json_patch(body: &[u8]) -> Result<Self, ServiceError> {
+        serde_json::from_slice(body)
+            .map(Patch::Json)
+            .map_err(|e| ServiceError::invalid(format!("The body is not a valid JSON Patch document: {e}.")))
+    }
+
+    /// Reads a FHIRPath Patch from a (strictly parsed) Parameters resource.
+    ///
+    /// # Errors
+    /// 400 when the Parameters do not describe FHIRPath Patch operations.
+    pub fn fhirpath_patch(parameters: &Value) -> Result<Self, ServiceError> {
+        if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+            return Err(ServiceError::invalid(
+                "A FHIRPath Patch is a Parameters resource (fhirpatch.html).",
+            ));
+        }
+        fhirpath::parse(parameters).map(Patch::FhirPath)
+    }
+
+    fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
+        match self {
+            Patch::Json(patch) => json_patch::patch(resource, patch).map_err(|e| ServiceError::Unprocessable {
+                message: format!("The JSON Patch cannot be applied: {e}."),
+                path: None,
+            }),
+            Patch::FhirPath(operations) => {
+                for (i, operation) in operations.iter().enumerate() {
+                    operation.apply(resource).map_err(|message| ServiceError::Unprocessable {
+                        message,
+                        path: Some(format!("Parameters.parameter[{i}]")),
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Applies `patch` to the current version of `res_type/id` and stores the result as
+    /// the next version.
+    ///
+    /// # Errors
+    /// 404/410 for a missing or deleted resource, 412 on a stale `if_match`, 422 when the
+    /// patch cannot be applied or its result is invalid.
+    pub async fn patch(
+        &self,
+        res_type: String,
+        id: String,
+        patch: Patch,
+        if_match: Option<i64>,
+    ) -> Result<Written, ServiceError> {
+        ensure_type(&res_type)?;
+        ensure_id(&id)?;
+        self.write_tx(move |tx| {
+            let current = tx.current(&res_type, &id)?;
+            let content = match current {
+                None => return Err(ServiceError::NotFound(format!("{res_type}/{id} is not known."))),
+                Some(row) if row.deleted => {
+                    return Err(ServiceError::Gone { res_type: res_type.clone(), id: id.clone() })
+                }
+                Some(row) => row.content.unwrap_or_default(),
+            };
+            let mut resource: Value = serde_json::from_str(&content)
+                .map_err(|e| ServiceError::Fault(format!("stored JSON unreadable: {e}")))?;
+            patch.apply(&mut resource)?;
+            if resource.get("id").and_then(Value::as_str) != Some(id.as_str())
+                || resource.get("resourceType").and_then(Value::as_str) != Some(res_type.as_str())
+            {
+                return Err(ServiceError::Unprocessable {
+                    message: "A patch cannot change the resource's id or type.".into(),
+                    path: Some(format!("{res_type}.id")),
+                });
+            }
+            let patched = fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
+                message: format!("The patched resource is not valid: {}", e.message),
+                path: e.path,
+            })?;
+            put(tx, &res_type, &id, &patched, if_match, "PATCH")
+        })
+        .await
+    }
+}

@@ -1,0 +1,139 @@
+//! FHIR update and conditional update — https://hl7.org/fhir/R4/http.html#update,
+//! https://hl7.org/fhir/R4/http.html#cond-update
+
+use serde_json::Value;
+
+use super::create::{identifier_keys, insert_version, lock_all};
+use super::stored::is_valid_id;
+use super::{ensure_body_type, ensure_type, Criteria, Service, ServiceError, Written};
+use crate::store::Tx;
+
+impl Service {
+    /// Updates (or, with a new id, creates) `res_type/id`. `if_match` is the version the
+    /// client last saw (http.html#concurrency): another current version is a 412.
+    ///
+    /// # Errors
+    /// 400 when the body's id is missing or differs from the URL's (a SHALL of
+    /// http.html#update), 412 on a stale `if_match`, store failures.
+    pub async fn update(
+        &self,
+        res_type: String,
+        id: String,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, ServiceError> {
+        ensure_type(&res_type)?;
+        ensure_body_type(&res_type, &resource)?;
+        match resource.get("id").and_then(Value::as_str) {
+            Some(body_id) if body_id == id => {}
+            Some(body_id) => {
+                return Err(ServiceError::invalid_at(
+                    format!("{res_type}.id"),
+                    format!("The body's id '{body_id}' differs from the id in the URL '{id}'."),
+                ))
+            }
+            None => {
+                return Err(ServiceError::invalid_at(
+                    format!("{res_type}.id"),
+                    "An update needs the resource's id in the body, equal to the id in the URL.",
+                ))
+            }
+        }
+        if !is_valid_id(&id) {
+            return Err(ServiceError::invalid_at(
+                format!("{res_type}.id"),
+                "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
+            ));
+        }
+        self.write_tx(move |tx| {
+            lock_all(tx, identifier_keys(&res_type, &resource))?;
+            put(tx, &res_type, &id, &resource, if_match, "PUT")
+        })
+        .await
+    }
+
+    /// Updates the one resource matching `criteria`, creates one when none matches, and
+    /// fails with 412 when several match (http.html#cond-update).
+    ///
+    /// # Errors
+    /// 400 for bad criteria or a body id that is not the matched one, 412 for several
+    /// matches, store failures.
+    pub async fn conditional_update(
+        &self,
+        res_type: String,
+        criteria: String,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, ServiceError> {
+        ensure_type(&res_type)?;
+        ensure_body_type(&res_type, &resource)?;
+        let criteria = Criteria::parse(&criteria)?;
+        let body_id = resource.get("id").and_then(Value::as_str).map(str::to_owned);
+        if let Some(id) = body_id.as_deref().filter(|id| !is_valid_id(id)) {
+            return Err(ServiceError::invalid_at(
+                format!("{res_type}.id"),
+                format!("'{id}' is not a valid FHIR id."),
+            ));
+        }
+        self.write_tx(move |tx| {
+            let mut keys = criteria.lock_keys(&res_type);
+            keys.extend(identifier_keys(&res_type, &resource));
+            lock_all(tx, keys)?;
+            let found = criteria.matches(tx, &res_type)?;
+            let id = match (found.as_slice(), &body_id) {
+                ([], Some(id)) => id.clone(),
+                ([], None) => uuid::Uuid::new_v4().to_string(),
+                ([matched], Some(id)) if matched != id => {
+                    return Err(ServiceError::invalid_at(
+                        format!("{res_type}.id"),
+                        "The body's id is not the id of the resource the criteria match.",
+                    ))
+                }
+                ([matched], _) => matched.clone(),
+                (several, _) => {
+                    return Err(ServiceError::PreconditionFailed(format!(
+                        "The criteria match {} resources; a conditional update needs at most one.",
+                        several.len()
+                    )))
+                }
+            };
+            put(tx, &res_type, &id, &resource, if_match, "PUT")
+        })
+        .await
+    }
+}
+
+/// Writes the next version of (type, id), or version 1 when it does not exist.
+pub(super) fn put(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+    resource: &Value,
+    if_match: Option<i64>,
+    method: &str,
+) -> Result<Written, ServiceError> {
+    let current = tx.current(res_type, id)?;
+    if let Some(expected) = if_match {
+        let actual = current.as_ref().filter(|r| !r.deleted).map(|r| r.version_id);
+        if actual != Some(expected) {
+            return Err(ServiceError::PreconditionFailed(match actual {
+                Some(v) => format!("If-Match names version {expected}, but the current version is {v}."),
+                None => format!("If-Match names version {expected}, but {res_type}/{id} does not exist."),
+            }));
+        }
+    }
+    let (version_id, created) = match &current {
+        None => (1, true),
+        Some(row) => {
+            if !tx.retire(res_type, id, row.version_id)? {
+                return Err(crate::store::StoreError::Conflict(
+                    "the resource was changed by a concurrent request".into(),
+                )
+                .into());
+            }
+            (row.version_id + 1, row.deleted)
+        }
+    };
+    let stored = insert_version(tx, res_type, id, version_id, method, resource)?;
+    Ok(Written { resource: stored, created })
+}

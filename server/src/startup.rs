@@ -1,0 +1,95 @@
+//! Builds the application from settings: store, service, HTTP server. Port 0 works, so
+//! tests can run differently configured servers side by side.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::service::Service;
+use crate::store::{Backend, Store, StoreOptions};
+
+/// A bound, not yet running server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    base_url: String,
+}
+
+impl Application {
+    /// Opens the store (migrating SQLite), binds the listener and prepares the server.
+    ///
+    /// # Errors
+    /// Configuration, migration and bind failures.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = Store::open(&StoreOptions {
+            url: settings.database.url.clone(),
+            pool_max_size: settings.database.pool_max_size,
+            acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+        })?;
+        match store.backend() {
+            Backend::Sqlite => {
+                let applied = store.migrate()?;
+                if applied > 0 {
+                    tracing::info!(migrations = applied, "SQLite schema migrated");
+                }
+            }
+            // PostgreSQL is migrated by `healthbook migrate`; a database that is down now
+            // may come up later, so only a reachable, unmigrated one stops start-up.
+            Backend::Postgres => match store.has_pending_migrations() {
+                Ok(false) => {}
+                Ok(true) => anyhow::bail!("the PostgreSQL database has pending migrations; run `healthbook migrate` first"),
+                Err(e) => tracing::warn!(error = %e, "PostgreSQL is not reachable at start; serving 503 until it is"),
+            },
+        }
+        let listener = TcpListener::bind(&settings.server.bind)?;
+        let address = listener.local_addr()?;
+        let base_url = if settings.server.base_url.is_empty() {
+            format!("http://{address}/fhir")
+        } else {
+            settings.server.base_url.trim_end_matches('/').to_owned()
+        };
+        let state = web::Data::new(AppState {
+            service: Service::new(store, base_url.clone()),
+            body_limit: settings.server.body_limit_bytes,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(Compress::default())
+                .wrap(from_fn(http::request_context))
+                .configure(http::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port: address.port(),
+            base_url,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The FHIR base URL links are built from.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    ///
+    /// # Errors
+    /// I/O failures of the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
