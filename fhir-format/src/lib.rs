@@ -117,7 +117,20 @@ fn model_from_json(value: Value, resource_type: &str) -> Result<Resource, Format
         fhirbolt::json::from_json_value::<Resource>(value, None)
     }))
     .map_err(|_| FormatError::general("The body could not be read as a FHIR resource."))?;
-    result.map_err(|e| locate::explain(&e.to_string(), &located, resource_type))
+    result.map_err(|e| {
+        let mut error = locate::explain(&e.to_string(), &located, resource_type);
+        if error.path.is_none() {
+            error.path = locate::by_elimination(&located, resource_type, |candidate| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    fhirbolt::json::from_json_value::<Resource>(candidate, None)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("panic".into()))
+            });
+        }
+        error
+    })
 }
 
 fn model_to_json(resource: Resource) -> Result<Value, FormatError> {

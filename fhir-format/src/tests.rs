@@ -85,3 +85,13 @@ fn xml_round_trip() {
     assert!(xml.contains("<family value=\"Nguyễn\"/>"), "{xml}");
     assert_eq!(parse_xml(xml.as_bytes()).unwrap(), value);
 }
+
+#[test]
+fn unlocated_fhirbolt_errors_are_located_by_elimination() {
+    let e = reject(r#"{"resourceType":"Patient","gender":"male","active":"yes"}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.active"), "{e:?}");
+    let e = reject(r#"{"resourceType":"Patient","name":[{"family":"A"},{"family":42}]}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.name[1].family"), "{e:?}");
+    let e = reject(r#"{"resourceType":"Patient","name":[{"given":["A", 7]}]}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.name[0].given[1]"), "{e:?}");
+}

@@ -23,7 +23,7 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct Representation {
     pub format: Format,
-    /// The media type echoed in Content-Type.
+    /// The media type of the answer.
     pub mime: &'static str,
     pub pretty: bool,
     pub shape: Shape,
@@ -32,14 +32,15 @@ pub struct Representation {
 const JSON: &str = "application/fhir+json";
 const XML: &str = "application/fhir+xml";
 
+/// The format a media type or `_format` value names. Answers always carry the formal
+/// FHIR media type ("The correct mime type SHALL be used by clients and servers").
 fn by_name(name: &str) -> Option<(Format, &'static str)> {
     let essence = name.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "json" | "application/fhir+json" | "application/json+fhir" => Some((Format::Json, JSON)),
-        "application/json" | "text/json" => Some((Format::Json, "application/json")),
-        "xml" | "application/fhir+xml" | "application/xml+fhir" => Some((Format::Xml, XML)),
-        "application/xml" | "text/xml" => Some((Format::Xml, "application/xml")),
-        "*/*" | "application/*" => Some((Format::Json, JSON)),
+        "json" | "application/fhir+json" | "application/json+fhir" | "application/json"
+        | "text/json" | "*/*" | "application/*" => Some((Format::Json, JSON)),
+        "xml" | "application/fhir+xml" | "application/xml+fhir" | "application/xml"
+        | "text/xml" => Some((Format::Xml, XML)),
         _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! FHIR delete and conditional delete — https://hl7.org/fhir/R4/http.html#delete,
 //! https://hl7.org/fhir/R4/http.html#cdelete
 
+use super::index::resource_lock_key;
 use super::stored::now_ms;
 use super::{ensure_id, ensure_type, Criteria, Service, ServiceError};
 use crate::store::{NewResourceVersion, StoreError, Tx};
@@ -46,6 +47,7 @@ impl Service {
 }
 
 fn remove(tx: &mut Tx<'_>, res_type: &str, id: &str) -> Result<Option<i64>, ServiceError> {
+    tx.lock(resource_lock_key(res_type, id))?;
     let Some(current) = tx.current(res_type, id)?.filter(|r| !r.deleted) else {
         return Ok(None);
     };

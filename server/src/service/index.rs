@@ -36,9 +36,19 @@ pub fn tokens(res_type: &str, id: &str, resource: &Value) -> Vec<NewTokenRow> {
 /// create testing `identifier=[system|]code` and any write adding that identifier are
 /// serialised. The system is left out so that criteria with and without it meet.
 pub fn identifier_lock_key(res_type: &str, code: &str) -> i64 {
+    lock_key(&["identifier", res_type, code])
+}
+
+/// The lock key every write of (type, id) takes, so that concurrent writes of one
+/// resource queue instead of racing for the next version number.
+pub fn resource_lock_key(res_type: &str, id: &str) -> i64 {
+    lock_key(&["resource", res_type, id])
+}
+
+fn lock_key(parts: &[&str]) -> i64 {
     // FNV-1a: stable across processes and machines, unlike std's randomised hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in res_type.bytes().chain([0x1f]).chain(code.bytes()) {
+    for byte in parts.iter().flat_map(|p| p.bytes().chain([0x1f])) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -63,5 +73,6 @@ mod tests {
     fn lock_keys_are_stable() {
         assert_eq!(identifier_lock_key("Patient", "1"), identifier_lock_key("Patient", "1"));
         assert_ne!(identifier_lock_key("Patient", "1"), identifier_lock_key("Patient", "2"));
+        assert_ne!(identifier_lock_key("Patient", "1"), resource_lock_key("Patient", "1"));
     }
 }

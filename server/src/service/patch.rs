@@ -10,6 +10,8 @@ mod fhirpath;
 
 use serde_json::Value;
 
+use super::create::{identifier_keys, lock_all};
+use super::index::resource_lock_key;
 use super::update::put;
 use super::{ensure_id, ensure_type, Service, ServiceError, Written};
 
@@ -82,6 +84,7 @@ impl Service {
         ensure_type(&res_type)?;
         ensure_id(&id)?;
         self.write_tx(move |tx| {
+            tx.lock(resource_lock_key(&res_type, &id))?;
             let current = tx.current(&res_type, &id)?;
             let content = match current {
                 None => return Err(ServiceError::NotFound(format!("{res_type}/{id} is not known."))),
@@ -105,6 +108,9 @@ impl Service {
                 message: format!("The patched resource is not valid: {}", e.message),
                 path: e.path,
             })?;
+            // The patch may add identifiers: take their locks too (after the resource's, in
+            // the same order every writer uses, so no two writers deadlock for long).
+            lock_all(tx, identifier_keys(&res_type, &patched))?;
             put(tx, &res_type, &id, &patched, if_match, "PATCH")
         })
         .await

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::create::{identifier_keys, insert_version, lock_all};
+use super::index::resource_lock_key;
 use super::stored::is_valid_id;
 use super::{ensure_body_type, ensure_type, Criteria, Service, ServiceError, Written};
 use crate::store::Tx;
@@ -46,7 +47,9 @@ impl Service {
             ));
         }
         self.write_tx(move |tx| {
-            lock_all(tx, identifier_keys(&res_type, &resource))?;
+            let mut keys = identifier_keys(&res_type, &resource);
+            keys.push(resource_lock_key(&res_type, &id));
+            lock_all(tx, keys)?;
             put(tx, &res_type, &id, &resource, if_match, "PUT")
         })
         .await
@@ -97,6 +100,7 @@ impl Service {
                     )))
                 }
             };
+            tx.lock(resource_lock_key(&res_type, &id))?;
             put(tx, &res_type, &id, &resource, if_match, "PUT")
         })
         .await

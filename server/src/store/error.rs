@@ -49,6 +49,10 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => StoreError::Conflict(info.message().to_owned()),
+            // PostgreSQL breaks lock cycles by failing one transaction; it can simply retry.
+            DieselError::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                StoreError::Conflict(info.message().to_owned())
+            }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())
             }

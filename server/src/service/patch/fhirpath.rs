@@ -130,6 +130,9 @@ impl Operation {
                 _ => Err(format!("The path '{}' matches more than one element.", self.path)),
             };
         }
+        if matches!(self.kind, Kind::Insert | Kind::Move) {
+            return self.reorder(resource, &targets);
+        }
         let [target] = targets.as_slice() else {
             return Err(format!("The path '{}' must match exactly one element; it matches {}.", self.path, targets.len()));
         };
@@ -152,39 +155,43 @@ impl Operation {
                     }
                 }
             }
-            Kind::Insert | Kind::Move => {
-                let (list_ptr, _) = list_of(target)?;
-                let items = get_mut(resource, &list_ptr)
-                    .and_then(Value::as_array_mut)
-                    .ok_or("The path does not name a list.")?;
-                if self.kind == Kind::Insert {
-                    let index = self.index.unwrap_or(0);
-                    if index > items.len() {
-                        return Err(format!("index {index} is beyond the end of the list."));
-                    }
-                    items.insert(index, value);
-                } else {
-                    let (from, to) = (self.source.unwrap_or(0), self.destination.unwrap_or(0));
-                    if from >= items.len() || to >= items.len() {
-                        return Err("source or destination is beyond the end of the list.".into());
-                    }
-                    let item = items.remove(from);
-                    items.insert(to, item);
-                }
-            }
-            Kind::Delete => unreachable!("handled above"),
+            Kind::Insert | Kind::Move | Kind::Delete => unreachable!("handled above"),
         }
         Ok(())
     }
 }
 
-/// For insert and move the path names the list: either its first item (a single-item list
-/// resolves to `x[0]`) or the element holding it.
-fn list_of(target: &Pointer) -> Result<(Pointer, Option<usize>), String> {
-    match target.last() {
-        Some(Step::Index(i)) => Ok((target[..target.len() - 1].to_vec(), Some(*i))),
-        Some(Step::Key(_)) => Ok((target.clone(), None)),
-        None => Err("The path names the resource itself.".into()),
+impl Operation {
+    /// insert and move: the path names a list (all its items).
+    fn reorder(&self, resource: &mut Value, targets: &[Pointer]) -> Result<(), String> {
+        let list = targets
+            .first()
+            .and_then(|t| match t.split_last() {
+                Some((Step::Index(_), parent)) => Some(parent.to_vec()),
+                _ => None,
+            })
+            .ok_or_else(|| format!("The path '{}' does not name a list.", self.path))?;
+        if targets.iter().any(|t| t[..t.len() - 1] != list[..]) {
+            return Err(format!("The path '{}' names items of more than one list.", self.path));
+        }
+        let items = get_mut(resource, &list)
+            .and_then(Value::as_array_mut)
+            .ok_or("The path does not name a list.")?;
+        if self.kind == Kind::Insert {
+            let index = self.index.unwrap_or(0);
+            if index > items.len() {
+                return Err(format!("index {index} is beyond the end of the list."));
+            }
+            items.insert(index, self.value.clone().unwrap_or(Value::Null));
+        } else {
+            let (from, to) = (self.source.unwrap_or(0), self.destination.unwrap_or(0));
+            if from >= items.len() || to >= items.len() {
+                return Err("source or destination is beyond the end of the list.".into());
+            }
+            let item = items.remove(from);
+            items.insert(to, item);
+        }
+        Ok(())
     }
 }
 
@@ -371,8 +378,6 @@ mod tests {
 
     #[test]
     fn add_insert_move_delete() {
-        let mut p = patient();
-        op("add", "Patient", json!([{"name":"name","valueString":"x"},{"name":"value","valueDate":"1990-01-01"}])).apply(&mut p).ok();
         let mut p2 = patient();
         op("add", "Patient", json!([{"name":"name","valueString":"birthDate"},{"name":"value","valueDate":"1990-01-01"}])).apply(&mut p2).unwrap();
         assert_eq!(p2["birthDate"], "1990-01-01");
