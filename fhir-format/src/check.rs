@@ -120,7 +120,10 @@ fn walk_value(value: &Value, path: &str, has_partner_array: bool) -> Result<(), 
                     // extension arrays aligned; anywhere else they are an error.
                     Value::Null if has_partner_array => {}
                     Value::Array(_) => {
-                        return Err(FormatError::at(here, "Arrays cannot be nested (json.html)."))
+                        return Err(FormatError::at(
+                            here,
+                            "Arrays cannot be nested (json.html).",
+                        ))
                     }
                     other => walk_value(other, &here, false)?,
                 }
@@ -187,7 +190,11 @@ fn compare(sent: &Value, model: &Value, path: &str) -> Result<(), FormatError> {
     }
 }
 
-fn compare_objects(a: &Map<String, Value>, b: &Map<String, Value>, path: &str) -> Result<(), FormatError> {
+fn compare_objects(
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+    path: &str,
+) -> Result<(), FormatError> {
     for (name, value) in a {
         let here = format!("{path}.{name}");
         match b.get(name) {

@@ -19,9 +19,7 @@ pub(crate) fn explain(message: &str, body: &Value, resource_type: &str) -> Forma
     if let Some(name) = quoted(message, "missing field `") {
         return FormatError {
             path: Some(resource_type.to_owned()),
-            message: format!(
-                "The required element '{name}' is missing (minimum cardinality 1)."
-            ),
+            message: format!("The required element '{name}' is missing (minimum cardinality 1)."),
         };
     }
     if let Some(rest) = message.strip_prefix("invalid type: ") {
@@ -99,7 +97,9 @@ fn get<'a>(value: &'a Value, pointer: &[Step]) -> Option<&'a Value> {
 }
 
 fn remove(value: &mut Value, pointer: &[Step]) {
-    let Some((last, parent)) = pointer.split_last() else { return };
+    let Some((last, parent)) = pointer.split_last() else {
+        return;
+    };
     let node = parent.iter().try_fold(value, |v, step| match step {
         Step::Key(k) => v.get_mut(k),
         Step::Index(i) => v.get_mut(*i),

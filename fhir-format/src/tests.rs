@@ -30,9 +30,24 @@ fn empty_array_is_located_not_a_panic() {
 
 #[test]
 fn empty_object_and_string_and_null() {
-    assert_eq!(reject(r#"{"resourceType":"Patient","maritalStatus":{}}"#).path.as_deref(), Some("Patient.maritalStatus"));
-    assert_eq!(reject(r#"{"resourceType":"Patient","gender":""}"#).path.as_deref(), Some("Patient.gender"));
-    assert_eq!(reject(r#"{"resourceType":"Patient","gender":null}"#).path.as_deref(), Some("Patient.gender"));
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","maritalStatus":{}}"#)
+            .path
+            .as_deref(),
+        Some("Patient.maritalStatus")
+    );
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","gender":""}"#)
+            .path
+            .as_deref(),
+        Some("Patient.gender")
+    );
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","gender":null}"#)
+            .path
+            .as_deref(),
+        Some("Patient.gender")
+    );
 }
 
 #[test]
@@ -43,15 +58,30 @@ fn nulls_allowed_in_paired_primitive_arrays() {
 
 #[test]
 fn strings_for_booleans_and_numbers() {
-    assert_eq!(reject(r#"{"resourceType":"Patient","active":"true"}"#).path.as_deref(), Some("Patient.active"));
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","active":"true"}"#)
+            .path
+            .as_deref(),
+        Some("Patient.active")
+    );
     let e = reject(r#"{"resourceType":"Patient","multipleBirthInteger":"2"}"#);
     assert_eq!(e.path.as_deref(), Some("Patient.multipleBirthInteger"));
 }
 
 #[test]
 fn arrays_for_single_values_and_single_for_arrays() {
-    assert_eq!(reject(r#"{"resourceType":"Patient","birthDate":["1990-01-01"]}"#).path.as_deref(), Some("Patient.birthDate"));
-    assert_eq!(reject(r#"{"resourceType":"Patient","name":{"family":"X"}}"#).path.as_deref(), Some("Patient.name"));
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","birthDate":["1990-01-01"]}"#)
+            .path
+            .as_deref(),
+        Some("Patient.birthDate")
+    );
+    assert_eq!(
+        reject(r#"{"resourceType":"Patient","name":{"family":"X"}}"#)
+            .path
+            .as_deref(),
+        Some("Patient.name")
+    );
 }
 
 #[test]
@@ -62,19 +92,28 @@ fn unknown_element_is_located() {
 
 #[test]
 fn wrong_resource_type() {
-    assert_eq!(reject(r#"{"resourceType":"Patientt"}"#).path.as_deref(), Some("resourceType"));
+    assert_eq!(
+        reject(r#"{"resourceType":"Patientt"}"#).path.as_deref(),
+        Some("resourceType")
+    );
     assert!(reject(r#"{"id":"x"}"#).message.contains("resourceType"));
 }
 
 #[test]
 fn modifier_extensions_are_rejected() {
-    let e = reject(r#"{"resourceType":"Patient","modifierExtension":[{"url":"http://example.org/x","valueBoolean":true}]}"#);
+    let e = reject(
+        r#"{"resourceType":"Patient","modifierExtension":[{"url":"http://example.org/x","valueBoolean":true}]}"#,
+    );
     assert_eq!(e.path.as_deref(), Some("Patient.modifierExtension"));
 }
 
 #[test]
 fn duplicate_keys_are_rejected() {
-    assert!(reject(r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#).message.contains("twice"));
+    assert!(
+        reject(r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#)
+            .message
+            .contains("twice")
+    );
 }
 
 #[test]

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn patient_summary_includes_choice_elements() {
         let patient = elements("Patient").unwrap();
-        assert!(ResourceElements::contains(&patient.summary, "deceasedBoolean"));
+        assert!(ResourceElements::contains(
+            &patient.summary,
+            "deceasedBoolean"
+        ));
         assert!(ResourceElements::contains(&patient.summary, "birthDate"));
         assert!(!ResourceElements::contains(&patient.summary, "photo"));
         assert!(!ResourceElements::contains(&patient.summary, "deceased"));

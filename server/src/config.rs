@@ -116,7 +116,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         if self.server.bind.parse::<SocketAddr>().is_err() {
-            return fail("server.bind", "must be host:port with an IP address, e.g. 127.0.0.1:8080");
+            return fail(
+                "server.bind",
+                "must be host:port with an IP address, e.g. 127.0.0.1:8080",
+            );
         }
         if !self.server.base_url.is_empty() {
             match url::Url::parse(&self.server.base_url) {
@@ -183,9 +186,17 @@ mod tests {
     fn invalid_values_name_the_key() {
         let mut s = Settings::defaults();
         s.server.bind = "localhost".into();
-        assert!(s.validate().unwrap_err().to_string().contains("server.bind"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.bind"));
         let mut s = Settings::defaults();
         s.database.url = "mysql://x".into();
-        assert!(s.validate().unwrap_err().to_string().contains("database.url"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database.url"));
     }
 }

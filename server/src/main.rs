@@ -19,7 +19,8 @@ environment variables; HEALTHBOOK_CONFIG_DIR names the config folder (default ./
 
 fn main() -> anyhow::Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
-    let config_dir = std::env::var_os("HEALTHBOOK_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
+    let config_dir = std::env::var_os("HEALTHBOOK_CONFIG_DIR")
+        .map_or_else(|| PathBuf::from("config"), PathBuf::from);
     let settings = match command.as_str() {
         "serve" | "migrate" | "check-config" => Settings::load(&config_dir)?,
         _ => {
@@ -50,7 +51,11 @@ fn main() -> anyhow::Result<()> {
 fn serve(settings: &Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(settings)?;
-        tracing::info!(port = app.port(), base_url = app.base_url(), "healthbook serving");
+        tracing::info!(
+            port = app.port(),
+            base_url = app.base_url(),
+            "healthbook serving"
+        );
         app.run_until_stopped().await?;
         tracing::info!("healthbook stopped");
         Ok(())

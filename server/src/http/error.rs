@@ -28,7 +28,12 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with the given status and description.
-    pub fn new(status: StatusCode, issue_type: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        issue_type: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             issue_type,
@@ -96,22 +101,34 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { message, path } => {
                 ApiError::new(S::BAD_REQUEST, "invalid", "HB-INVALID", message).at(path)
             }
-            ServiceError::NotFound(message) => ApiError::new(S::NOT_FOUND, "not-found", "HB-NOT-FOUND", message),
+            ServiceError::NotFound(message) => {
+                ApiError::new(S::NOT_FOUND, "not-found", "HB-NOT-FOUND", message)
+            }
             ServiceError::Gone { res_type, id } => ApiError::new(
                 S::GONE,
                 "deleted",
                 "HB-DELETED",
                 format!("{res_type}/{id} has been deleted; its history is still available."),
             ),
-            ServiceError::PreconditionFailed(message) => {
-                ApiError::new(S::PRECONDITION_FAILED, "conflict", "HB-PRECONDITION", message)
-            }
-            ServiceError::Unprocessable { message, path } => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "processing", "HB-UNPROCESSABLE", message).at(path)
-            }
-            ServiceError::NotAllowed(message) => {
-                ApiError::new(S::METHOD_NOT_ALLOWED, "not-supported", "HB-NOT-ALLOWED", message)
-            }
+            ServiceError::PreconditionFailed(message) => ApiError::new(
+                S::PRECONDITION_FAILED,
+                "conflict",
+                "HB-PRECONDITION",
+                message,
+            ),
+            ServiceError::Unprocessable { message, path } => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                "processing",
+                "HB-UNPROCESSABLE",
+                message,
+            )
+            .at(path),
+            ServiceError::NotAllowed(message) => ApiError::new(
+                S::METHOD_NOT_ALLOWED,
+                "not-supported",
+                "HB-NOT-ALLOWED",
+                message,
+            ),
             ServiceError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(error.cause = %cause, "database unavailable");
                 ApiError {

@@ -5,8 +5,8 @@
 //! XML, as real clients send them. `_pretty=true` indents the answer.
 
 use actix_web::http::header;
-use actix_web::HttpRequest;
 use actix_web::web::Bytes;
+use actix_web::HttpRequest;
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -35,11 +35,24 @@ const XML: &str = "application/fhir+xml";
 /// The format a media type or `_format` value names. Answers always carry the formal
 /// FHIR media type ("The correct mime type SHALL be used by clients and servers").
 fn by_name(name: &str) -> Option<(Format, &'static str)> {
-    let essence = name.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = name
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
-        "json" | "application/fhir+json" | "application/json+fhir" | "application/json"
-        | "text/json" | "*/*" | "application/*" => Some((Format::Json, JSON)),
-        "xml" | "application/fhir+xml" | "application/xml+fhir" | "application/xml"
+        "json"
+        | "application/fhir+json"
+        | "application/json+fhir"
+        | "application/json"
+        | "text/json"
+        | "*/*"
+        | "application/*" => Some((Format::Json, JSON)),
+        "xml"
+        | "application/fhir+xml"
+        | "application/xml+fhir"
+        | "application/xml"
         | "text/xml" => Some((Format::Xml, XML)),
         _ => None,
     }
@@ -62,7 +75,11 @@ impl Representation {
         let (format, mime) = if let Some(f) = query_param(req, "_format") {
             by_name(&f).ok_or_else(|| not_acceptable(&format!("_format={f}")))?
         } else {
-            match req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+            match req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+            {
                 None => (Format::Json, JSON),
                 Some(accept) => accepted(accept).ok_or_else(|| not_acceptable("Accept"))?,
             }
@@ -70,10 +87,18 @@ impl Representation {
         let pretty = match query_param(req, "_pretty").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
-            Some(_) => return Err(ApiError::bad_request("_pretty must be true or false.").at(Some("_pretty".into()))),
+            Some(_) => {
+                return Err(ApiError::bad_request("_pretty must be true or false.")
+                    .at(Some("_pretty".into())))
+            }
         };
         let shape = Shape::parse(req.query_string()).map_err(ApiError::from)?;
-        Ok(Self { format, mime, pretty, shape })
+        Ok(Self {
+            format,
+            mime,
+            pretty,
+            shape,
+        })
     }
 
     /// The Content-Type header value.
@@ -103,7 +128,9 @@ impl Representation {
             self.shape.apply(value);
         }
         match self.format {
-            Format::Json if self.pretty => Ok(serde_json::to_vec_pretty(value).unwrap_or_default().into()),
+            Format::Json if self.pretty => {
+                Ok(serde_json::to_vec_pretty(value).unwrap_or_default().into())
+            }
             Format::Json => Ok(serde_json::to_vec(value).unwrap_or_default().into()),
             Format::Xml => fhir_format::json_to_xml(value)
                 .map(Bytes::from)
@@ -139,7 +166,9 @@ fn accepted(accept: &str) -> Option<(Format, &'static str)> {
         .filter(|(q, _, _)| *q > 0.0)
         .collect();
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    candidates.into_iter().find_map(|(_, _, item)| by_name(item))
+    candidates
+        .into_iter()
+        .find_map(|(_, _, item)| by_name(item))
 }
 
 fn not_acceptable(what: &str) -> ApiError {
@@ -178,7 +207,9 @@ pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, ApiError
 /// 415 for an unsupported media type, 400 for a body that is not a valid resource.
 pub fn parse_resource(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("The request has no body; send a FHIR resource."));
+        return Err(ApiError::bad_request(
+            "The request has no body; send a FHIR resource.",
+        ));
     }
     let parsed = match request_format(req, body)? {
         Format::Json => fhir_format::parse_json(body),
@@ -193,9 +224,22 @@ mod tests {
 
     #[test]
     fn accept_by_quality() {
-        assert_eq!(accepted("application/fhir+xml;q=0.5, application/fhir+json").unwrap().0, Format::Json);
-        assert_eq!(accepted("text/html, application/xml;q=0.9").unwrap().0, Format::Xml);
-        assert_eq!(accepted("application/fhir+json; fhirVersion=4.0").unwrap().1, JSON);
+        assert_eq!(
+            accepted("application/fhir+xml;q=0.5, application/fhir+json")
+                .unwrap()
+                .0,
+            Format::Json
+        );
+        assert_eq!(
+            accepted("text/html, application/xml;q=0.9").unwrap().0,
+            Format::Xml
+        );
+        assert_eq!(
+            accepted("application/fhir+json; fhirVersion=4.0")
+                .unwrap()
+                .1,
+            JSON
+        );
         assert!(accepted("text/csv").is_none());
     }
 }

@@ -22,12 +22,14 @@ pub fn prefer_return(req: &HttpRequest) -> PreferReturn {
         .get_all("prefer")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split([',', ';']))
-        .find_map(|p| match p.trim().strip_prefix("return=")?.trim_matches('"') {
-            "minimal" => Some(PreferReturn::Minimal),
-            "representation" => Some(PreferReturn::Representation),
-            "OperationOutcome" => Some(PreferReturn::OperationOutcome),
-            _ => None,
-        })
+        .find_map(
+            |p| match p.trim().strip_prefix("return=")?.trim_matches('"') {
+                "minimal" => Some(PreferReturn::Minimal),
+                "representation" => Some(PreferReturn::Representation),
+                "OperationOutcome" => Some(PreferReturn::OperationOutcome),
+                _ => None,
+            },
+        )
         .unwrap_or(PreferReturn::Representation)
 }
 
@@ -55,7 +57,10 @@ pub fn if_none_match_hits(req: &HttpRequest, version_id: i64) -> bool {
     req.headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version_id)))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version_id))
+        })
 }
 
 /// Whether the resource is unchanged since `If-Modified-Since` (HTTP dates have whole
@@ -109,6 +114,9 @@ mod tests {
     fn http_dates_round_trip() {
         let text = http_date(1_767_225_600_000);
         assert_eq!(text, "Thu, 01 Jan 2026 00:00:00 GMT");
-        assert_eq!(DateTime::parse_from_rfc2822(&text).unwrap().timestamp(), 1_767_225_600);
+        assert_eq!(
+            DateTime::parse_from_rfc2822(&text).unwrap().timestamp(),
+            1_767_225_600
+        );
     }
 }

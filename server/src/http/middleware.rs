@@ -1,13 +1,14 @@
 //! Per-request context: a request id (a well-formed incoming `X-Request-Id` is honoured and
 //! always echoed), one access-log line with the route *template*, status and duration (no
 //! query strings, bodies, identifiers or tokens: no patient data in logs), and server
-//! errors scrubbed to a generic OperationOutcome that names only the request id.
+//! errors (500) scrubbed to a generic OperationOutcome that names only the request id.
 
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
 use serde_json::json;
@@ -34,7 +35,10 @@ pub async fn request_context(
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id, http.method = %method);
     let response = next.call(req).instrument(span.clone()).await?;
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
     span.in_scope(|| {
         tracing::info!(
@@ -44,30 +48,30 @@ pub async fn request_context(
             "request finished"
         );
     });
-    let mut response = if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        scrub(response, &request_id)
-    } else {
-        response.map_into_boxed_body()
-    };
+    let mut response =
+        if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+            scrub(response, &request_id)
+        } else {
+            response.map_into_boxed_body()
+        };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
 }
 
-/// Replaces a 5xx body with a generic OperationOutcome (no cause, no data).
-fn scrub(response: ServiceResponse<impl MessageBody + 'static>, request_id: &str) -> ServiceResponse<BoxBody> {
+/// Replaces a 500 body with a generic OperationOutcome (no cause, no data).
+fn scrub(
+    response: ServiceResponse<impl MessageBody + 'static>,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
     let status = response.status();
     let outcome = json!({
         "resourceType": "OperationOutcome",
         "issue": [{
             "severity": "fatal",
-            "code": if status == actix_web::http::StatusCode::NOT_IMPLEMENTED { "not-supported" } else { "exception" },
-            "details": {"text": if status == actix_web::http::StatusCode::NOT_IMPLEMENTED {
-                "This interaction is not available in this server version yet.".to_owned()
-            } else {
-                format!("An internal error occurred (request id {request_id}).")
-            }},
+            "code": "exception",
+            "details": {"text": format!("An internal error occurred (request id {request_id}).")},
         }]
     });
     let (req, _) = response.into_parts();
@@ -78,5 +82,8 @@ fn scrub(response: ServiceResponse<impl MessageBody + 'static>, request_id: &str
 }
 
 fn is_well_formed(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }

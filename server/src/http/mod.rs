@@ -14,7 +14,9 @@ pub use respond::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use interaction::{batch, capabilities, create, delete, health, history, patch, read, update, vread};
+use interaction::{
+    batch, capabilities, create, delete, health, history, patch, read, update, vread,
+};
 
 /// Registers every route under `/fhir` plus the health endpoints.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -45,7 +47,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(delete::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
-                .route("/{type}/{id}/_history", web::get().to(history::history_instance))
+                .route(
+                    "/{type}/{id}/_history",
+                    web::get().to(history::history_instance),
+                )
                 .route("/{type}/{id}/_history/{vid}", web::get().to(vread::vread))
                 .route("/{type}/{id}/_history/{vid}", web::head().to(vread::vread)),
         )

@@ -27,7 +27,8 @@ pub struct AppState {
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,17 +70,26 @@ pub fn written(
     base_url: &str,
 ) -> Result<HttpResponse, ApiError> {
     let r = &w.resource;
-    let mut builder = if w.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let mut builder = if w.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     with_version_headers(&mut builder, r);
     builder.insert_header((
         header::LOCATION,
-        format!("{base_url}/{}/{}/_history/{}", r.res_type, r.id, r.version_id),
+        format!(
+            "{base_url}/{}/{}/_history/{}",
+            r.res_type, r.id, r.version_id
+        ),
     ));
     match prefer_return(req) {
         PreferReturn::Minimal => Ok(builder.finish()),
         PreferReturn::Representation => {
             let body = repr.render(r.content.as_deref().unwrap_or("{}"))?;
-            Ok(builder.insert_header((header::CONTENT_TYPE, repr.content_type())).body(body))
+            Ok(builder
+                .insert_header((header::CONTENT_TYPE, repr.content_type()))
+                .body(body))
         }
         PreferReturn::OperationOutcome => {
             let what = if w.created { "created" } else { "stored" };
@@ -92,7 +102,9 @@ pub fn written(
                 }]
             });
             let body = repr.render_value(&mut outcome)?;
-            Ok(builder.insert_header((header::CONTENT_TYPE, repr.content_type())).body(body))
+            Ok(builder
+                .insert_header((header::CONTENT_TYPE, repr.content_type()))
+                .body(body))
         }
     }
 }

@@ -38,16 +38,22 @@ impl BundleWriter {
     /// Appends an entry: `fullUrl`, the stored resource JSON (if any), then the other
     /// entry elements (`search`, `request`, `response`) in the order given.
     pub fn entry(&mut self, full_url: &str, resource: Option<&str>, rest: &[(&str, Value)]) {
-        self.out.push_str(if self.entries == 0 { r#","entry":[{"# } else { ",{" });
+        self.out.push_str(if self.entries == 0 {
+            r#","entry":[{"#
+        } else {
+            ",{"
+        });
         self.entries += 1;
         self.out.push_str(r#""fullUrl":"#);
-        self.out.push_str(&Value::String(full_url.to_owned()).to_string());
+        self.out
+            .push_str(&Value::String(full_url.to_owned()).to_string());
         if let Some(resource) = resource {
             self.out.push_str(r#","resource":"#);
             self.out.push_str(resource);
         }
         for (name, value) in rest {
-            self.out.push_str(&format!(",{}:{}", Value::String((*name).to_owned()), value));
+            self.out
+                .push_str(&format!(",{}:{}", Value::String((*name).to_owned()), value));
         }
         self.out.push('}');
     }
@@ -68,14 +74,23 @@ mod tests {
 
     #[test]
     fn writes_valid_bundle_json() {
-        let mut w = BundleWriter::new("history", Some(2), &[("self", "http://x/fhir/_history".into())]);
-        w.entry("http://x/fhir/Patient/1", Some(r#"{"resourceType":"Patient","id":"1"}"#), &[("request", json!({"method":"POST","url":"Patient"}))]);
+        let mut w = BundleWriter::new(
+            "history",
+            Some(2),
+            &[("self", "http://x/fhir/_history".into())],
+        );
+        w.entry(
+            "http://x/fhir/Patient/1",
+            Some(r#"{"resourceType":"Patient","id":"1"}"#),
+            &[("request", json!({"method":"POST","url":"Patient"}))],
+        );
         w.entry("http://x/fhir/Patient/2", None, &[]);
         let v: Value = serde_json::from_str(&w.finish()).unwrap();
         assert_eq!(v["total"], 2);
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["entry"][1]["fullUrl"], "http://x/fhir/Patient/2");
-        let empty: Value = serde_json::from_str(&BundleWriter::new("history", None, &[]).finish()).unwrap();
+        let empty: Value =
+            serde_json::from_str(&BundleWriter::new("history", None, &[]).finish()).unwrap();
         assert!(empty.get("entry").is_none());
     }
 }

@@ -182,9 +182,18 @@ mod tests {
         assert_eq!(
             c.clauses[0],
             Clause::Identifier(vec![
-                Token { system: Some("http://x".into()), code: "1".into() },
-                Token { system: Some(String::new()), code: "2".into() },
-                Token { system: None, code: "3".into() },
+                Token {
+                    system: Some("http://x".into()),
+                    code: "1".into()
+                },
+                Token {
+                    system: Some(String::new()),
+                    code: "2".into()
+                },
+                Token {
+                    system: None,
+                    code: "3".into()
+                },
             ])
         );
         assert_eq!(c.clauses[1], Clause::Id(vec!["a".into()]));
@@ -195,7 +204,10 @@ mod tests {
         let c = Criteria::parse("identifier=s|a\\,b").unwrap();
         assert_eq!(
             c.clauses[0],
-            Clause::Identifier(vec![Token { system: Some("s".into()), code: "a,b".into() }])
+            Clause::Identifier(vec![Token {
+                system: Some("s".into()),
+                code: "a,b".into()
+            }])
         );
     }
 

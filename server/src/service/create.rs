@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::index::{identifier_lock_key, tokens};
 use super::stored::{now_ms, stamp};
-use super::{ensure_body_type, ensure_type, Criteria, Service, ServiceError, StoredResource, Written};
+use super::{
+    ensure_body_type, ensure_type, Criteria, Service, ServiceError, StoredResource, Written,
+};
 use crate::store::{NewResourceVersion, Tx};
 
 impl Service {
@@ -25,7 +27,10 @@ impl Service {
         ensure_body_type(&res_type, &resource)?;
         let criteria = if_none_exist.as_deref().map(Criteria::parse).transpose()?;
         self.write_tx(move |tx| {
-            let mut keys = criteria.as_ref().map(|c| c.lock_keys(&res_type)).unwrap_or_default();
+            let mut keys = criteria
+                .as_ref()
+                .map(|c| c.lock_keys(&res_type))
+                .unwrap_or_default();
             keys.extend(identifier_keys(&res_type, &resource));
             lock_all(tx, keys)?;
             if let Some(criteria) = &criteria {
@@ -36,7 +41,10 @@ impl Service {
                         let row = tx.current(&res_type, id)?.ok_or_else(|| {
                             ServiceError::Fault("a matched resource has no current version".into())
                         })?;
-                        return Ok(Written { resource: row.into(), created: false });
+                        return Ok(Written {
+                            resource: row.into(),
+                            created: false,
+                        });
                     }
                     _ => {
                         return Err(ServiceError::PreconditionFailed(format!(
@@ -50,7 +58,10 @@ impl Service {
             // http.html#create: an id in the body SHALL be ignored; the server assigns one.
             let id = uuid::Uuid::new_v4().to_string();
             let stored = insert_version(tx, &res_type, &id, 1, "POST", &resource)?;
-            Ok(Written { resource: stored, created: true })
+            Ok(Written {
+                resource: stored,
+                created: true,
+            })
         })
         .await
     }

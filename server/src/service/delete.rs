@@ -52,7 +52,10 @@ fn remove(tx: &mut Tx<'_>, res_type: &str, id: &str) -> Result<Option<i64>, Serv
         return Ok(None);
     };
     if !tx.retire(res_type, id, current.version_id)? {
-        return Err(StoreError::Conflict("the resource was changed by a concurrent request".into()).into());
+        return Err(StoreError::Conflict(
+            "the resource was changed by a concurrent request".into(),
+        )
+        .into());
     }
     let version_id = current.version_id + 1;
     tx.insert(&NewResourceVersion {

@@ -43,9 +43,16 @@ impl HistoryParams {
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
                 "_count" => {
-                    let count = value.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
-                        ServiceError::invalid_at("_count", "_count must be a whole number, 0 or more.")
-                    })?;
+                    let count = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|c| *c >= 0)
+                        .ok_or_else(|| {
+                            ServiceError::invalid_at(
+                                "_count",
+                                "_count must be a whole number, 0 or more.",
+                            )
+                        })?;
                     params.count = Some(count.min(MAX_COUNT));
                 }
                 "_since" => {
@@ -84,7 +91,11 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown type, or an unknown instance, store failures.
-    pub async fn history(&self, scope: HistoryScope, params: HistoryParams) -> Result<String, ServiceError> {
+    pub async fn history(
+        &self,
+        scope: HistoryScope,
+        params: HistoryParams,
+    ) -> Result<String, ServiceError> {
         let (res_type, res_id, path) = match &scope {
             HistoryScope::System => (None, None, "_history".to_owned()),
             HistoryScope::Type(t) => {
@@ -94,7 +105,11 @@ impl Service {
             HistoryScope::Instance(t, id) => {
                 ensure_type(t)?;
                 ensure_id(id)?;
-                (Some(t.clone()), Some(id.clone()), format!("{t}/{id}/_history"))
+                (
+                    Some(t.clone()),
+                    Some(id.clone()),
+                    format!("{t}/{id}/_history"),
+                )
             }
         };
         let count = params.count.unwrap_or(DEFAULT_COUNT);
@@ -114,7 +129,9 @@ impl Service {
             })
             .await?;
         if instance && total == 0 {
-            return Err(ServiceError::NotFound(format!("{path} has no versions: the resource is not known.")));
+            return Err(ServiceError::NotFound(format!(
+                "{path} has no versions: the resource is not known."
+            )));
         }
         let has_more = rows.len() as i64 > count;
         let shown: Vec<_> = rows.into_iter().take(count as usize).collect();
@@ -171,11 +188,20 @@ mod tests {
 
     #[test]
     fn parses_count_since_and_cursor() {
-        let p = HistoryParams::parse("_count=5&_since=2026-01-01T00:00:00Z&_cursor=17&_format=json").unwrap();
+        let p =
+            HistoryParams::parse("_count=5&_since=2026-01-01T00:00:00Z&_cursor=17&_format=json")
+                .unwrap();
         assert_eq!(p.count, Some(5));
         assert_eq!(p.since.unwrap().0, 1_767_225_600_000);
         assert_eq!(p.cursor, Some(17));
-        assert_eq!(HistoryParams::parse("_since=2026-01-01").unwrap().since.unwrap().0, 1_767_225_600_000);
+        assert_eq!(
+            HistoryParams::parse("_since=2026-01-01")
+                .unwrap()
+                .since
+                .unwrap()
+                .0,
+            1_767_225_600_000
+        );
     }
 
     #[test]

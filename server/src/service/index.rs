@@ -17,7 +17,10 @@ pub fn tokens(res_type: &str, id: &str, resource: &Value) -> Vec<NewTokenRow> {
         .into_iter()
         .filter_map(|identifier| {
             let code = identifier.get("value")?.as_str()?;
-            let system = identifier.get("system").and_then(Value::as_str).unwrap_or("");
+            let system = identifier
+                .get("system")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             Some(NewTokenRow {
                 res_type: res_type.to_owned(),
                 res_id: id.to_owned(),
@@ -71,8 +74,17 @@ mod tests {
 
     #[test]
     fn lock_keys_are_stable() {
-        assert_eq!(identifier_lock_key("Patient", "1"), identifier_lock_key("Patient", "1"));
-        assert_ne!(identifier_lock_key("Patient", "1"), identifier_lock_key("Patient", "2"));
-        assert_ne!(identifier_lock_key("Patient", "1"), resource_lock_key("Patient", "1"));
+        assert_eq!(
+            identifier_lock_key("Patient", "1"),
+            identifier_lock_key("Patient", "1")
+        );
+        assert_ne!(
+            identifier_lock_key("Patient", "1"),
+            identifier_lock_key("Patient", "2")
+        );
+        assert_ne!(
+            identifier_lock_key("Patient", "1"),
+            resource_lock_key("Patient", "1")
+        );
     }
 }

@@ -30,9 +30,9 @@ impl Patch {
     /// # Errors
     /// 400 when the body is not a JSON Patch array of operations.
     pub fn json_patch(body: &[u8]) -> Result<Self, ServiceError> {
-        serde_json::from_slice(body)
-            .map(Patch::Json)
-            .map_err(|e| ServiceError::invalid(format!("The body is not a valid JSON Patch document: {e}.")))
+        serde_json::from_slice(body).map(Patch::Json).map_err(|e| {
+            ServiceError::invalid(format!("The body is not a valid JSON Patch document: {e}."))
+        })
     }
 
     /// Reads a FHIRPath Patch from a (strictly parsed) Parameters resource.
@@ -50,16 +50,20 @@ impl Patch {
 
     fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
         match self {
-            Patch::Json(patch) => json_patch::patch(resource, patch).map_err(|e| ServiceError::Unprocessable {
-                message: format!("The JSON Patch cannot be applied: {e}."),
-                path: None,
-            }),
+            Patch::Json(patch) => {
+                json_patch::patch(resource, patch).map_err(|e| ServiceError::Unprocessable {
+                    message: format!("The JSON Patch cannot be applied: {e}."),
+                    path: None,
+                })
+            }
             Patch::FhirPath(operations) => {
                 for (i, operation) in operations.iter().enumerate() {
-                    operation.apply(resource).map_err(|message| ServiceError::Unprocessable {
-                        message,
-                        path: Some(format!("Parameters.parameter[{i}]")),
-                    })?;
+                    operation
+                        .apply(resource)
+                        .map_err(|message| ServiceError::Unprocessable {
+                            message,
+                            path: Some(format!("Parameters.parameter[{i}]")),
+                        })?;
                 }
                 Ok(())
             }
@@ -87,9 +91,16 @@ impl Service {
             tx.lock(resource_lock_key(&res_type, &id))?;
             let current = tx.current(&res_type, &id)?;
             let content = match current {
-                None => return Err(ServiceError::NotFound(format!("{res_type}/{id} is not known."))),
+                None => {
+                    return Err(ServiceError::NotFound(format!(
+                        "{res_type}/{id} is not known."
+                    )))
+                }
                 Some(row) if row.deleted => {
-                    return Err(ServiceError::Gone { res_type: res_type.clone(), id: id.clone() })
+                    return Err(ServiceError::Gone {
+                        res_type: res_type.clone(),
+                        id: id.clone(),
+                    })
                 }
                 Some(row) => row.content.unwrap_or_default(),
             };
@@ -104,10 +115,11 @@ impl Service {
                     path: Some(format!("{res_type}.id")),
                 });
             }
-            let patched = fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
-                message: format!("The patched resource is not valid: {}", e.message),
-                path: e.path,
-            })?;
+            let patched =
+                fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
+                    message: format!("The patched resource is not valid: {}", e.message),
+                    path: e.path,
+                })?;
             // The patch may add identifiers: take their locks too (after the resource's, in
             // the same order every writer uses, so no two writers deadlock for long).
             lock_all(tx, identifier_keys(&res_type, &patched))?;

@@ -11,11 +11,12 @@ impl Service {
     pub async fn read(&self, res_type: String, id: String) -> Result<StoredResource, ServiceError> {
         ensure_type(&res_type)?;
         ensure_id(&id)?;
-        let row = self.read_tx({
-            let (t, i) = (res_type.clone(), id.clone());
-            move |tx| tx.current(&t, &i)
-        })
-        .await?;
+        let row = self
+            .read_tx({
+                let (t, i) = (res_type.clone(), id.clone());
+                move |tx| tx.current(&t, &i)
+            })
+            .await?;
         present(row.map(Into::into), &res_type, &id)
     }
 
@@ -32,16 +33,16 @@ impl Service {
     ) -> Result<StoredResource, ServiceError> {
         ensure_type(&res_type)?;
         ensure_id(&id)?;
-        let version_id: i64 = version
-            .parse()
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| ServiceError::NotFound(format!("There is no version '{version}'.")))?;
-        let row = self.read_tx({
-            let (t, i) = (res_type.clone(), id.clone());
-            move |tx| tx.version(&t, &i, version_id)
-        })
-        .await?;
+        let version_id: i64 =
+            version.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+                ServiceError::NotFound(format!("There is no version '{version}'."))
+            })?;
+        let row = self
+            .read_tx({
+                let (t, i) = (res_type.clone(), id.clone());
+                move |tx| tx.version(&t, &i, version_id)
+            })
+            .await?;
         present(row.map(Into::into), &res_type, &id)
     }
 }
@@ -52,7 +53,9 @@ fn present(
     id: &str,
 ) -> Result<StoredResource, ServiceError> {
     match found {
-        None => Err(ServiceError::NotFound(format!("{res_type}/{id} is not known."))),
+        None => Err(ServiceError::NotFound(format!(
+            "{res_type}/{id} is not known."
+        ))),
         Some(r) if r.deleted => Err(ServiceError::Gone {
             res_type: res_type.to_owned(),
             id: id.to_owned(),

@@ -85,9 +85,17 @@ impl Shape {
 
     /// Applies the shape to a resource.
     pub fn apply(&self, resource: &mut Value) {
-        let Some(object) = resource.as_object_mut() else { return };
-        let res_type = object.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let Some(elements) = fhir_profiles::elements(&res_type) else { return };
+        let Some(object) = resource.as_object_mut() else {
+            return;
+        };
+        let res_type = object
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let Some(elements) = fhir_profiles::elements(&res_type) else {
+            return;
+        };
         let keep = |name: &str| -> bool {
             if matches!(name, "resourceType" | "id" | "meta") {
                 return true;
@@ -99,14 +107,22 @@ impl Shape {
                 Shape::Text => name == "text" || mandatory,
                 Shape::Data => name != "text",
                 Shape::Elements(names) => {
-                    mandatory || names.iter().any(|n| n == name || name.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase())))
+                    mandatory
+                        || names.iter().any(|n| {
+                            n == name
+                                || name.strip_prefix(n.as_str()).is_some_and(|r| {
+                                    r.starts_with(|c: char| c.is_ascii_uppercase())
+                                })
+                        })
                 }
             }
         };
         let before = object.len();
         object.retain(|name, _| keep(name));
         // http://hl7.org/fhir/R4/search.html#summary: servers mark subsets as SUBSETTED.
-        if object.len() < before || matches!(self, Shape::Summary | Shape::Text | Shape::Elements(_)) {
+        if object.len() < before
+            || matches!(self, Shape::Summary | Shape::Text | Shape::Elements(_))
+        {
             mark_subsetted(object);
         }
     }
@@ -146,8 +162,14 @@ mod tests {
     #[test]
     fn elements_and_data() {
         let mut p = patient();
-        Shape::parse("_elements=name,deceased").unwrap().apply(&mut p);
-        assert!(p.get("name").is_some() && p.get("deceasedBoolean").is_some() && p.get("photo").is_none());
+        Shape::parse("_elements=name,deceased")
+            .unwrap()
+            .apply(&mut p);
+        assert!(
+            p.get("name").is_some()
+                && p.get("deceasedBoolean").is_some()
+                && p.get("photo").is_none()
+        );
         let mut p = patient();
         Shape::parse("_summary=data").unwrap().apply(&mut p);
         assert!(p.get("text").is_none() && p.get("photo").is_some());

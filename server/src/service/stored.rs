@@ -76,7 +76,10 @@ pub fn stamp(resource: &Value, id: &str, version_id: i64, last_updated: i64) -> 
         }
     }
     let mut out = Map::new();
-    out.insert("resourceType".into(), body.get("resourceType").cloned().unwrap_or(Value::Null));
+    out.insert(
+        "resourceType".into(),
+        body.get("resourceType").cloned().unwrap_or(Value::Null),
+    );
     out.insert("id".into(), Value::String(id.to_owned()));
     out.insert("meta".into(), Value::Object(meta));
     for (k, v) in body {

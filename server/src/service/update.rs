@@ -71,7 +71,10 @@ impl Service {
         ensure_type(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
         let criteria = Criteria::parse(&criteria)?;
-        let body_id = resource.get("id").and_then(Value::as_str).map(str::to_owned);
+        let body_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Some(id) = body_id.as_deref().filter(|id| !is_valid_id(id)) {
             return Err(ServiceError::invalid_at(
                 format!("{res_type}.id"),
@@ -118,11 +121,18 @@ pub(super) fn put(
 ) -> Result<Written, ServiceError> {
     let current = tx.current(res_type, id)?;
     if let Some(expected) = if_match {
-        let actual = current.as_ref().filter(|r| !r.deleted).map(|r| r.version_id);
+        let actual = current
+            .as_ref()
+            .filter(|r| !r.deleted)
+            .map(|r| r.version_id);
         if actual != Some(expected) {
             return Err(ServiceError::PreconditionFailed(match actual {
-                Some(v) => format!("If-Match names version {expected}, but the current version is {v}."),
-                None => format!("If-Match names version {expected}, but {res_type}/{id} does not exist."),
+                Some(v) => {
+                    format!("If-Match names version {expected}, but the current version is {v}.")
+                }
+                None => format!(
+                    "If-Match names version {expected}, but {res_type}/{id} does not exist."
+                ),
             }));
         }
     }
@@ -139,5 +149,8 @@ pub(super) fn put(
         }
     };
     let stored = insert_version(tx, res_type, id, version_id, method, resource)?;
-    Ok(Written { resource: stored, created })
+    Ok(Written {
+        resource: stored,
+        created,
+    })
 }

@@ -37,7 +37,9 @@ impl Backend {
     pub fn from_url(url: &str) -> Result<(Self, String), StoreError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(StoreError::Config("database.url sqlite:// needs a file path".into()));
+                return Err(StoreError::Config(
+                    "database.url sqlite:// needs a file path".into(),
+                ));
             }
             Ok((Backend::Sqlite, path.to_owned()))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -55,7 +57,10 @@ pub(super) fn prepare_sqlite_file(path: &str) -> Result<(), StoreError> {
     if let Some(parent) = Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Config(format!("cannot create the folder {}: {e}", parent.display()))
+                StoreError::Config(format!(
+                    "cannot create the folder {}: {e}",
+                    parent.display()
+                ))
             })?;
         }
     }
@@ -97,7 +102,8 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), diesel::ConnectionError> {
-        conn.ping().map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+        conn.ping()
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
@@ -107,7 +113,9 @@ impl ManageConnection for Manager {
 
 pub(super) fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| StoreError::Migration(e.to_string()))

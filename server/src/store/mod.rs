@@ -111,7 +111,10 @@ impl Store {
     ///
     /// # Errors
     /// Whatever the queries or the pool report.
-    pub fn read<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.reader()?;
         let mut tx = Tx::new(&mut conn, self.backend);
         f(&mut tx)

@@ -39,7 +39,11 @@ impl<'c> Tx<'c> {
     ///
     /// # Errors
     /// Database failures.
-    pub fn current(&mut self, res_type: &str, res_id: &str) -> Result<Option<ResourceRow>, StoreError> {
+    pub fn current(
+        &mut self,
+        res_type: &str,
+        res_id: &str,
+    ) -> Result<Option<ResourceRow>, StoreError> {
         Ok(rv::table
             .filter(rv::res_type.eq(res_type))
             .filter(rv::res_id.eq(res_id))
@@ -151,7 +155,12 @@ impl<'c> Tx<'c> {
     ///
     /// # Errors
     /// Database failures.
-    pub fn retire(&mut self, res_type: &str, res_id: &str, version_id: i64) -> Result<bool, StoreError> {
+    pub fn retire(
+        &mut self,
+        res_type: &str,
+        res_id: &str,
+        version_id: i64,
+    ) -> Result<bool, StoreError> {
         let n = diesel::update(
             rv::table
                 .filter(rv::res_type.eq(res_type))
@@ -169,7 +178,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::Conflict`] when that version already exists.
     pub fn insert(&mut self, version: &NewResourceVersion) -> Result<(), StoreError> {
-        diesel::insert_into(rv::table).values(version).execute(self.conn)?;
+        diesel::insert_into(rv::table)
+            .values(version)
+            .execute(self.conn)?;
         Ok(())
     }
 
@@ -177,14 +188,27 @@ impl<'c> Tx<'c> {
     ///
     /// # Errors
     /// Database failures.
-    pub fn replace_tokens(&mut self, res_type: &str, res_id: &str, rows: &[NewTokenRow]) -> Result<(), StoreError> {
-        diesel::delete(st::table.filter(st::res_type.eq(res_type)).filter(st::res_id.eq(res_id)))
-            .execute(self.conn)?;
+    pub fn replace_tokens(
+        &mut self,
+        res_type: &str,
+        res_id: &str,
+        rows: &[NewTokenRow],
+    ) -> Result<(), StoreError> {
+        diesel::delete(
+            st::table
+                .filter(st::res_type.eq(res_type))
+                .filter(st::res_id.eq(res_id)),
+        )
+        .execute(self.conn)?;
         if !rows.is_empty() {
             // Multi-row VALUES is backend-specific in diesel, so dispatch on the backend.
             match &mut *self.conn {
-                DbConnection::Postgres(c) => diesel::insert_into(st::table).values(rows).execute(c)?,
-                DbConnection::Sqlite(c) => diesel::insert_into(st::table).values(rows).execute(c)?,
+                DbConnection::Postgres(c) => {
+                    diesel::insert_into(st::table).values(rows).execute(c)?
+                }
+                DbConnection::Sqlite(c) => {
+                    diesel::insert_into(st::table).values(rows).execute(c)?
+                }
             };
         }
         Ok(())

@@ -12,7 +12,11 @@ use crate::http::format::parse_resource;
 use crate::http::respond::{read_body, AppState};
 
 /// `POST [base]` and `POST [base]/`
-pub async fn batch(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn batch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.body_limit).await?;
     let resource = parse_resource(&req, &body)?;
     match (resource["resourceType"].as_str(), resource.get("type").and_then(Value::as_str)) {

@@ -24,7 +24,10 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 ];
 
 /// `GET [base]/metadata`
-pub async fn capabilities(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn capabilities(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let mut statement = capability_statement(state.service.base_url());
     let body = repr.render_value(&mut statement)?;

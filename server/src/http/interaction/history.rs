@@ -9,7 +9,10 @@ use crate::http::respond::AppState;
 use crate::service::{HistoryParams, HistoryScope};
 
 /// `GET [base]/_history`
-pub async fn history_system(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn history_system(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     history(&req, &state, HistoryScope::System).await
 }
 
@@ -32,7 +35,11 @@ pub async fn history_instance(
     history(&req, &state, HistoryScope::Instance(res_type, id)).await
 }
 
-async fn history(req: &HttpRequest, state: &AppState, scope: HistoryScope) -> Result<HttpResponse, ApiError> {
+async fn history(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: HistoryScope,
+) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(req)?;
     let params = HistoryParams::parse(req.query_string())?;
     let bundle = state.service.history(scope, params).await?;

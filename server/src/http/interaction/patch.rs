@@ -26,7 +26,10 @@ pub async fn patch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let patch = if content_type.trim_start().starts_with("application/json-patch+json") {
+    let patch = if content_type
+        .trim_start()
+        .starts_with("application/json-patch+json")
+    {
         Patch::json_patch(&body)?
     } else {
         Patch::fhirpath_patch(&parse_resource(&req, &body)?)?

@@ -20,7 +20,10 @@ pub async fn update(
     let body = read_body(payload, state.body_limit).await?;
     let resource = parse_resource(&req, &body)?;
     let (res_type, id) = path.into_inner();
-    let written = state.service.update(res_type, id, resource, expected).await?;
+    let written = state
+        .service
+        .update(res_type, id, resource, expected)
+        .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }
 
@@ -37,7 +40,12 @@ pub async fn conditional_update(
     let resource = parse_resource(&req, &body)?;
     let written = state
         .service
-        .conditional_update(path.into_inner(), req.query_string().to_owned(), resource, expected)
+        .conditional_update(
+            path.into_inner(),
+            req.query_string().to_owned(),
+            resource,
+            expected,
+        )
         .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }

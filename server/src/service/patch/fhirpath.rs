@@ -49,7 +49,10 @@ pub fn parse(parameters: &Value) -> Result<Vec<Operation>, ServiceError> {
     params
         .iter()
         .enumerate()
-        .map(|(i, p)| parse_operation(p).map_err(|m| ServiceError::invalid_at(format!("Parameters.parameter[{i}]"), m)))
+        .map(|(i, p)| {
+            parse_operation(p)
+                .map_err(|m| ServiceError::invalid_at(format!("Parameters.parameter[{i}]"), m))
+        })
         .collect()
 }
 
@@ -57,9 +60,21 @@ fn parse_operation(parameter: &Value) -> Result<Operation, String> {
     if parameter.get("name").and_then(Value::as_str) != Some("operation") {
         return Err("Each parameter of a FHIRPath Patch is named 'operation'.".into());
     }
-    let parts = parameter.get("part").and_then(Value::as_array).cloned().unwrap_or_default();
-    let part = |name: &str| parts.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name));
-    let text = |name: &str| part(name).and_then(|p| value_x(p)).and_then(|v| v.as_str().map(str::to_owned));
+    let parts = parameter
+        .get("part")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let part = |name: &str| {
+        parts
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+    };
+    let text = |name: &str| {
+        part(name)
+            .and_then(|p| value_x(p))
+            .and_then(|v| v.as_str().map(str::to_owned))
+    };
     let number = |name: &str| -> Result<Option<usize>, String> {
         match part(name).and_then(value_x) {
             None => Ok(None),
@@ -89,25 +104,36 @@ fn parse_operation(parameter: &Value) -> Result<Operation, String> {
         source: number("source")?,
         destination: number("destination")?,
     };
-    let missing = |what: &str| Err(format!("A {kind:?} operation needs a '{what}' part.").to_lowercase());
+    let missing =
+        |what: &str| Err(format!("A {kind:?} operation needs a '{what}' part.").to_lowercase());
     match kind {
         Kind::Add if op.name.is_none() => missing("name"),
         Kind::Add | Kind::Insert | Kind::Replace if op.value.is_none() => missing("value"),
         Kind::Insert if op.index.is_none() => missing("index"),
-        Kind::Move if op.source.is_none() || op.destination.is_none() => missing("source and destination"),
+        Kind::Move if op.source.is_none() || op.destination.is_none() => {
+            missing("source and destination")
+        }
         _ => Ok(op),
     }
 }
 
 /// The `value[x]` of a parameter part.
 fn value_x(part: &Value) -> Option<&Value> {
-    part.as_object()?.iter().find(|(k, _)| k.starts_with("value") && k.len() > 5).map(|(_, v)| v)
+    part.as_object()?
+        .iter()
+        .find(|(k, _)| k.starts_with("value") && k.len() > 5)
+        .map(|(_, v)| v)
 }
 
 /// A backbone element value given as nested parts (fhirpatch.html#parameters).
 fn from_parts(part: &Value) -> Value {
     let mut object = Map::new();
-    for p in part.get("part").and_then(Value::as_array).into_iter().flatten() {
+    for p in part
+        .get("part")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(name) = p.get("name").and_then(Value::as_str) {
             let v = value_x(p).cloned().unwrap_or_else(|| from_parts(p));
             object.insert(name.to_owned(), v);
@@ -127,14 +153,21 @@ impl Operation {
                     remove(resource, target);
                     Ok(())
                 }
-                _ => Err(format!("The path '{}' matches more than one element.", self.path)),
+                _ => Err(format!(
+                    "The path '{}' matches more than one element.",
+                    self.path
+                )),
             };
         }
         if matches!(self.kind, Kind::Insert | Kind::Move) {
             return self.reorder(resource, &targets);
         }
         let [target] = targets.as_slice() else {
-            return Err(format!("The path '{}' must match exactly one element; it matches {}.", self.path, targets.len()));
+            return Err(format!(
+                "The path '{}' must match exactly one element; it matches {}.",
+                self.path,
+                targets.len()
+            ));
         };
         let value = self.value.clone().unwrap_or(Value::Null);
         match self.kind {
@@ -145,7 +178,9 @@ impl Operation {
                 let name = self.name.clone().unwrap_or_default();
                 let container = get_mut(resource, target)
                     .and_then(Value::as_object_mut)
-                    .ok_or_else(|| format!("'{}' is not an element that can hold '{name}'.", self.path))?;
+                    .ok_or_else(|| {
+                        format!("'{}' is not an element that can hold '{name}'.", self.path)
+                    })?;
                 match container.get_mut(&name) {
                     Some(Value::Array(items)) => items.push(value),
                     Some(_) => return Err(format!("'{name}' already has a value; use replace.")),
@@ -172,7 +207,10 @@ impl Operation {
             })
             .ok_or_else(|| format!("The path '{}' does not name a list.", self.path))?;
         if targets.iter().any(|t| t[..t.len() - 1] != list[..]) {
-            return Err(format!("The path '{}' names items of more than one list.", self.path));
+            return Err(format!(
+                "The path '{}' names items of more than one list.",
+                self.path
+            ));
         }
         let items = get_mut(resource, &list)
             .and_then(Value::as_array_mut)
@@ -210,8 +248,12 @@ fn get_mut<'a>(value: &'a mut Value, ptr: &[Step]) -> Option<&'a mut Value> {
 }
 
 fn remove(resource: &mut Value, target: &Pointer) {
-    let Some((last, parent)) = target.split_last() else { return };
-    let Some(container) = get_mut(resource, parent) else { return };
+    let Some((last, parent)) = target.split_last() else {
+        return;
+    };
+    let Some(container) = get_mut(resource, parent) else {
+        return;
+    };
     match (last, container) {
         (Step::Key(k), Value::Object(map)) => {
             map.remove(k);
@@ -231,7 +273,10 @@ fn remove(resource: &mut Value, target: &Pointer) {
 /// Evaluates a path to the locations it selects.
 fn evaluate(resource: &Value, path: &str) -> Result<Vec<Pointer>, String> {
     let mut steps = split_steps(path)?;
-    let res_type = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+    let res_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if steps.first().map(String::as_str) == Some(res_type) {
         steps.remove(0);
     }
@@ -244,7 +289,13 @@ fn evaluate(resource: &Value, path: &str) -> Result<Vec<Pointer>, String> {
 
 fn apply_step(resource: &Value, current: Vec<Pointer>, step: &str) -> Result<Vec<Pointer>, String> {
     let (head, indexer) = match step.strip_suffix(']').and_then(|s| s.rsplit_once('[')) {
-        Some((head, n)) => (head, Some(n.parse::<usize>().map_err(|_| format!("'{step}' has a bad index."))?)),
+        Some((head, n)) => (
+            head,
+            Some(
+                n.parse::<usize>()
+                    .map_err(|_| format!("'{step}' has a bad index."))?,
+            ),
+        ),
         None => (step, None),
     };
     let mut selected = match head {
@@ -252,13 +303,15 @@ fn apply_step(resource: &Value, current: Vec<Pointer>, step: &str) -> Result<Vec
         "last()" => current.into_iter().last().into_iter().collect(),
         _ if head.starts_with("where(") && head.ends_with(')') => {
             let condition = &head[6..head.len() - 1];
-            let (left, right) = condition
-                .split_once('=')
-                .ok_or_else(|| format!("Only where(path = value) is supported, not '{condition}'."))?;
+            let (left, right) = condition.split_once('=').ok_or_else(|| {
+                format!("Only where(path = value) is supported, not '{condition}'.")
+            })?;
             let literal = parse_literal(right.trim())?;
             let mut kept = Vec::new();
             for ptr in current {
-                let Some(node) = get(resource, &ptr) else { continue };
+                let Some(node) = get(resource, &ptr) else {
+                    continue;
+                };
                 let sub = evaluate_relative(node, left.trim())?;
                 if sub.iter().any(|p| get(node, p) == Some(&literal)) {
                     kept.push(ptr);
@@ -266,7 +319,11 @@ fn apply_step(resource: &Value, current: Vec<Pointer>, step: &str) -> Result<Vec
             }
             kept
         }
-        name if name.ends_with(')') => return Err(format!("The FHIRPath function '{name}' is not supported in patches.")),
+        name if name.ends_with(')') => {
+            return Err(format!(
+                "The FHIRPath function '{name}' is not supported in patches."
+            ))
+        }
         name => children(resource, current, name),
     };
     if let Some(n) = indexer {
@@ -286,13 +343,18 @@ fn evaluate_relative(node: &Value, path: &str) -> Result<Vec<Pointer>, String> {
 fn children(resource: &Value, current: Vec<Pointer>, name: &str) -> Vec<Pointer> {
     let mut out = Vec::new();
     for ptr in current {
-        let Some(Value::Object(map)) = get(resource, &ptr) else { continue };
+        let Some(Value::Object(map)) = get(resource, &ptr) else {
+            continue;
+        };
         // A choice element is named by its stem (`value` finds `valueQuantity`).
         let key = if map.contains_key(name) {
             Some(name.to_owned())
         } else {
             map.keys()
-                .find(|k| k.strip_prefix(name).is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase())))
+                .find(|k| {
+                    k.strip_prefix(name)
+                        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase()))
+                })
                 .cloned()
         };
         let Some(key) = key else { continue };
@@ -358,7 +420,10 @@ mod tests {
     use serde_json::json;
 
     fn op(kind: &str, path: &str, extra: Value) -> Operation {
-        let mut parts = vec![json!({"name":"type","valueCode":kind}), json!({"name":"path","valueString":path})];
+        let mut parts = vec![
+            json!({"name":"type","valueCode":kind}),
+            json!({"name":"path","valueString":path}),
+        ];
         parts.extend(extra.as_array().cloned().unwrap_or_default());
         parse_operation(&json!({"name":"operation","part":parts})).unwrap()
     }
@@ -370,9 +435,21 @@ mod tests {
     #[test]
     fn replace_with_where_and_index() {
         let mut p = patient();
-        op("replace", "Patient.identifier.where(system = 'b').value", json!([{"name":"value","valueString":"9"}])).apply(&mut p).unwrap();
+        op(
+            "replace",
+            "Patient.identifier.where(system = 'b').value",
+            json!([{"name":"value","valueString":"9"}]),
+        )
+        .apply(&mut p)
+        .unwrap();
         assert_eq!(p["identifier"][1]["value"], "9");
-        op("replace", "Patient.name[0].given[1]", json!([{"name":"value","valueString":"C"}])).apply(&mut p).unwrap();
+        op(
+            "replace",
+            "Patient.name[0].given[1]",
+            json!([{"name":"value","valueString":"C"}]),
+        )
+        .apply(&mut p)
+        .unwrap();
         assert_eq!(p["name"][0]["given"], json!(["A", "C"]));
     }
 
@@ -383,24 +460,44 @@ mod tests {
         assert_eq!(p2["birthDate"], "1990-01-01");
         op("insert", "Patient.identifier", json!([{"name":"index","valueInteger":0},{"name":"value","valueIdentifier":{"value":"0"}}])).apply(&mut p2).unwrap();
         assert_eq!(p2["identifier"][0]["value"], "0");
-        op("move", "Patient.identifier", json!([{"name":"source","valueInteger":0},{"name":"destination","valueInteger":2}])).apply(&mut p2).unwrap();
+        op(
+            "move",
+            "Patient.identifier",
+            json!([{"name":"source","valueInteger":0},{"name":"destination","valueInteger":2}]),
+        )
+        .apply(&mut p2)
+        .unwrap();
         assert_eq!(p2["identifier"][2]["value"], "0");
-        op("delete", "Patient.gender", json!([])).apply(&mut p2).unwrap();
+        op("delete", "Patient.gender", json!([]))
+            .apply(&mut p2)
+            .unwrap();
         assert!(p2.get("gender").is_none());
-        op("delete", "Patient.identifier", json!([])).apply(&mut p2).unwrap_err();
-        op("delete", "Patient.birthDate.where(x = 'y')", json!([])).apply(&mut p2).unwrap();
+        op("delete", "Patient.identifier", json!([]))
+            .apply(&mut p2)
+            .unwrap_err();
+        op("delete", "Patient.birthDate.where(x = 'y')", json!([]))
+            .apply(&mut p2)
+            .unwrap();
     }
 
     #[test]
     fn deleting_the_last_item_removes_the_array() {
         let mut p = json!({"resourceType":"Patient","name":[{"family":"X"}]});
-        op("delete", "Patient.name[0]", json!([])).apply(&mut p).unwrap();
+        op("delete", "Patient.name[0]", json!([]))
+            .apply(&mut p)
+            .unwrap();
         assert!(p.get("name").is_none());
     }
 
     #[test]
     fn ambiguous_replace_fails() {
         let mut p = patient();
-        assert!(op("replace", "Patient.identifier.value", json!([{"name":"value","valueString":"9"}])).apply(&mut p).is_err());
+        assert!(op(
+            "replace",
+            "Patient.identifier.value",
+            json!([{"name":"value","valueString":"9"}])
+        )
+        .apply(&mut p)
+        .is_err());
     }
 }
