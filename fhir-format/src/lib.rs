@@ -15,6 +15,7 @@ use serde_json::Value;
 
 mod check;
 mod locate;
+mod primitive;
 
 /// Why a resource body was rejected, with where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
     let resource = model_from_json(input.clone(), &resource_type)?;
     let canonical = model_to_json(resource)?;
     check::same_content(&input, &canonical, &resource_type)?;
+    primitive::check(&canonical, &resource_type)?;
     Ok(canonical)
 }
 
@@ -69,7 +71,9 @@ pub fn normalize(resource: Value) -> Result<Value, FormatError> {
     let resource_type = check::resource_type(&resource)?.to_owned();
     check::json_rules(&resource, &resource_type)?;
     let model = model_from_json(resource, &resource_type)?;
-    model_to_json(model)
+    let canonical = model_to_json(model)?;
+    primitive::check(&canonical, &resource_type)?;
+    Ok(canonical)
 }
 
 /// Parses a FHIR XML resource strictly and returns it as canonical FHIR JSON.
@@ -85,6 +89,7 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
     let json = model_to_json(resource)?;
     let resource_type = check::resource_type(&json)?.to_owned();
     check::json_rules(&json, &resource_type)?;
+    primitive::check(&json, &resource_type)?;
     Ok(json)
 }
 

@@ -134,3 +134,32 @@ fn unlocated_fhirbolt_errors_are_located_by_elimination() {
     let e = reject(r#"{"resourceType":"Patient","name":[{"given":["A", 7]}]}"#);
     assert_eq!(e.path.as_deref(), Some("Patient.name[0].given[1]"), "{e:?}");
 }
+
+#[test]
+fn primitive_formats_are_checked_with_paths() {
+    let e = reject(r#"{"resourceType":"Patient","birthDate":"1990-13-45"}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.birthDate"));
+    let e = reject(
+        r#"{"resourceType":"Patient","contact":[{"period":{"start":"2020-01-01T10:00:00"}}]}"#,
+    );
+    assert_eq!(e.path.as_deref(), Some("Patient.contact[0].period.start"));
+    let e = reject(
+        r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueDateTime":"14/02/1990"}"#,
+    );
+    assert_eq!(e.path.as_deref(), Some("Observation.valueDateTime"));
+    let e = reject(
+        r#"{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","id":"p 1"}]}"#,
+    );
+    assert_eq!(e.path.as_deref(), Some("Patient.contained[0].id"));
+    let e = reject(
+        r#"{"resourceType":"Questionnaire","status":"draft","item":[{"linkId":"a","type":"group","item":[{"linkId":"b","type":"integer","initial":[{"valueDate":"2020-02-30"}]}]}]}"#,
+    );
+    assert_eq!(
+        e.path.as_deref(),
+        Some("Questionnaire.item[0].item[0].initial[0].valueDate")
+    );
+    let e = reject(
+        r#"{"resourceType":"Patient","extension":[{"url":"http://x","valueDate":"2020-02-30"}]}"#,
+    );
+    assert_eq!(e.path.as_deref(), Some("Patient.extension[0].valueDate"));
+}

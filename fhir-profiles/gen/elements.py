@@ -1,26 +1,62 @@
-"""Regenerates data/elements.json: per R4 resource type, its summary and mandatory top-level elements.
+"""Regenerates the data/ tables from the official R4 StructureDefinitions.
+
+- data/elements.json: per resource type, its summary and mandatory top-level elements.
+- data/types.json: per element path (Patient.birthDate, HumanName.family,
+  Patient.contact.name, Observation.value[x]) its type codes, max cardinality, and
+  contentReference target; what the primitive-format checks walk.
 
 Run from the project root: python3 fhir-profiles/gen/elements.py
 """
 import json
 
-SOURCE = "../shared/fhir-r4/profiles-resources.json"
-bundle = json.load(open(SOURCE))
-out = {}
-for entry in bundle["entry"]:
-    sd = entry["resource"]
-    if sd["resourceType"] != "StructureDefinition" or sd.get("kind") != "resource" or sd.get("abstract"):
+R4 = "../shared/fhir-r4/"
+resources = json.load(open(R4 + "profiles-resources.json"))
+types = json.load(open(R4 + "profiles-types.json"))
+
+summary_out = {}
+type_out = {}
+
+
+def definitions(bundle):
+    for entry in bundle["entry"]:
+        sd = entry["resource"]
+        if sd["resourceType"] != "StructureDefinition" or sd["name"] == "SubscriptionStatus":
+            continue  # SubscriptionStatus is not part of R4 4.0.1
+        yield sd
+
+
+for sd in list(definitions(resources)) + list(definitions(types)):
+    kind = sd.get("kind")
+    if kind not in ("resource", "complex-type", "primitive-type"):
         continue
-    if sd["name"] == "SubscriptionStatus":  # not part of R4 4.0.1
-        continue
+    if sd.get("derivation") == "constraint":
+        continue  # profiles such as SimpleQuantity share the base type's elements
+    is_resource = kind == "resource" and not sd.get("abstract")
     summary, mandatory = [], []
     for element in sd["snapshot"]["element"]:
-        parts = element["path"].split(".")
-        if len(parts) != 2:
+        path = element["path"]
+        parts = path.split(".")
+        if len(parts) == 1:
             continue
-        if element.get("isSummary"):
-            summary.append(parts[1])
-        if element.get("min", 0) >= 1:
-            mandatory.append(parts[1])
-    out[sd["name"]] = {"summary": summary, "mandatory": mandatory}
-json.dump(out, open("fhir-profiles/data/elements.json", "w"), separators=(",", ":"), sort_keys=True)
+        if is_resource and len(parts) == 2:
+            if element.get("isSummary"):
+                summary.append(parts[1])
+            if element.get("min", 0) >= 1:
+                mandatory.append(parts[1])
+        info = {"max": element.get("max", "1")}
+        codes = []
+        for t in element.get("type", []):
+            code = t["code"]
+            if code.startswith("http://hl7.org/fhirpath/System."):
+                code = "System." + code.rsplit(".", 1)[1]
+            codes.append(code)
+        if codes:
+            info["types"] = codes
+        if "contentReference" in element:
+            info["ref"] = element["contentReference"].lstrip("#")
+        type_out[path] = info
+    if is_resource:
+        summary_out[sd["name"]] = {"summary": summary, "mandatory": mandatory}
+
+json.dump(summary_out, open("fhir-profiles/data/elements.json", "w"), separators=(",", ":"), sort_keys=True)
+json.dump(type_out, open("fhir-profiles/data/types.json", "w"), separators=(",", ":"), sort_keys=True)

@@ -1,8 +1,10 @@
 //! R4 definitions Healthbook uses, vendored from the official FHIR 4.0.1 package
 //! (`shared/fhir-r4/profiles-resources.json`, HL7, CC0; see `fhir-profiles/README.md`).
 //!
-//! For now: per resource type, its summary elements (`isSummary`, search.html#summary) and
-//! its mandatory top-level elements (min ≥ 1, which `_elements` keeps, search.html#elements).
+//! - per resource type, its summary elements (`isSummary`, search.html#summary) and its
+//!   mandatory top-level elements (min ≥ 1, which `_elements` keeps, search.html#elements);
+//! - per element path of every resource and data type, its types, max cardinality and
+//!   content reference (what the structural checks walk).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -28,6 +30,32 @@ impl ResourceElements {
             None => e == name,
         })
     }
+}
+
+/// The definition of one element path (`Patient.birthDate`, `HumanName.given`).
+#[derive(Debug, Deserialize)]
+pub struct ElementDefinition {
+    /// `1` or `*` (or another number).
+    pub max: String,
+    /// Type codes; several for a choice element `x[x]`; `System.String` etc. for the
+    /// primitive values of the FHIRPath system types.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// For elements defined by reference to another (`Questionnaire.item.item`), that path.
+    #[serde(rename = "ref")]
+    pub content_reference: Option<String>,
+}
+
+static DEFINITIONS: OnceLock<HashMap<String, ElementDefinition>> = OnceLock::new();
+
+/// The definition of an element path, if R4 defines it.
+pub fn element(path: &str) -> Option<&'static ElementDefinition> {
+    DEFINITIONS
+        .get_or_init(|| {
+            serde_json::from_str(include_str!("../data/types.json"))
+                .expect("the vendored types.json is valid")
+        })
+        .get(path)
 }
 
 static ELEMENTS: OnceLock<HashMap<String, ResourceElements>> = OnceLock::new();
@@ -56,6 +84,21 @@ mod tests {
         assert!(ResourceElements::contains(&patient.summary, "birthDate"));
         assert!(!ResourceElements::contains(&patient.summary, "photo"));
         assert!(!ResourceElements::contains(&patient.summary, "deceased"));
+    }
+
+    #[test]
+    fn element_definitions() {
+        assert_eq!(element("Patient.birthDate").unwrap().types, ["date"]);
+        assert_eq!(element("HumanName.given").unwrap().max, "*");
+        assert_eq!(
+            element("Questionnaire.item.item")
+                .unwrap()
+                .content_reference
+                .as_deref(),
+            Some("Questionnaire.item")
+        );
+        assert!(element("Observation.value[x]").unwrap().types.len() > 5);
+        assert!(element("Patient.nickname").is_none());
     }
 
     #[test]

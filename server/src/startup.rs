@@ -45,6 +45,11 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "PostgreSQL is not reachable at start; serving 503 until it is"),
             },
         }
+        // Load the vendored R4 tables now rather than on the first request.
+        let _ = (
+            fhir_profiles::element("Patient.id"),
+            fhir_profiles::elements("Patient"),
+        );
         let listener = TcpListener::bind(&settings.server.bind)?;
         let address = listener.local_addr()?;
         let base_url = if settings.server.base_url.is_empty() {

@@ -48,12 +48,11 @@ pub async fn request_context(
             "request finished"
         );
     });
-    let mut response =
-        if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-            scrub(response, &request_id)
-        } else {
-            response.map_into_boxed_body()
-        };
+    let mut response = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        scrub(response, &request_id)
+    } else {
+        response.map_into_boxed_body()
+    };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

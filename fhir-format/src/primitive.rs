@@ -1,0 +1,298 @@
+//! Lexical checks of primitive values against their R4 data types
+//! (<https://hl7.org/fhir/R4/datatypes.html#primitive>), which fhirbolt does not make:
+//! dates that are not dates (`1990-13-45`, `14/02/1990`), times without a zone,
+//! ids, codes, oids, uuids, uris with spaces, `positiveInt` 0. The element types come from
+//! the official StructureDefinitions (fhir-profiles).
+
+use chrono::NaiveDate;
+use fhir_profiles::element;
+use serde_json::{Map, Value};
+
+use crate::FormatError;
+
+/// Checks every primitive value of a resource (and of the resources it contains).
+pub(crate) fn check(resource: &Value, resource_type: &str) -> Result<(), FormatError> {
+    match resource.as_object() {
+        Some(object) => walk_object(object, resource_type, resource_type, true),
+        None => Ok(()),
+    }
+}
+
+/// `definition`: the path children are defined under (`Patient`, `HumanName`,
+/// `Patient.contact`); `shown`: the location reported (`Patient.contact[0]`).
+fn walk_object(
+    object: &Map<String, Value>,
+    definition: &str,
+    shown: &str,
+    is_resource: bool,
+) -> Result<(), FormatError> {
+    for (name, value) in object {
+        if name == "resourceType" || name.starts_with('_') {
+            continue;
+        }
+        let here = format!("{shown}.{name}");
+        if is_resource && name == "id" {
+            check_each(value, &here, "id")?;
+            continue;
+        }
+        let Some((type_code, child_definition)) = resolve(definition, name) else {
+            continue; // unknown elements are reported by the R4 model
+        };
+        match value {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk_value(item, &type_code, &child_definition, &format!("{here}[{i}]"))?;
+                }
+            }
+            single => walk_value(single, &type_code, &child_definition, &here)?,
+        }
+    }
+    Ok(())
+}
+
+fn check_each(value: &Value, shown: &str, type_code: &str) -> Result<(), FormatError> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| primitive(item, type_code, &format!("{shown}[{i}]"))),
+        single => primitive(single, type_code, shown),
+    }
+}
+
+fn walk_value(
+    value: &Value,
+    type_code: &str,
+    definition: &str,
+    shown: &str,
+) -> Result<(), FormatError> {
+    match (type_code, value) {
+        ("Resource", Value::Object(object)) => {
+            match object.get("resourceType").and_then(Value::as_str) {
+                Some(rt) => walk_object(object, rt, shown, true),
+                None => Ok(()),
+            }
+        }
+        ("BackboneElement" | "Element", Value::Object(object)) => {
+            walk_object(object, definition, shown, false)
+        }
+        (t, Value::Object(object)) if t.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            walk_object(object, t, shown, false)
+        }
+        (_, Value::Null) => Ok(()),
+        (t, primitive_value) => primitive(primitive_value, t, shown),
+    }
+}
+
+/// The type and the definition path of the child `name` of `definition`; choice elements
+/// (`valueQuantity` of `Observation.value[x]`) take the type from the name's suffix.
+fn resolve(definition: &str, name: &str) -> Option<(String, String)> {
+    let path = format!("{definition}.{name}");
+    if let Some(def) = element(&path) {
+        if let Some(target) = &def.content_reference {
+            return Some(("BackboneElement".into(), target.clone()));
+        }
+        let type_code = def.types.first()?.clone();
+        return Some((type_code, path));
+    }
+    for (i, c) in name.char_indices().skip(1) {
+        if !c.is_ascii_uppercase() {
+            continue;
+        }
+        let (stem, suffix) = name.split_at(i);
+        if let Some(def) = element(&format!("{definition}.{stem}[x]")) {
+            let type_code = def
+                .types
+                .iter()
+                .find(|t| t.eq_ignore_ascii_case(suffix))?
+                .clone();
+            return Some((type_code, path));
+        }
+    }
+    None
+}
+
+fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatError> {
+    let invalid = |what: &str| {
+        Err(FormatError::at(
+            shown,
+            format!("{shown} is not a valid {type_code}: {what}."),
+        ))
+    };
+    match (type_code, value) {
+        ("positiveInt", Value::Number(n)) if n.as_i64().is_none_or(|v| v < 1) => {
+            invalid("it must be 1 or more")
+        }
+        ("unsignedInt", Value::Number(n)) if n.as_i64().is_none_or(|v| v < 0) => {
+            invalid("it must be 0 or more")
+        }
+        (_, Value::String(text)) => {
+            let ok = match type_code {
+                "date" => is_date(text),
+                "dateTime" => is_date_time(text),
+                "instant" => is_instant(text),
+                "time" => is_time(text),
+                "id" => {
+                    (1..=64).contains(&text.len())
+                        && text
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                }
+                "code" => {
+                    !text.starts_with(char::is_whitespace)
+                        && !text.ends_with(char::is_whitespace)
+                        && !text.contains("  ")
+                }
+                "uri" | "url" | "canonical" => !text.chars().any(char::is_whitespace),
+                "oid" => is_oid(text),
+                "uuid" => is_uuid(text),
+                "base64Binary" => text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/= \r\n".contains(&b)),
+                _ => true,
+            };
+            if ok {
+                Ok(())
+            } else {
+                invalid(match type_code {
+                    "date" => "write YYYY, YYYY-MM or YYYY-MM-DD with a real calendar date",
+                    "dateTime" => "write a date, or a date and time with a time zone (2021-07-01T08:30:00+07:00)",
+                    "instant" => "write a date and time to the second with a time zone (2021-07-01T08:30:00Z)",
+                    "time" => "write hh:mm:ss",
+                    "id" => "use 1-64 characters A-Z a-z 0-9 - .",
+                    "code" => "no leading, trailing or repeated spaces",
+                    "oid" => "write urn:oid: followed by the dotted numbers",
+                    "uuid" => "write urn:uuid: followed by a UUID",
+                    _ => "it contains characters this type does not allow",
+                })
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        [y] => digits(y, 4),
+        [y, m] => digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0)),
+        [y, m, d] => {
+            digits(y, 4)
+                && digits(m, 2)
+                && digits(d, 2)
+                && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn is_time(text: &str) -> bool {
+    let (main, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let parts: Vec<&str> = main.split(':').collect();
+    let two = |s: &str, max: u32| {
+        s.len() == 2
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|v| v <= max)
+    };
+    matches!(parts.as_slice(), [h, m, s] if two(h, 23) && two(m, 59) && two(s, 60))
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_zone(text: &str) -> bool {
+    if text == "Z" {
+        return true;
+    }
+    let Some(rest) = text.strip_prefix('+').or_else(|| text.strip_prefix('-')) else {
+        return false;
+    };
+    matches!(rest.split_once(':'), Some((h, m)) if h.len() == 2 && m.len() == 2
+        && h.parse::<u32>().is_ok_and(|v| v <= 14) && m.parse::<u32>().is_ok_and(|v| v <= 59))
+}
+
+fn is_date_time(text: &str) -> bool {
+    match text.split_once('T') {
+        None => is_date(text),
+        Some((date, rest)) => {
+            let zone_at = rest.find(['Z', '+', '-']);
+            match zone_at {
+                Some(i) => {
+                    date.len() == 10 && is_date(date) && is_time(&rest[..i]) && is_zone(&rest[i..])
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+fn is_instant(text: &str) -> bool {
+    text.contains('T') && is_date_time(text)
+}
+
+fn is_oid(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("urn:oid:") else {
+        return false;
+    };
+    let arcs: Vec<&str> = rest.split('.').collect();
+    arcs.len() >= 2
+        && matches!(arcs[0], "0" | "1" | "2")
+        && arcs.iter().all(|a| {
+            !a.is_empty()
+                && a.bytes().all(|b| b.is_ascii_digit())
+                && (a.len() == 1 || !a.starts_with('0'))
+        })
+}
+
+fn is_uuid(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("urn:uuid:") else {
+        return false;
+    };
+    let groups: Vec<&str> = rest.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        for ok in ["1990", "1990-02", "1990-02-14", "2024-02-29"] {
+            assert!(is_date(ok), "{ok}");
+        }
+        for bad in [
+            "1990-13-45",
+            "14/02/1990",
+            "1990-02-30",
+            "2023-02-29",
+            "90-01-01",
+            "yesterday",
+            "1990-2-1",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn date_times_and_instants() {
+        assert!(is_date_time("2021-07-01"));
+        assert!(is_date_time("2021-07-01T08:30:00+07:00"));
+        assert!(is_date_time("2021-07-01T08:30:00.123Z"));
+        assert!(!is_date_time("2021-07-01T08:30:00"));
+        assert!(!is_date_time("2021-07-01T25:30:00Z"));
+        assert!(is_instant("2021-07-01T08:30:00Z"));
+        assert!(!is_instant("2021-07-01"));
+    }
+
+    #[test]
+    fn oids_and_uuids() {
+        assert!(is_oid("urn:oid:2.16.840.1.113883"));
+        assert!(!is_oid("urn:oid:2.016"));
+        assert!(is_uuid("urn:uuid:c757873d-ec9a-4326-a141-556f43239520"));
+        assert!(!is_uuid("c757873d-ec9a-4326-a141-556f43239520"));
+    }
+}
