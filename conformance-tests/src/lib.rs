@@ -131,6 +131,11 @@ impl Server {
     /// Starts a server on `backend`, retrying with another port if the one picked was
     /// taken in the meantime.
     pub fn start(backend: Backend) -> Server {
+        Server::start_with(backend, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables (settings overrides).
+    pub fn start_with(backend: Backend, extra_env: &[(&str, &str)]) -> Server {
         let bin = binary();
         let dir = std::env::temp_dir().join(format!("healthbook-ct-{}", uuid::Uuid::new_v4()));
         fs::create_dir_all(&dir).expect("create temp dir");
@@ -156,6 +161,8 @@ impl Server {
                 ("HEALTHBOOK__DATABASE__URL", db_url.clone()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
+            let extra = extra_env.iter().map(|(k, v)| (*k, (*v).to_owned()));
+            let env: Vec<(&str, String)> = env.into_iter().chain(extra).collect();
             if pg.is_some() && attempt == 1 {
                 let log = dir.join("migrate.log");
                 let out = File::create(&log).expect("create migrate log");
@@ -320,6 +327,34 @@ impl Server {
                 Some(next) => url = next,
                 None => return out,
             }
+        }
+    }
+
+    /// Runs SQL as the PostgreSQL administrator on the maintenance database, with this
+    /// server's database name substituted for `{db}`. Panics on a SQLite server.
+    pub fn admin_sql(&self, sql: &str) {
+        let pg = self
+            .pg
+            .as_ref()
+            .expect("admin_sql needs a PostgreSQL server");
+        psql(&pg.admin_url, &sql.replace("{db}", &pg.name));
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it
+    /// exited successfully.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
