@@ -127,3 +127,31 @@ fn invalid_logical_id_in_update_is_400() {
         s.put(&format!("Patient/{bad}"), &p).expect_error(400);
     }
 }
+
+/// A body larger than the configured limit is refused with 413 and an OperationOutcome
+/// before it is processed.
+#[test]
+fn oversized_body_is_413() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__SERVER__BODY_LIMIT_BYTES", "2048")],
+    );
+    let mut p = patient("Large");
+    p["name"][0]["given"] = json!(["x".repeat(4096)]);
+    let outcome = s.post("Patient", &p).expect_error(413);
+    assert_outcome(&outcome, &["too-costly"]);
+}
+
+/// An HTTP method the address does not support is 405 with an OperationOutcome.
+#[test]
+fn unsupported_method_is_405() {
+    for s in servers() {
+        let id = id_of(&s.create(&patient("Method")));
+        let outcome = s
+            .req(reqwest::Method::POST, &format!("Patient/{id}"))
+            .fhir_json(&patient("Method"))
+            .fetch()
+            .expect_error(405);
+        assert_outcome(&outcome, &["not-supported"]);
+    }
+}

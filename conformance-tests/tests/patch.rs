@@ -126,3 +126,73 @@ fn json_patch_failing_test_op_is_not_applied() {
         assert_eq!(version_of(&read), "1");
     }
 }
+
+/// FHIRPath Patch (fhirpatch.html): a Parameters resource whose `operation` parameters
+/// add, insert, replace, move and delete elements located by FHIRPath.
+#[test]
+fn fhirpath_patch_applies_operations_in_order() {
+    for s in servers() {
+        let mut p = patient_with_identifier("Fhirpath", "urn:sys:a", "1");
+        p["identifier"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"system": "urn:sys:b", "value": "2"}));
+        let id = id_of(&s.create(&p));
+        let op = |parts: Value| json!({"name": "operation", "part": parts});
+        let params = json!({"resourceType": "Parameters", "parameter": [
+            op(json!([{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.identifier.where(system = 'urn:sys:b').value"},{"name":"value","valueString":"20"}])),
+            op(json!([{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"birthDate"},{"name":"value","valueDate":"1990-02-14"}])),
+            op(json!([{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.identifier"},{"name":"index","valueInteger":0},{"name":"value","valueIdentifier":{"system":"urn:sys:c","value":"0"}}])),
+            op(json!([{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.identifier"},{"name":"source","valueInteger":0},{"name":"destination","valueInteger":2}])),
+            op(json!([{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.gender"}])),
+        ]});
+        let body = s
+            .req(reqwest::Method::PATCH, &format!("Patient/{id}"))
+            .fhir_json(&params)
+            .fetch()
+            .expect_status(200)
+            .json();
+        assert_eq!(
+            body["identifier"][1]["value"], "20",
+            "[{}] {body}",
+            s.backend
+        );
+        assert_eq!(
+            body["identifier"][2]["system"], "urn:sys:c",
+            "[{}] {body}",
+            s.backend
+        );
+        assert_eq!(body["birthDate"], "1990-02-14");
+        assert!(body.get("gender").is_none(), "gender deleted: {body}");
+        assert_eq!(version_of(&body), "2");
+    }
+}
+
+/// A FHIRPath Patch whose path matches several elements where one is required cannot be
+/// applied (422), and nothing is written.
+#[test]
+fn fhirpath_patch_with_ambiguous_path_is_422() {
+    for s in servers() {
+        let mut p = patient_with_identifier("Ambiguous", "urn:sys:a", "1");
+        p["identifier"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"system": "urn:sys:b", "value": "2"}));
+        let id = id_of(&s.create(&p));
+        let params = json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+            {"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.identifier.value"},{"name":"value","valueString":"x"}
+        ]}]});
+        let outcome = s
+            .req(reqwest::Method::PATCH, &format!("Patient/{id}"))
+            .fhir_json(&params)
+            .fetch()
+            .expect_error(422);
+        assert_outcome(&outcome, &[]);
+        assert_eq!(
+            version_of(&s.read("Patient", &id)),
+            "1",
+            "[{}] nothing written",
+            s.backend
+        );
+    }
+}

@@ -1,0 +1,49 @@
+-- Scenario: POST /fhir/Patient, every body with a unique identifier
+-- (run nonce + thread id + per-thread counter), Prefer: return=minimal.
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local common = dofile(dir .. "common.lua")
+
+local run = tostring(os.time())
+function setup(thread)
+  common.setup(thread)
+  thread:set("run", run)
+end
+
+local headers = {
+  ["Content-Type"] = "application/fhir+json",
+  ["Accept"] = "application/fhir+json",
+  ["Prefer"] = "return=minimal",
+}
+local template = '{"resourceType":"Patient","identifier":[{"system":"https://bench.example/uid",'
+  .. '"value":"%s-%d-%d"}],"name":[{"family":"Nguyễn","given":["Văn","An"]}],"gender":"male",'
+  .. '"birthDate":"1990-02-14","telecom":[{"system":"phone","value":"+84912345678"}],'
+  .. '"address":[{"city":"Hà Nội","country":"VN"}]}'
+
+local counter = 0
+ok, bad = 0, 0
+statuses = ""
+local seen = {}
+
+function request()
+  counter = counter + 1
+  return wrk.format("POST", "/fhir/Patient", headers, string.format(template, run, id, counter))
+end
+
+function response(status, hdrs, body)
+  if status >= 200 and status < 300 then
+    ok = ok + 1
+  else
+    bad = bad + 1
+    if not seen[status] then
+      seen[status] = true
+      statuses = statuses .. status .. ","
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local other_statuses = common.concat("statuses")
+  common.report(summary, latency, common.sum("bad"),
+    string.format("2xx=%d%s", common.sum("ok"),
+      other_statuses ~= "" and (" other_status=" .. other_statuses) or ""))
+end
