@@ -60,3 +60,25 @@ for sd in list(definitions(resources)) + list(definitions(types)):
 
 json.dump(summary_out, open("fhir-profiles/data/elements.json", "w"), separators=(",", ":"), sort_keys=True)
 json.dump(type_out, open("fhir-profiles/data/types.json", "w"), separators=(",", ":"), sort_keys=True)
+
+# data/search-parameters.json: the 1,378 standard SearchParameters, trimmed to what the
+# server evaluates (search.html); data/compartment-patient.json: per resource type, the
+# search parameters that put it in a Patient's compartment.
+search = json.load(open(R4 + "search-parameters.json"))
+params = []
+for entry in search["entry"]:
+    sp = entry["resource"]
+    if "SubscriptionStatus" in sp.get("base", []):
+        continue
+    row = {"code": sp["code"], "base": sp["base"], "type": sp["type"], "url": sp["url"]}
+    for key in ("expression", "target", "modifier", "comparator", "multipleOr", "multipleAnd"):
+        if key in sp:
+            row[key] = sp[key]
+    if "component" in sp:
+        row["component"] = [{"definition": c["definition"], "expression": c["expression"]} for c in sp["component"]]
+    params.append(row)
+json.dump(params, open("fhir-profiles/data/search-parameters.json", "w"), separators=(",", ":"))
+
+compartment = json.load(open(R4 + "compartmentdefinition-patient.json"))
+members = {r["code"]: r["param"] for r in compartment["resource"] if r.get("param")}
+json.dump(members, open("fhir-profiles/data/compartment-patient.json", "w"), separators=(",", ":"), sort_keys=True)

@@ -58,6 +58,102 @@ pub fn element(path: &str) -> Option<&'static ElementDefinition> {
         .get(path)
 }
 
+/// One standard R4 SearchParameter (search.html), trimmed to what the server evaluates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchParameter {
+    pub code: String,
+    pub base: Vec<String>,
+    /// number | date | string | token | reference | composite | quantity | uri | special
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    /// FHIRPath over all base types, `|`-separated.
+    pub expression: Option<String>,
+    #[serde(default)]
+    pub target: Vec<String>,
+}
+
+impl SearchParameter {
+    /// The parts of the expression that apply to `res_type` (`Observation.subject` out of
+    /// `AllergyIntolerance.patient | Observation.subject`), as FHIRPath expressions.
+    pub fn expressions_for(&self, res_type: &str) -> Vec<&str> {
+        let Some(expression) = &self.expression else {
+            return Vec::new();
+        };
+        split_union(expression)
+            .into_iter()
+            .filter(|part| {
+                let part = part.trim_start_matches('(');
+                part.strip_prefix(res_type)
+                    .is_some_and(|rest| rest.starts_with(['.', ' ', ')']) || rest.is_empty())
+            })
+            .collect()
+    }
+}
+
+/// Splits a FHIRPath expression on top-level `|` (outside parentheses and quotes).
+pub fn split_union(expression: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (i, c) in expression.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            '|' if !quoted && depth == 0 => {
+                parts.push(expression[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(expression[start..].trim());
+    parts
+}
+
+static SEARCH_PARAMETERS: OnceLock<HashMap<(String, String), SearchParameter>> = OnceLock::new();
+
+fn search_parameters() -> &'static HashMap<(String, String), SearchParameter> {
+    SEARCH_PARAMETERS.get_or_init(|| {
+        let all: Vec<SearchParameter> =
+            serde_json::from_str(include_str!("../data/search-parameters.json"))
+                .expect("the vendored search-parameters.json is valid");
+        all.into_iter()
+            .flat_map(|sp| {
+                sp.base
+                    .clone()
+                    .into_iter()
+                    .map(move |base| ((base, sp.code.clone()), sp.clone()))
+            })
+            .collect()
+    })
+}
+
+/// The standard search parameter `code` of `res_type` (including those on Resource and
+/// DomainResource, such as `_id`).
+pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
+    let params = search_parameters();
+    params
+        .get(&(res_type.to_owned(), code.to_owned()))
+        .or_else(|| params.get(&("DomainResource".to_owned(), code.to_owned())))
+        .or_else(|| params.get(&("Resource".to_owned(), code.to_owned())))
+}
+
+static PATIENT_COMPARTMENT: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+
+/// The search parameters that place a `res_type` resource in a Patient's compartment
+/// (CompartmentDefinition/patient); `None` when the type is never in one.
+pub fn patient_compartment_params(res_type: &str) -> Option<&'static [String]> {
+    PATIENT_COMPARTMENT
+        .get_or_init(|| {
+            serde_json::from_str(include_str!("../data/compartment-patient.json"))
+                .expect("the vendored compartment-patient.json is valid")
+        })
+        .get(res_type)
+        .map(Vec::as_slice)
+}
+
 static ELEMENTS: OnceLock<HashMap<String, ResourceElements>> = OnceLock::new();
 
 /// The element facts of `resource_type`, if it is an R4 resource type.
@@ -99,6 +195,44 @@ mod tests {
         );
         assert!(element("Observation.value[x]").unwrap().types.len() > 5);
         assert!(element("Patient.nickname").is_none());
+    }
+
+    #[test]
+    fn search_parameters_by_type() {
+        let subject = search_parameter("Observation", "patient").unwrap();
+        assert_eq!(subject.kind, "reference");
+        assert_eq!(
+            subject.expressions_for("Observation"),
+            ["Observation.subject.where(resolve() is Patient)"]
+        );
+        assert_eq!(search_parameter("Patient", "_id").unwrap().kind, "token");
+        assert_eq!(
+            search_parameter("Immunization", "patient")
+                .unwrap()
+                .expressions_for("Immunization"),
+            ["Immunization.patient"]
+        );
+    }
+
+    #[test]
+    fn patient_compartment() {
+        assert_eq!(
+            patient_compartment_params("Immunization").unwrap(),
+            ["patient"]
+        );
+        assert!(patient_compartment_params("Observation")
+            .unwrap()
+            .iter()
+            .any(|p| p == "subject"));
+        assert!(patient_compartment_params("Organization").is_none());
+    }
+
+    #[test]
+    fn union_split_respects_parentheses() {
+        assert_eq!(
+            split_union("(A.b as X) | A.c.where(x = 'a|b')"),
+            ["(A.b as X)", "A.c.where(x = 'a|b')"]
+        );
     }
 
     #[test]
