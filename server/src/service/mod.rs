@@ -6,6 +6,7 @@ mod conditional;
 mod create;
 mod delete;
 mod error;
+pub mod fhirpath;
 mod history;
 mod index;
 mod patch;

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::service::fhirpath::{get_mut, select, Pointer, Step};
 use crate::service::ServiceError;
 
 /// One FHIRPath Patch operation.
@@ -29,15 +30,6 @@ enum Kind {
     Delete,
     Replace,
     Move,
-}
-
-/// A location in the resource JSON.
-type Pointer = Vec<Step>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    Key(String),
-    Index(usize),
 }
 
 /// Reads the operations of a Parameters resource.
@@ -145,7 +137,7 @@ fn from_parts(part: &Value) -> Value {
 impl Operation {
     /// Applies the operation; the message says why it could not be.
     pub fn apply(&self, resource: &mut Value) -> Result<(), String> {
-        let targets = evaluate(resource, &self.path)?;
+        let targets = select(resource, &self.path)?;
         if self.kind == Kind::Delete {
             return match targets.as_slice() {
                 [] => Ok(()),
@@ -233,20 +225,6 @@ impl Operation {
     }
 }
 
-fn get<'a>(value: &'a Value, ptr: &[Step]) -> Option<&'a Value> {
-    ptr.iter().try_fold(value, |v, step| match step {
-        Step::Key(k) => v.get(k),
-        Step::Index(i) => v.get(*i),
-    })
-}
-
-fn get_mut<'a>(value: &'a mut Value, ptr: &[Step]) -> Option<&'a mut Value> {
-    ptr.iter().try_fold(value, |v, step| match step {
-        Step::Key(k) => v.get_mut(k),
-        Step::Index(i) => v.get_mut(*i),
-    })
-}
-
 fn remove(resource: &mut Value, target: &Pointer) {
     let Some((last, parent)) = target.split_last() else {
         return;
@@ -268,150 +246,6 @@ fn remove(resource: &mut Value, target: &Pointer) {
         }
         _ => {}
     }
-}
-
-/// Evaluates a path to the locations it selects.
-fn evaluate(resource: &Value, path: &str) -> Result<Vec<Pointer>, String> {
-    let mut steps = split_steps(path)?;
-    let res_type = resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if steps.first().map(String::as_str) == Some(res_type) {
-        steps.remove(0);
-    }
-    let mut current: Vec<Pointer> = vec![Vec::new()];
-    for step in steps {
-        current = apply_step(resource, current, &step)?;
-    }
-    Ok(current)
-}
-
-fn apply_step(resource: &Value, current: Vec<Pointer>, step: &str) -> Result<Vec<Pointer>, String> {
-    let (head, indexer) = match step.strip_suffix(']').and_then(|s| s.rsplit_once('[')) {
-        Some((head, n)) => (
-            head,
-            Some(
-                n.parse::<usize>()
-                    .map_err(|_| format!("'{step}' has a bad index."))?,
-            ),
-        ),
-        None => (step, None),
-    };
-    let mut selected = match head {
-        "first()" => current.into_iter().take(1).collect(),
-        "last()" => current.into_iter().last().into_iter().collect(),
-        _ if head.starts_with("where(") && head.ends_with(')') => {
-            let condition = &head[6..head.len() - 1];
-            let (left, right) = condition.split_once('=').ok_or_else(|| {
-                format!("Only where(path = value) is supported, not '{condition}'.")
-            })?;
-            let literal = parse_literal(right.trim())?;
-            let mut kept = Vec::new();
-            for ptr in current {
-                let Some(node) = get(resource, &ptr) else {
-                    continue;
-                };
-                let sub = evaluate_relative(node, left.trim())?;
-                if sub.iter().any(|p| get(node, p) == Some(&literal)) {
-                    kept.push(ptr);
-                }
-            }
-            kept
-        }
-        name if name.ends_with(')') => {
-            return Err(format!(
-                "The FHIRPath function '{name}' is not supported in patches."
-            ))
-        }
-        name => children(resource, current, name),
-    };
-    if let Some(n) = indexer {
-        selected = selected.into_iter().nth(n).into_iter().collect();
-    }
-    Ok(selected)
-}
-
-fn evaluate_relative(node: &Value, path: &str) -> Result<Vec<Pointer>, String> {
-    let mut current: Vec<Pointer> = vec![Vec::new()];
-    for step in split_steps(path)? {
-        current = apply_step(node, current, &step)?;
-    }
-    Ok(current)
-}
-
-fn children(resource: &Value, current: Vec<Pointer>, name: &str) -> Vec<Pointer> {
-    let mut out = Vec::new();
-    for ptr in current {
-        let Some(Value::Object(map)) = get(resource, &ptr) else {
-            continue;
-        };
-        // A choice element is named by its stem (`value` finds `valueQuantity`).
-        let key = if map.contains_key(name) {
-            Some(name.to_owned())
-        } else {
-            map.keys()
-                .find(|k| {
-                    k.strip_prefix(name)
-                        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase()))
-                })
-                .cloned()
-        };
-        let Some(key) = key else { continue };
-        let mut base = ptr.clone();
-        base.push(Step::Key(key.clone()));
-        match map.get(&key) {
-            Some(Value::Array(items)) => {
-                for i in 0..items.len() {
-                    let mut p = base.clone();
-                    p.push(Step::Index(i));
-                    out.push(p);
-                }
-            }
-            Some(_) => out.push(base),
-            None => {}
-        }
-    }
-    out
-}
-
-fn parse_literal(text: &str) -> Result<Value, String> {
-    if let Some(s) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
-        return Ok(Value::String(s.replace("\\'", "'")));
-    }
-    match text {
-        "true" => Ok(Value::Bool(true)),
-        "false" => Ok(Value::Bool(false)),
-        _ => serde_json::from_str::<Value>(text)
-            .ok()
-            .filter(Value::is_number)
-            .ok_or_else(|| format!("'{text}' is not a string, number or boolean literal.")),
-    }
-}
-
-/// Splits a path on dots outside quotes and parentheses.
-fn split_steps(path: &str) -> Result<Vec<String>, String> {
-    let mut steps = Vec::new();
-    let mut current = String::new();
-    let (mut depth, mut quoted) = (0i32, false);
-    for c in path.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
-            '.' if !quoted && depth == 0 => {
-                steps.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    steps.push(current);
-    if depth != 0 || quoted || steps.iter().any(String::is_empty) {
-        return Err(format!("'{path}' is not a valid FHIRPath path."));
-    }
-    Ok(steps)
 }
 
 #[cfg(test)]
