@@ -16,6 +16,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub auth: AuthSettings,
     pub log: LogSettings,
 }
 
@@ -45,6 +46,44 @@ pub struct DatabaseSettings {
     pub pool_max_size: u32,
     /// Milliseconds a request waits for a connection before a 503.
     pub acquire_timeout_ms: u64,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `none` (no tokens; loopback only) or `oidc` (verify bearer tokens).
+    pub mode: AuthMode,
+    /// The single trusted issuer (OIDC issuer URL); more in `issuers`.
+    pub issuer: String,
+    /// Expected `aud` of access tokens for `issuer`; empty means the server's base URL.
+    pub audience: String,
+    /// More trusted issuers.
+    #[serde(default)]
+    pub issuers: Vec<IssuerSettings>,
+    /// Accepted JWS algorithms.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Shortest interval between two key-set fetches of one issuer, in seconds.
+    pub jwks_min_refresh_secs: u64,
+}
+
+/// One entry of `auth.issuers`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    pub issuer: String,
+    /// Expected `aud`; the server's base URL when absent.
+    pub audience: Option<String>,
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    None,
+    Oidc,
 }
 
 /// `[log]`
@@ -142,6 +181,59 @@ impl Settings {
         if self.database.acquire_timeout_ms == 0 {
             return fail("database.acquire_timeout_ms", "must be more than 0");
         }
+        self.validate_auth()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let auth = &self.auth;
+        match auth.mode {
+            AuthMode::None => {
+                let loopback = self
+                    .server
+                    .bind
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback());
+                if !loopback {
+                    return fail(
+                        "auth.mode",
+                        "\"none\" is only allowed when server.bind is a loopback address; use \"oidc\"",
+                    );
+                }
+            }
+            AuthMode::Oidc => {
+                if auth.issuer.is_empty() && auth.issuers.is_empty() {
+                    return fail(
+                        "auth.issuer",
+                        "required when auth.mode = \"oidc\" (or list auth.issuers)",
+                    );
+                }
+                let issuers = auth
+                    .issuers
+                    .iter()
+                    .map(|i| i.issuer.as_str())
+                    .chain(Some(auth.issuer.as_str()).filter(|i| !i.is_empty()));
+                for issuer in issuers {
+                    if !url::Url::parse(issuer)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                    {
+                        return fail("auth.issuer", "must be an absolute http(s) URL");
+                    }
+                }
+            }
+        }
+        use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
+        if auth.algorithms.is_empty()
+            || auth
+                .algorithms
+                .iter()
+                .any(|a| matches!(a, HS256 | HS384 | HS512))
+        {
+            return fail(
+                "auth.algorithms",
+                "must list asymmetric algorithms (RS256, ES256, PS256...), no HS*",
+            );
+        }
         Ok(())
     }
 }
@@ -161,14 +253,31 @@ mod tests {
     #[test]
     fn overlays_parse() {
         for name in ["local", "production"] {
-            let s: Settings = Config::builder()
+            let mut s: Settings = Config::builder()
                 .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
                 .add_source(File::with_name(&format!("../config/{name}.toml")))
                 .build()
                 .and_then(Config::try_deserialize)
                 .unwrap();
+            if s.auth.mode == AuthMode::Oidc {
+                // Production names its issuer through the environment.
+                assert!(s
+                    .validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("auth.issuer"));
+                s.auth.issuer = "https://id.example.org".into();
+            }
             s.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn auth_none_only_on_loopback() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.auth.mode, AuthMode::None);
+        s.server.bind = "0.0.0.0:8080".into();
+        assert!(s.validate().unwrap_err().to_string().contains("auth.mode"));
     }
 
     #[test]

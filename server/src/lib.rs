@@ -3,6 +3,7 @@
 //! Layers: `http` (actix-web, the only module that knows HTTP) → `service` (FHIR
 //! semantics) → `store` (diesel over PostgreSQL and SQLite).
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod service;

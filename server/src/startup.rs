@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::Service;
@@ -14,6 +15,7 @@ use crate::store::{Backend, Store, StoreOptions};
 
 /// A bound, not yet running server.
 pub struct Application {
+    state: web::Data<AppState>,
     server: actix_web::dev::Server,
     port: u16,
     base_url: String,
@@ -57,13 +59,22 @@ impl Application {
         } else {
             settings.server.base_url.trim_end_matches('/').to_owned()
         };
+        let authenticator = Authenticator::new(&settings.auth, &base_url)?;
+        if !authenticator.enabled() {
+            tracing::warn!(
+                "auth.mode = \"none\": every request has full access; use only on this machine \
+                 (the server is bound to a loopback address)"
+            );
+        }
         let state = web::Data::new(AppState {
             service: Service::new(store, base_url.clone()),
             body_limit: settings.server.body_limit_bytes,
+            authenticator,
         });
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .wrap(Compress::default())
                 .wrap(from_fn(http::request_context))
                 .configure(http::routes)
@@ -74,6 +85,7 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         Ok(Self {
+            state,
             server: server.run(),
             port: address.port(),
             base_url,
@@ -95,6 +107,9 @@ impl Application {
     /// # Errors
     /// I/O failures of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Discover the OpenID providers in the background so the first request is fast.
+        let state = self.state.clone();
+        actix_web::rt::spawn(async move { state.authenticator.warm_up().await });
         self.server.await
     }
 }

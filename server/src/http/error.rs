@@ -24,6 +24,8 @@ pub struct ApiError {
     pub expression: Option<String>,
     /// Seconds, for 503.
     pub retry_after: Option<u32>,
+    /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3).
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -41,6 +43,7 @@ impl ApiError {
             message: message.into(),
             expression: None,
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -89,6 +92,9 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
+        if let Some(challenge) = &self.challenge {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge.clone()));
+        }
         response.body(self.outcome().to_string())
     }
 }
@@ -123,6 +129,28 @@ impl From<ServiceError> for ApiError {
                 message,
             )
             .at(path),
+            ServiceError::Forbidden { scope } => {
+                let (message, challenge) = if scope.is_empty() {
+                    (
+                        "The access token does not allow this interaction on this resource."
+                            .to_owned(),
+                        r#"Bearer realm="healthbook", error="insufficient_scope""#.to_owned(),
+                    )
+                } else {
+                    (
+                        format!(
+                            "The access token lacks the scope this interaction needs ({scope})."
+                        ),
+                        format!(
+                            r#"Bearer realm="healthbook", error="insufficient_scope", scope="{scope}""#
+                        ),
+                    )
+                };
+                ApiError {
+                    challenge: Some(challenge),
+                    ..ApiError::new(S::FORBIDDEN, "forbidden", "HB-FORBIDDEN", message)
+                }
+            }
             ServiceError::NotAllowed(message) => ApiError::new(
                 S::METHOD_NOT_ALLOWED,
                 "not-supported",
@@ -166,5 +194,47 @@ impl From<ServiceError> for ApiError {
 impl From<fhir_format::FormatError> for ApiError {
     fn from(e: fhir_format::FormatError) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "structure", "HB-FORMAT", e.message).at(e.path)
+    }
+}
+
+/// RFC 6750 §3: 401 with a Bearer challenge (no error code when no token was sent); a
+/// provider that cannot be reached is 503, not 401, so users are not logged out by it.
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Missing => ApiError {
+                challenge: Some(r#"Bearer realm="healthbook""#.to_owned()),
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "login",
+                    "HB-UNAUTHENTICATED",
+                    "This server needs an access token: send Authorization: Bearer <token>.",
+                )
+            },
+            AuthError::Invalid(why) => ApiError {
+                challenge: Some(format!(
+                    r#"Bearer realm="healthbook", error="invalid_token", error_description="{why}""#
+                )),
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "login",
+                    "HB-INVALID-TOKEN",
+                    format!("The access token was not accepted: {why}."),
+                )
+            },
+            AuthError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "OpenID provider unavailable");
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "transient",
+                        "HB-IDP-UNAVAILABLE",
+                        "The access token cannot be checked right now; retry after a few seconds.",
+                    )
+                }
+            }
+        }
     }
 }

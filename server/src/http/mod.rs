@@ -2,6 +2,7 @@
 //! headers and OperationOutcome answers; FHIR semantics are the service's.
 
 mod error;
+mod extract;
 mod format;
 mod headers;
 pub mod interaction;
@@ -15,7 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use interaction::{
-    batch, capabilities, create, delete, health, history, patch, read, update, vread,
+    batch, capabilities, create, delete, health, history, patch, read, smart_configuration, update,
+    vread,
 };
 
 /// Registers every route under `/fhir` plus the health endpoints.
@@ -26,6 +28,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/fhir")
                 .route("", web::post().to(batch::batch))
                 .route("/", web::post().to(batch::batch))
+                .route(
+                    "/.well-known/smart-configuration",
+                    web::get().to(smart_configuration::smart_configuration),
+                )
                 .route("/metadata", web::get().to(capabilities::capabilities))
                 .route("/metadata", web::head().to(capabilities::capabilities))
                 .route("/_history", web::get().to(history::history_system))

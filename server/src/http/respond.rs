@@ -17,6 +17,8 @@ pub struct AppState {
     pub service: crate::service::Service,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Turns bearer tokens into principals.
+    pub authenticator: crate::auth::Authenticator,
 }
 
 /// Reads the request body up to the configured limit.

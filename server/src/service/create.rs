@@ -6,8 +6,10 @@ use serde_json::Value;
 use super::index::{identifier_lock_key, tokens};
 use super::stored::{now_ms, stamp};
 use super::{
-    ensure_body_type, ensure_type, Criteria, Service, ServiceError, StoredResource, Written,
+    ensure_body_type, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
+    StoredResource, Written,
 };
+use crate::auth::Permission;
 use crate::store::{NewResourceVersion, Tx};
 
 impl Service {
@@ -19,6 +21,7 @@ impl Service {
     /// several matches, store failures.
     pub async fn create(
         &self,
+        access: &Access,
         res_type: String,
         resource: Value,
         if_none_exist: Option<String>,
@@ -26,6 +29,11 @@ impl Service {
         ensure_type(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
         let criteria = if_none_exist.as_deref().map(Criteria::parse).transpose()?;
+        access.require(Permission::Create, &res_type)?;
+        if !access.permits(Permission::Create, &resource) {
+            return Err(outside_compartment());
+        }
+        let access = access.clone();
         self.write_tx(move |tx| {
             let mut keys = criteria
                 .as_ref()
@@ -41,8 +49,12 @@ impl Service {
                         let row = tx.current(&res_type, id)?.ok_or_else(|| {
                             ServiceError::Fault("a matched resource has no current version".into())
                         })?;
+                        let existing = StoredResource::from(row);
+                        if !access.permits(Permission::Read, &existing.json()?) {
+                            return Err(outside_compartment());
+                        }
                         return Ok(Written {
-                            resource: row.into(),
+                            resource: existing,
                             created: false,
                         });
                     }

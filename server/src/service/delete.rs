@@ -3,7 +3,11 @@
 
 use super::index::resource_lock_key;
 use super::stored::now_ms;
-use super::{ensure_id, ensure_type, Criteria, Service, ServiceError};
+use super::{
+    ensure_id, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
+    StoredResource,
+};
+use crate::auth::Permission;
 use crate::store::{NewResourceVersion, StoreError, Tx};
 
 impl Service {
@@ -13,10 +17,18 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown type, store failures.
-    pub async fn delete(&self, res_type: String, id: String) -> Result<Option<i64>, ServiceError> {
+    pub async fn delete(
+        &self,
+        access: &Access,
+        res_type: String,
+        id: String,
+    ) -> Result<Option<i64>, ServiceError> {
         ensure_type(&res_type)?;
         ensure_id(&id)?;
-        self.write_tx(move |tx| remove(tx, &res_type, &id)).await
+        access.require(Permission::Delete, &res_type)?;
+        let access = access.clone();
+        self.write_tx(move |tx| remove(tx, &access, &res_type, &id))
+            .await
     }
 
     /// Deletes the one resource matching `criteria` (none: nothing to do; several: 412,
@@ -26,16 +38,19 @@ impl Service {
     /// 400 for bad criteria, 412 for several matches, store failures.
     pub async fn conditional_delete(
         &self,
+        access: &Access,
         res_type: String,
         criteria: String,
     ) -> Result<Option<i64>, ServiceError> {
         ensure_type(&res_type)?;
         let criteria = Criteria::parse(&criteria)?;
+        access.require(Permission::Delete, &res_type)?;
+        let access = access.clone();
         self.write_tx(move |tx| {
             super::create::lock_all(tx, criteria.lock_keys(&res_type))?;
             match criteria.matches(tx, &res_type)?.as_slice() {
                 [] => Ok(None),
-                [id] => remove(tx, &res_type, id),
+                [id] => remove(tx, &access, &res_type, id),
                 several => Err(ServiceError::PreconditionFailed(format!(
                     "The criteria match {} resources; a conditional delete removes at most one.",
                     several.len()
@@ -46,11 +61,22 @@ impl Service {
     }
 }
 
-fn remove(tx: &mut Tx<'_>, res_type: &str, id: &str) -> Result<Option<i64>, ServiceError> {
+fn remove(
+    tx: &mut Tx<'_>,
+    access: &Access,
+    res_type: &str,
+    id: &str,
+) -> Result<Option<i64>, ServiceError> {
     tx.lock(resource_lock_key(res_type, id))?;
     let Some(current) = tx.current(res_type, id)?.filter(|r| !r.deleted) else {
         return Ok(None);
     };
+    if let Access::Token(_) = access {
+        let existing = StoredResource::from(current.clone()).json()?;
+        if !access.permits(Permission::Delete, &existing) {
+            return Err(outside_compartment());
+        }
+    }
     if !tx.retire(res_type, id, current.version_id)? {
         return Err(StoreError::Conflict(
             "the resource was changed by a concurrent request".into(),

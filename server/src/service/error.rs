@@ -26,6 +26,10 @@ pub enum ServiceError {
         message: String,
         path: Option<String>,
     },
+    /// The token lacks the scope, or the resource is outside the patient's compartment
+    /// (403). `scope` names what would be needed, when one scope would do.
+    #[error("access denied")]
+    Forbidden { scope: String },
     /// The interaction is not supported on this target (405).
     #[error("{0}")]
     NotAllowed(String),

@@ -9,7 +9,8 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::json;
 
 use super::bundle::BundleWriter;
-use super::{ensure_id, ensure_type, instant, Service, ServiceError, StoredResource};
+use super::{ensure_id, ensure_type, instant, Access, Service, ServiceError, StoredResource};
+use crate::auth::Permission;
 use crate::store::HistoryQuery;
 
 /// Default and largest page sizes.
@@ -93,6 +94,7 @@ impl Service {
     /// 404 for an unknown type, or an unknown instance, store failures.
     pub async fn history(
         &self,
+        access: &Access,
         scope: HistoryScope,
         params: HistoryParams,
     ) -> Result<String, ServiceError> {
@@ -112,6 +114,16 @@ impl Service {
                 )
             }
         };
+        // Instance history needs `r`, type and system history `s` (SMART scopes).
+        let permission = match &scope {
+            HistoryScope::Instance(..) => Permission::Read,
+            _ => Permission::Search,
+        };
+        match &res_type {
+            Some(t) => access.require(permission, t)?,
+            None => access.require_any(permission)?,
+        }
+        let restricted = access.is_restricted(res_type.as_deref());
         let count = params.count.unwrap_or(DEFAULT_COUNT);
         let query = HistoryQuery {
             res_type,
@@ -134,7 +146,18 @@ impl Service {
             )));
         }
         let has_more = rows.len() as i64 > count;
-        let shown: Vec<_> = rows.into_iter().take(count as usize).collect();
+        let page: Vec<_> = rows.into_iter().take(count as usize).collect();
+        let next_cursor = page.last().map(|r| r.seq);
+        let shown: Vec<StoredResource> = page
+            .into_iter()
+            .map(StoredResource::from)
+            .filter(|r| visible(access, permission, restricted, r))
+            .collect();
+        if instance && shown.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "{path} has no versions: the resource is not known."
+            )));
+        }
 
         let base = self.base_url();
         let mut common = vec![format!("_count={count}")];
@@ -150,11 +173,12 @@ impl Service {
         };
         let mut links = vec![("self", link(params.cursor))];
         if has_more {
-            links.push(("next", link(shown.last().map(|r| r.seq))));
+            links.push(("next", link(next_cursor)));
         }
-        let mut bundle = BundleWriter::new("history", Some(total), &links);
-        for row in shown {
-            let r = StoredResource::from(row);
+        // A total over what the token cannot see would reveal it.
+        let total = (!restricted).then_some(total);
+        let mut bundle = BundleWriter::new("history", total, &links);
+        for r in shown {
             let full_url = format!("{base}/{}/{}", r.res_type, r.id);
             let (request_url, status) = match r.method.as_str() {
                 "POST" => (r.res_type.clone(), "201 Created"),
@@ -175,6 +199,19 @@ impl Service {
             );
         }
         Ok(bundle.finish())
+    }
+}
+
+/// Whether a history entry may be shown: its type's scope letter, and its content inside
+/// what the token may see. Deletions have no content; restricted tokens do not see them.
+fn visible(access: &Access, permission: Permission, restricted: bool, r: &StoredResource) -> bool {
+    match access {
+        Access::Open => true,
+        _ if !restricted => access.require(permission, &r.res_type).is_ok(),
+        _ => match r.json() {
+            Ok(serde_json::Value::Null) | Err(_) => false,
+            Ok(content) => access.permits(permission, &content),
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! FHIR semantics: versioning, conditional interactions, history, patch. Knows neither
 //! HTTP nor SQL; `http/` calls it, it calls `store/`.
 
+pub mod access;
 mod bundle;
 mod conditional;
 mod create;
@@ -15,6 +16,7 @@ pub mod shape;
 mod stored;
 mod update;
 
+pub use access::Access;
 pub use conditional::Criteria;
 pub use error::ServiceError;
 pub use history::{HistoryParams, HistoryScope};
@@ -110,6 +112,13 @@ fn ensure_body_type(res_type: &str, resource: &Value) -> Result<(), ServiceError
             format!("The body is a {t}, but the URL is for {res_type}."),
         )),
         None => Err(ServiceError::invalid("The body has no resourceType.")),
+    }
+}
+
+/// 403 for a write or match outside what the token may touch; says no more than that.
+fn outside_compartment() -> ServiceError {
+    ServiceError::Forbidden {
+        scope: String::new(),
     }
 }
 

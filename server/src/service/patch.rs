@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::create::{identifier_keys, lock_all};
 use super::index::resource_lock_key;
 use super::update::put;
-use super::{ensure_id, ensure_type, Service, ServiceError, Written};
+use super::{ensure_id, ensure_type, outside_compartment, Access, Service, ServiceError, Written};
+use crate::auth::Permission;
 
 /// A parsed patch document.
 #[derive(Debug, Clone)]
@@ -80,6 +81,7 @@ impl Service {
     /// patch cannot be applied or its result is invalid.
     pub async fn patch(
         &self,
+        access: &Access,
         res_type: String,
         id: String,
         patch: Patch,
@@ -87,6 +89,8 @@ impl Service {
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
         ensure_id(&id)?;
+        access.require(Permission::Update, &res_type)?;
+        let access = access.clone();
         self.write_tx(move |tx| {
             tx.lock(resource_lock_key(&res_type, &id))?;
             let current = tx.current(&res_type, &id)?;
@@ -123,7 +127,10 @@ impl Service {
             // The patch may add identifiers: take their locks too (after the resource's, in
             // the same order every writer uses, so no two writers deadlock for long).
             lock_all(tx, identifier_keys(&res_type, &patched))?;
-            put(tx, &res_type, &id, &patched, if_match, "PATCH")
+            if !access.permits(Permission::Update, &patched) {
+                return Err(outside_compartment());
+            }
+            put(tx, &access, &res_type, &id, &patched, if_match, "PATCH")
         })
         .await
     }

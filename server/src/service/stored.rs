@@ -5,6 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use super::ServiceError;
 use crate::store::ResourceRow;
 
 /// One version of a resource, with its JSON kept as stored (no re-parse to serve it).
@@ -40,6 +41,18 @@ impl StoredResource {
     /// The weak ETag of this version (http.html#versioning).
     pub fn etag(&self) -> String {
         format!("W/\"{}\"", self.version_id)
+    }
+
+    /// The content as JSON (`null` for a deletion).
+    ///
+    /// # Errors
+    /// A fault if stored JSON cannot be read (never expected).
+    pub fn json(&self) -> Result<Value, ServiceError> {
+        match &self.content {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| ServiceError::Fault(format!("stored JSON unreadable: {e}"))),
+            None => Ok(Value::Null),
+        }
     }
 
     /// `meta.lastUpdated` as a FHIR instant.

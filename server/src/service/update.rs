@@ -6,7 +6,11 @@ use serde_json::Value;
 use super::create::{identifier_keys, insert_version, lock_all};
 use super::index::resource_lock_key;
 use super::stored::is_valid_id;
-use super::{ensure_body_type, ensure_type, Criteria, Service, ServiceError, Written};
+use super::{
+    ensure_body_type, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
+    StoredResource, Written,
+};
+use crate::auth::Permission;
 use crate::store::Tx;
 
 impl Service {
@@ -18,6 +22,7 @@ impl Service {
     /// http.html#update), 412 on a stale `if_match`, store failures.
     pub async fn update(
         &self,
+        access: &Access,
         res_type: String,
         id: String,
         resource: Value,
@@ -25,6 +30,8 @@ impl Service {
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
+        writable(access, &resource)?;
+        let access = access.clone();
         match resource.get("id").and_then(Value::as_str) {
             Some(body_id) if body_id == id => {}
             Some(body_id) => {
@@ -50,7 +57,7 @@ impl Service {
             let mut keys = identifier_keys(&res_type, &resource);
             keys.push(resource_lock_key(&res_type, &id));
             lock_all(tx, keys)?;
-            put(tx, &res_type, &id, &resource, if_match, "PUT")
+            put(tx, &access, &res_type, &id, &resource, if_match, "PUT")
         })
         .await
     }
@@ -63,6 +70,7 @@ impl Service {
     /// matches, store failures.
     pub async fn conditional_update(
         &self,
+        access: &Access,
         res_type: String,
         criteria: String,
         resource: Value,
@@ -71,6 +79,8 @@ impl Service {
         ensure_type(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
         let criteria = Criteria::parse(&criteria)?;
+        writable(access, &resource)?;
+        let access = access.clone();
         let body_id = resource
             .get("id")
             .and_then(Value::as_str)
@@ -104,7 +114,7 @@ impl Service {
                 }
             };
             tx.lock(resource_lock_key(&res_type, &id))?;
-            put(tx, &res_type, &id, &resource, if_match, "PUT")
+            put(tx, &access, &res_type, &id, &resource, if_match, "PUT")
         })
         .await
     }
@@ -113,6 +123,7 @@ impl Service {
 /// Writes the next version of (type, id), or version 1 when it does not exist.
 pub(super) fn put(
     tx: &mut Tx<'_>,
+    access: &Access,
     res_type: &str,
     id: &str,
     resource: &Value,
@@ -120,6 +131,12 @@ pub(super) fn put(
     method: &str,
 ) -> Result<Written, ServiceError> {
     let current = tx.current(res_type, id)?;
+    if let (Access::Token(_), Some(row)) = (access, current.as_ref().filter(|r| !r.deleted)) {
+        let existing = StoredResource::from(row.clone()).json()?;
+        if !access.permits(Permission::Update, &existing) {
+            return Err(outside_compartment());
+        }
+    }
     if let Some(expected) = if_match {
         let actual = current
             .as_ref()
@@ -153,4 +170,18 @@ pub(super) fn put(
         resource: stored,
         created,
     })
+}
+
+/// The scope letter `u` on the type, and the new content inside what the token may write.
+fn writable(access: &Access, resource: &Value) -> Result<(), ServiceError> {
+    let res_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    access.require(Permission::Update, res_type)?;
+    if access.permits(Permission::Update, resource) {
+        Ok(())
+    } else {
+        Err(outside_compartment())
+    }
 }

@@ -30,10 +30,48 @@ pub async fn capabilities(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let mut statement = capability_statement(state.service.base_url());
+    if let Some(Ok(smart)) = state.authenticator.smart_configuration().await {
+        statement["rest"][0]["security"] = security(&smart);
+    }
     let body = repr.render_value(&mut statement)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, repr.content_type()))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .body(body))
+}
+
+/// `rest.security` for SMART on FHIR: the service coding and the `oauth-uris` extension
+/// (SMART App Launch conformance.html, for SMART 1.0 clients), from the SMART
+/// configuration.
+fn security(smart: &Value) -> Value {
+    let uri = |name: &str, key: &str| {
+        smart[key]
+            .as_str()
+            .map(|url| json!({"url": name, "valueUri": url}))
+    };
+    let uris: Vec<Value> = [
+        uri("authorize", "authorization_endpoint"),
+        uri("token", "token_endpoint"),
+        uri("introspect", "introspection_endpoint"),
+        uri("revoke", "revocation_endpoint"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    json!({
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": uris,
+        }],
+        "cors": true,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+            }],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+        }],
+    })
 }
 
 /// The CapabilityStatement of this build, with links under `base_url`.
@@ -83,5 +121,22 @@ mod tests {
         let statement = capability_statement("http://localhost/fhir");
         let parsed = fhir_format::parse_json(statement.to_string().as_bytes()).expect("valid R4");
         assert_eq!(parsed["rest"][0]["resource"].as_array().unwrap().len(), 146);
+    }
+
+    #[test]
+    fn smart_security_section_is_valid_r4() {
+        let mut statement = capability_statement("http://localhost/fhir");
+        statement["rest"][0]["security"] = security(&json!({
+            "authorization_endpoint": "http://idp/auth",
+            "token_endpoint": "http://idp/token",
+            "introspection_endpoint": "http://idp/token/introspection",
+        }));
+        let parsed = fhir_format::parse_json(statement.to_string().as_bytes()).expect("valid R4");
+        let uris = &parsed["rest"][0]["security"]["extension"][0]["extension"];
+        assert_eq!(uris.as_array().unwrap().len(), 3);
+        assert_eq!(
+            parsed["rest"][0]["security"]["service"][0]["coding"][0]["code"],
+            "SMART-on-FHIR"
+        );
     }
 }

@@ -7,10 +7,12 @@ use crate::http::error::ApiError;
 use crate::http::format::{parse_resource, Representation};
 use crate::http::headers::if_none_exist;
 use crate::http::respond::{self, read_body, AppState};
+use crate::service::Access;
 
 /// `POST [base]/[type]` (with optional `If-None-Exist`)
 pub async fn create(
     req: HttpRequest,
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
@@ -20,7 +22,7 @@ pub async fn create(
     let resource = parse_resource(&req, &body)?;
     let written = state
         .service
-        .create(path.into_inner(), resource, if_none_exist(&req))
+        .create(&access, path.into_inner(), resource, if_none_exist(&req))
         .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }

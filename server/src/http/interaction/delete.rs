@@ -9,26 +9,29 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
 use crate::http::respond::AppState;
+use crate::service::Access;
 
 /// `DELETE [base]/[type]/[id]`
 pub async fn delete(
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (res_type, id) = path.into_inner();
-    let version = state.service.delete(res_type, id).await?;
+    let version = state.service.delete(&access, res_type, id).await?;
     Ok(deleted(version))
 }
 
 /// `DELETE [base]/[type]?[criteria]`
 pub async fn conditional_delete(
     req: HttpRequest,
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let version = state
         .service
-        .conditional_delete(path.into_inner(), req.query_string().to_owned())
+        .conditional_delete(&access, path.into_inner(), req.query_string().to_owned())
         .await?;
     Ok(deleted(version))
 }

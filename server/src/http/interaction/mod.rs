@@ -8,5 +8,6 @@ pub mod health;
 pub mod history;
 pub mod patch;
 pub mod read;
+pub mod smart_configuration;
 pub mod update;
 pub mod vread;

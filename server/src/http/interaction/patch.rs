@@ -9,11 +9,13 @@ use crate::http::error::ApiError;
 use crate::http::format::{parse_resource, Representation};
 use crate::http::headers::if_match;
 use crate::http::respond::{self, read_body, AppState};
+use crate::service::Access;
 use crate::service::Patch;
 
 /// `PATCH [base]/[type]/[id]`
 pub async fn patch(
     req: HttpRequest,
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
@@ -35,6 +37,9 @@ pub async fn patch(
         Patch::fhirpath_patch(&parse_resource(&req, &body)?)?
     };
     let (res_type, id) = path.into_inner();
-    let written = state.service.patch(res_type, id, patch, expected).await?;
+    let written = state
+        .service
+        .patch(&access, res_type, id, patch, expected)
+        .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }

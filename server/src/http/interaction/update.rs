@@ -7,10 +7,12 @@ use crate::http::error::ApiError;
 use crate::http::format::{parse_resource, Representation};
 use crate::http::headers::if_match;
 use crate::http::respond::{self, read_body, AppState};
+use crate::service::Access;
 
 /// `PUT [base]/[type]/[id]`
 pub async fn update(
     req: HttpRequest,
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
@@ -22,7 +24,7 @@ pub async fn update(
     let (res_type, id) = path.into_inner();
     let written = state
         .service
-        .update(res_type, id, resource, expected)
+        .update(&access, res_type, id, resource, expected)
         .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }
@@ -30,6 +32,7 @@ pub async fn update(
 /// `PUT [base]/[type]?[criteria]`
 pub async fn conditional_update(
     req: HttpRequest,
+    access: Access,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
@@ -41,6 +44,7 @@ pub async fn conditional_update(
     let written = state
         .service
         .conditional_update(
+            &access,
             path.into_inner(),
             req.query_string().to_owned(),
             resource,

@@ -1,0 +1,241 @@
+//! The access decision: one place that says what a request may read, list and write —
+//! SMART App Launch scopes (scopes-and-launch-context.html) and the Patient compartment
+//! (compartmentdefinition-patient.html).
+//!
+//! - Every interaction needs a scope letter on its type: `c` create, `r` read / vread /
+//!   instance history, `u` update / patch, `d` delete, `s` search / type and system history.
+//! - `patient/` scopes open only the compartment of the token's `patient`: a resource is in
+//!   it when one of the compartment's search parameters for its type references that
+//!   Patient (or it is that Patient). Reads of other resources are 404, so that existence is
+//!   not revealed; writes outside the compartment are 403.
+//! - `user/` scopes: a practitioner may see any record (the hospital scenario); the
+//!   personal-QR rule that narrows this will be added here.
+//! - `system/` scopes: the backend client's registered policy, all records.
+//! - Granular scopes (`?category=...`) are honoured for token parameters: the resource must
+//!   carry the token.
+//!
+//! With `auth.mode = none` every request is [`Access::Open`].
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::fhirpath;
+use super::ServiceError;
+use crate::auth::{Permission, Principal, ScopeContext};
+
+/// What a request may do.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// No authentication configured (loopback development use).
+    Open,
+    /// A verified token.
+    Token(Arc<Principal>),
+}
+
+impl Access {
+    /// Whether any scope gives `permission` on `res_type` (before looking at data).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] naming the scope that would be needed.
+    pub fn require(&self, permission: Permission, res_type: &str) -> Result<(), ServiceError> {
+        match self {
+            Access::Open => Ok(()),
+            Access::Token(p) => {
+                if p.scopes
+                    .grants
+                    .iter()
+                    .any(|g| g.allows(permission, res_type))
+                {
+                    Ok(())
+                } else {
+                    Err(ServiceError::Forbidden {
+                        scope: format!("{res_type}.{}", permission.letter()),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Whether some scope gives `permission` on some type (system-level interactions).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] when none does.
+    pub fn require_any(&self, permission: Permission) -> Result<(), ServiceError> {
+        match self {
+            Access::Open => Ok(()),
+            Access::Token(p)
+                if p.scopes
+                    .grants
+                    .iter()
+                    .any(|g| g.allows_anywhere(permission)) =>
+            {
+                Ok(())
+            }
+            Access::Token(_) => Err(ServiceError::Forbidden {
+                scope: format!("*.{}", permission.letter()),
+            }),
+        }
+    }
+
+    /// Whether this request may see (for reads) or change (for writes) `resource`.
+    pub fn permits(&self, permission: Permission, resource: &Value) -> bool {
+        let Access::Token(principal) = self else {
+            return true;
+        };
+        let res_type = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        principal.scopes.grants.iter().any(|grant| {
+            grant.allows(permission, res_type)
+                && satisfies_constraint(resource, res_type, &grant.constraint)
+                && match grant.context {
+                    ScopeContext::User | ScopeContext::System => true,
+                    ScopeContext::Patient => principal
+                        .patient
+                        .as_deref()
+                        .is_some_and(|patient| in_patient_compartment(resource, res_type, patient)),
+                }
+        })
+    }
+
+    /// Whether results must be filtered one by one (a restricted token), so that totals
+    /// would reveal what is hidden.
+    pub fn is_restricted(&self, res_type: Option<&str>) -> bool {
+        match self {
+            Access::Open => false,
+            Access::Token(p) => !p.scopes.grants.iter().any(|g| {
+                !matches!(g.context, ScopeContext::Patient)
+                    && g.constraint.is_empty()
+                    && g.allows(Permission::Search, res_type.unwrap_or("*"))
+                    && (res_type.is_some() || g.resource_type.is_none())
+            }),
+        }
+    }
+}
+
+/// Whether `resource` belongs to the compartment of `Patient/patient_id`.
+pub fn in_patient_compartment(resource: &Value, res_type: &str, patient_id: &str) -> bool {
+    if res_type == "Patient" && resource.get("id").and_then(Value::as_str) == Some(patient_id) {
+        return true;
+    }
+    let Some(params) = fhir_profiles::patient_compartment_params(res_type) else {
+        return false;
+    };
+    params.iter().any(|code| {
+        let Some(sp) = fhir_profiles::search_parameter(res_type, code) else {
+            return false;
+        };
+        sp.expressions_for(res_type).iter().any(|expression| {
+            fhirpath::values(resource, expression)
+                .iter()
+                .any(|reference| {
+                    reference
+                        .get("reference")
+                        .and_then(Value::as_str)
+                        .and_then(fhirpath::reference_target)
+                        == Some(("Patient", patient_id))
+                })
+        })
+    })
+}
+
+/// Granular scope constraints on token parameters (`category=system|code`, `code=...`).
+fn satisfies_constraint(resource: &Value, res_type: &str, constraint: &[(String, String)]) -> bool {
+    constraint.iter().all(|(param, wanted)| {
+        let Some(sp) =
+            fhir_profiles::search_parameter(res_type, param).filter(|sp| sp.kind == "token")
+        else {
+            return false; // a constraint we cannot evaluate grants nothing
+        };
+        let (system, code) = match wanted.split_once('|') {
+            Some((s, c)) => (Some(s), c),
+            None => (None, wanted.as_str()),
+        };
+        sp.expressions_for(res_type).iter().any(|expression| {
+            fhirpath::values(resource, expression)
+                .iter()
+                .any(|value| token_matches(value, system, code))
+        })
+    })
+}
+
+fn token_matches(value: &Value, system: Option<&str>, code: &str) -> bool {
+    let coding_matches = |coding: &Value| {
+        coding.get("code").and_then(Value::as_str) == Some(code)
+            && system
+                .is_none_or(|s| coding.get("system").and_then(Value::as_str).unwrap_or("") == s)
+    };
+    match value {
+        Value::String(s) => s == code && system.is_none_or(str::is_empty),
+        Value::Object(o) if o.contains_key("coding") => o["coding"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(coding_matches)),
+        Value::Object(o) if o.contains_key("value") => {
+            o["value"].as_str() == Some(code)
+                && system.is_none_or(|s| o.get("system").and_then(Value::as_str).unwrap_or("") == s)
+        }
+        other => coding_matches(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Scopes;
+    use serde_json::json;
+
+    fn token(scope: &str, patient: Option<&str>) -> Access {
+        Access::Token(Arc::new(Principal {
+            issuer: "i".into(),
+            subject: "s".into(),
+            client_id: None,
+            scopes: Scopes::parse(scope),
+            patient: patient.map(str::to_owned),
+            fhir_user: None,
+            expires_at: i64::MAX,
+        }))
+    }
+
+    fn immunization(patient: &str) -> Value {
+        json!({"resourceType":"Immunization","patient":{"reference":format!("Patient/{patient}")}})
+    }
+
+    #[test]
+    fn patient_scope_sees_only_own_compartment() {
+        let a = token("patient/*.rs", Some("p1"));
+        assert!(a.permits(Permission::Read, &immunization("p1")));
+        assert!(!a.permits(Permission::Read, &immunization("p2")));
+        assert!(a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Patient","id":"p1"})
+        ));
+        assert!(!a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Patient","id":"p2"})
+        ));
+        let obs = json!({"resourceType":"Observation","subject":{"reference":"http://x/fhir/Patient/p1"}});
+        assert!(a.permits(Permission::Read, &obs));
+        assert!(!a.permits(Permission::Read, &json!({"resourceType":"Organization"})));
+        assert!(!token("patient/*.rs", None).permits(Permission::Read, &immunization("p1")));
+    }
+
+    #[test]
+    fn letters_are_required_per_type() {
+        let a = token("user/Immunization.rs", None);
+        assert!(a.require(Permission::Read, "Immunization").is_ok());
+        assert!(a.require(Permission::Create, "Immunization").is_err());
+        assert!(a.require(Permission::Read, "Observation").is_err());
+        assert!(Access::Open.require(Permission::Delete, "Patient").is_ok());
+    }
+
+    #[test]
+    fn granular_token_constraints() {
+        let a = token("user/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", None);
+        let lab = json!({"resourceType":"Observation","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}]});
+        let vitals = json!({"resourceType":"Observation","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}]});
+        assert!(a.permits(Permission::Read, &lab));
+        assert!(!a.permits(Permission::Read, &vitals));
+    }
+}
