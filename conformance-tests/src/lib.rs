@@ -18,6 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod idp;
+
 pub use reqwest::blocking::{Client, RequestBuilder};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
@@ -120,7 +122,8 @@ pub fn client() -> Client {
         .expect("build reqwest client")
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")

@@ -1,0 +1,63 @@
+// A real OpenID provider for Healthbook's security tests (oidc-provider 9, ESM).
+// Listens on 127.0.0.1:$IDP_PORT only. Issues RFC 9068 JWT access tokens for the FHIR
+// server at $FHIR_AUD (and for a second resource, to test a wrong audience).
+//
+// Test conveniences, all through the client_credentials grant of the client "tester"
+// (oidc-provider keeps only the grant's own parameters, so the extras travel as headers):
+// - the scopes granted are the scopes asked for (real deployments use an allow-list);
+// - `X-Test-Patient: <id>` and `X-Test-FhirUser: <url>` add the SMART launch-context claims;
+// - `X-Test-Ttl: <seconds>` shortens the token's lifetime (expiry tests);
+// - `X-Test-Alg: RS256` signs with the RSA key instead of the EC one;
+// - the `resource` parameter picks the audience (http://other.example/fhir: a wrong one).
+import Provider from 'oidc-provider';
+import { generateKeyPairSync } from 'node:crypto';
+
+const PORT = Number(process.env.IDP_PORT || 4000);
+const ISSUER = `http://127.0.0.1:${PORT}`;
+const FHIR = process.env.FHIR_AUD || 'http://127.0.0.1:8080/fhir';
+const OTHER = 'http://other.example/fhir';
+
+const jwkOf = (key, kid, alg) => ({ ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' });
+const es256 = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `es256-${PORT}`, 'ES256');
+const rs256 = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, `rs256-${PORT}`, 'RS256');
+
+const provider = new Provider(ISSUER, {
+  jwks: { keys: [es256, rs256] },
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  clients: [
+    {
+      client_id: 'tester', client_secret: 'tester-secret', grant_types: ['client_credentials'],
+      response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  extraTokenClaims: async (ctx) => {
+    const claims = {};
+    if (ctx.get('x-test-patient')) claims.patient = ctx.get('x-test-patient');
+    if (ctx.get('x-test-fhiruser')) claims.fhirUser = ctx.get('x-test-fhiruser');
+    return claims;
+  },
+  ttl: {
+    ClientCredentials: (ctx) => Number(ctx.get('x-test-ttl') || 300),
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => FHIR,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (ctx, resource) => ({
+        scope: String(ctx.oidc.params.scope || ''),
+        audience: resource === OTHER ? OTHER : FHIR,
+        accessTokenFormat: 'jwt',
+        accessTokenTTL: Number(ctx.get('x-test-ttl') || 300),
+        jwt: { sign: { alg: ctx.get('x-test-alg') || 'ES256' } },
+      }),
+    },
+  },
+});
+provider.proxy = false;
+provider.listen(PORT, '127.0.0.1', () => console.log(`IdP ${ISSUER} pid=${process.pid}`));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,308 @@
+//! Security: Healthbook as an OAuth 2.0 resource server for SMART on FHIR, against a real
+//! OpenID provider (oidc-provider). RFC 6750 §3 (Bearer errors), RFC 9068 (JWT access
+//! tokens), SMART App Launch 2.x scopes-and-launch-context.html and conformance.html.
+
+use std::thread;
+use std::time::Duration;
+
+use conformance_tests::idp::{secured_server, Idp, TokenOptions};
+use conformance_tests::*;
+
+fn bearer(s: &Server, method: Method, path: &str, token: &str) -> RequestBuilder {
+    s.req(method, path).bearer_auth(token)
+}
+
+fn immunization_for(patient_id: &str) -> Value {
+    json!({
+        "resourceType": "Immunization",
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+        "patient": {"reference": format!("Patient/{patient_id}")},
+        "occurrenceDateTime": "2021-07-01",
+        "lotNumber": "FF1234"
+    })
+}
+
+fn create_with(s: &Server, token: &str, resource: &Value) -> String {
+    let ty = resource["resourceType"].as_str().unwrap();
+    id_of(
+        &bearer(s, Method::POST, ty, token)
+            .fhir_json(resource)
+            .fetch()
+            .expect_status(201)
+            .json(),
+    )
+}
+
+/// RFC 6750 §3.1: a request without a token gets 401 and a `Bearer` challenge without an
+/// error code; the CapabilityStatement and SMART configuration stay public.
+#[test]
+fn requests_without_a_token_are_401() {
+    let (s, _idp) = secured_server(Backend::Sqlite);
+    let resp = s.get("Patient/abc");
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    let challenge = resp.must_header("www-authenticate");
+    assert!(
+        challenge.starts_with("Bearer") && !challenge.contains("error="),
+        "{challenge}"
+    );
+    assert_outcome(&resp.json(), &["login"]);
+    s.get("metadata").expect_status(200);
+    s.get(".well-known/smart-configuration").expect_status(200);
+}
+
+/// RFC 6750 §3.1 `invalid_token`: malformed, tampered, expired, wrong-audience and
+/// untrusted-issuer tokens are all 401.
+#[test]
+fn tokens_that_do_not_verify_are_401_invalid_token() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let good = idp.token("system/*.rs");
+    bearer(&s, Method::GET, "Patient/_history", &good)
+        .fetch()
+        .expect_status(200);
+
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let wrong_audience = idp.token_with(
+        "system/*.rs",
+        &TokenOptions {
+            resource: Some("http://other.example/fhir"),
+            ..Default::default()
+        },
+    );
+    let stranger = Idp::start(free_port(), &s.base);
+    let untrusted = stranger.token("system/*.rs");
+    let expiring = idp.token_with(
+        "system/*.rs",
+        &TokenOptions {
+            ttl: Some(1),
+            ..Default::default()
+        },
+    );
+    thread::sleep(Duration::from_millis(2100));
+
+    for (what, token) in [
+        ("garbage", "not-a-token".to_owned()),
+        ("tampered signature", tampered),
+        ("wrong audience", wrong_audience),
+        ("untrusted issuer", untrusted),
+        ("expired", expiring),
+    ] {
+        let resp = bearer(&s, Method::GET, "Patient/_history", &token).fetch();
+        assert_eq!(resp.status, 401, "{what}: {}", resp.text());
+        assert!(
+            resp.must_header("www-authenticate")
+                .contains(r#"error="invalid_token""#),
+            "{what}"
+        );
+    }
+}
+
+/// Allowed algorithms: ES256 and RS256 tokens both verify (keys found by `kid`).
+#[test]
+fn es256_and_rs256_tokens_verify() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    for alg in ["ES256", "RS256"] {
+        let token = idp.token_with(
+            "system/Patient.rs",
+            &TokenOptions {
+                alg: Some(alg),
+                ..Default::default()
+            },
+        );
+        bearer(&s, Method::GET, "Patient/_history", &token)
+            .fetch()
+            .expect_status(200);
+    }
+}
+
+/// Scope letters per interaction (c r u d s); v1 `write` does not imply read; a missing
+/// scope is 403 `insufficient_scope` naming the scope needed.
+#[test]
+fn scopes_limit_interactions() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let id = create_with(&s, &admin, &patient("Scoped"));
+
+    let reader = idp.token("user/Patient.rs");
+    bearer(&s, Method::GET, &format!("Patient/{id}"), &reader)
+        .fetch()
+        .expect_status(200);
+    let denied = bearer(&s, Method::POST, "Patient", &reader)
+        .fhir_json(&patient("X"))
+        .fetch();
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    let challenge = denied.must_header("www-authenticate");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.contains("Patient.c"),
+        "{challenge}"
+    );
+    assert_outcome(&denied.json(), &["forbidden"]);
+    bearer(&s, Method::DELETE, &format!("Patient/{id}"), &reader)
+        .fetch()
+        .expect_error(403);
+    bearer(
+        &s,
+        Method::GET,
+        &format!("Immunization/{}", new_id()),
+        &reader,
+    )
+    .fetch()
+    .expect_error(403);
+
+    let writer = idp.token("user/Patient.write");
+    create_with(&s, &writer, &patient("Written"));
+    bearer(&s, Method::GET, &format!("Patient/{id}"), &writer)
+        .fetch()
+        .expect_error(403);
+}
+
+/// Patient context: a `patient/` token sees its own compartment only. Other patients'
+/// resources are 404 (existence is not revealed), history lists only its own, and writes
+/// outside the compartment are 403.
+#[test]
+fn patient_scope_is_confined_to_its_compartment() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let me = create_with(&s, &admin, &patient("Me"));
+    let other = create_with(&s, &admin, &patient("Kín-Đáo"));
+    let my_shot = create_with(&s, &admin, &immunization_for(&me));
+    let their_shot = create_with(&s, &admin, &immunization_for(&other));
+
+    let token = idp.token_with(
+        "patient/*.cruds",
+        &TokenOptions {
+            patient: Some(&me),
+            ..Default::default()
+        },
+    );
+    bearer(&s, Method::GET, &format!("Patient/{me}"), &token)
+        .fetch()
+        .expect_status(200);
+    bearer(&s, Method::GET, &format!("Immunization/{my_shot}"), &token)
+        .fetch()
+        .expect_status(200);
+    for hidden in [
+        format!("Patient/{other}"),
+        format!("Immunization/{their_shot}"),
+        format!("Immunization/{their_shot}/_history/1"),
+        format!("Immunization/{their_shot}/_history"),
+    ] {
+        let resp = bearer(&s, Method::GET, &hidden, &token).fetch();
+        assert_eq!(
+            resp.status,
+            404,
+            "{hidden} must look absent: {}",
+            resp.text()
+        );
+        assert!(
+            !resp.text().contains("Kín-Đáo"),
+            "the error must not carry the other patient's data"
+        );
+    }
+
+    let history = bearer(&s, Method::GET, "Immunization/_history", &token)
+        .fetch()
+        .expect_status(200)
+        .json();
+    let ids: Vec<String> = entries(&history)
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [my_shot.clone()],
+        "history shows only the patient's own resources"
+    );
+    assert!(
+        history.get("total").is_none(),
+        "a total would count hidden resources: {history}"
+    );
+
+    create_with(&s, &token, &immunization_for(&me));
+    let outside = bearer(&s, Method::POST, "Immunization", &token)
+        .fhir_json(&immunization_for(&other))
+        .fetch();
+    assert_eq!(
+        outside.status,
+        403,
+        "creating in another compartment: {}",
+        outside.text()
+    );
+    let mut moved = bearer(&s, Method::GET, &format!("Immunization/{my_shot}"), &admin)
+        .fetch()
+        .expect_status(200)
+        .json();
+    moved["patient"]["reference"] = json!(format!("Patient/{other}"));
+    bearer(&s, Method::PUT, &format!("Immunization/{my_shot}"), &token)
+        .fhir_json(&moved)
+        .fetch()
+        .expect_error(403);
+    bearer(
+        &s,
+        Method::DELETE,
+        &format!("Immunization/{their_shot}"),
+        &token,
+    )
+    .fetch()
+    .expect_error(403);
+
+    let no_context = idp.token("patient/*.rs");
+    bearer(&s, Method::GET, &format!("Patient/{me}"), &no_context)
+        .fetch()
+        .expect_error(404);
+}
+
+/// SMART App Launch conformance.html: the configuration is JSON whatever the Accept
+/// header, with absolute endpoints, `S256` (never `plain`), the grant types and
+/// capabilities, and CORS for browser apps. The CapabilityStatement names the same
+/// endpoints in the `oauth-uris` extension.
+#[test]
+fn smart_configuration_and_capability_statement() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let resp = s
+        .req(Method::GET, ".well-known/smart-configuration")
+        .header("Accept", "application/fhir+xml")
+        .fetch()
+        .expect_status(200);
+    assert!(resp
+        .must_header("content-type")
+        .starts_with("application/json"));
+    assert_eq!(
+        resp.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let config = resp.json();
+    assert_eq!(config["token_endpoint"], format!("{}/token", idp.issuer));
+    assert!(config["authorization_endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with(&idp.issuer));
+    assert_eq!(config["issuer"], idp.issuer);
+    let methods = config["code_challenge_methods_supported"]
+        .as_array()
+        .unwrap();
+    assert!(methods.contains(&json!("S256")) && !methods.contains(&json!("plain")));
+    assert!(config["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("authorization_code")));
+    let capabilities = config["capabilities"].as_array().unwrap();
+    for c in [
+        "launch-standalone",
+        "permission-v2",
+        "permission-patient",
+        "sso-openid-connect",
+    ] {
+        assert!(capabilities.contains(&json!(c)), "capability {c}");
+    }
+
+    let statement = s.get("metadata").expect_status(200).json();
+    let security = &statement["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+    let uris = security["extension"][0]["extension"].as_array().unwrap();
+    assert!(uris
+        .iter()
+        .any(|u| u["url"] == "token" && u["valueUri"] == config["token_endpoint"]));
+}
