@@ -212,7 +212,7 @@ fn patient_scope_is_confined_to_its_compartment() {
         .collect();
     assert_eq!(
         ids,
-        [my_shot.clone()],
+        vec![my_shot.clone()],
         "history shows only the patient's own resources"
     );
     assert!(
