@@ -17,13 +17,15 @@ CREATE INDEX resource_versions_type_updated ON resource_versions (res_type, last
 CREATE INDEX resource_versions_updated ON resource_versions (last_updated);
 
 -- Token search index of current versions (search.html#token). Filled at write time in the
--- same transaction; system is '' when the token has none.
+-- same transaction; system is '' when the token has none. The key leads with what a
+-- search gives (type, parameter, code), so lookups use it; the second index serves the
+-- replacement of a resource's rows.
 CREATE TABLE search_token (
     res_type TEXT NOT NULL,
-    res_id TEXT NOT NULL,
     param TEXT NOT NULL,
-    system TEXT NOT NULL,
     code TEXT NOT NULL,
-    PRIMARY KEY (res_type, res_id, param, system, code)
+    system TEXT NOT NULL,
+    res_id TEXT NOT NULL,
+    PRIMARY KEY (res_type, param, code, system, res_id)
 );
-CREATE INDEX search_token_value ON search_token (res_type, param, code, system);
+CREATE INDEX search_token_resource ON search_token (res_type, res_id);

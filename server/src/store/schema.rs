@@ -18,12 +18,12 @@ diesel::table! {
 
 diesel::table! {
     /// Token index rows of current versions.
-    search_token (res_type, res_id, param, system, code) {
+    search_token (res_type, param, code, system, res_id) {
         res_type -> Text,
-        res_id -> Text,
         param -> Text,
-        system -> Text,
         code -> Text,
+        system -> Text,
+        res_id -> Text,
     }
 }
 
