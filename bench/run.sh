@@ -209,6 +209,7 @@ say "Healthbook benchmark"
 say "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "commit:    $commit"
 say "nproc:     $(nproc)${cpu_model:+ ($cpu_model)}"
+say "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (other work on the box skews the figures)"
 say "backend:   $backend"
 if [[ $backend == postgres ]]; then
   say "postgres:  $(psql_admin -c 'SHOW server_version') on $pg_host:$pg_port (synchronous_commit=$(psql_admin -c 'SHOW synchronous_commit'), fsync=$(psql_admin -c 'SHOW fsync'))"
@@ -229,13 +230,13 @@ seed_cfg=$tmp/seed.curl
 for i in $(seq "$seed_count"); do
   body=$(patient_body "$(printf 'seed%08d' "$i")")
   {
+    [[ $i -eq 1 ]] || printf 'next\n'
     printf 'url = "%s/Patient"\n' "$base"
     printf 'header = "Content-Type: application/fhir+json"\n'
     printf 'header = "Prefer: return=minimal"\n'
     printf 'data-binary = "%s"\n' "${body//\"/\\\"}"
     printf 'output = "/dev/null"\n'
     printf 'dump-header = "-"\n'
-    printf 'next\n'
   } >>"$seed_cfg"
 done
 seed_start=$(date +%s.%N)

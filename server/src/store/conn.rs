@@ -3,6 +3,7 @@
 //! its pragmas on connect, and migrations are embedded per backend.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ManageConnection, R2D2Connection};
@@ -67,6 +68,29 @@ pub(super) fn prepare_sqlite_file(path: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A pooled connection with what the pool needs to know about its health: a connection
+/// that failed with a connection-level error is dropped when it returns to the pool, and
+/// one that worked a moment ago is handed out again without a `SELECT 1`.
+pub struct PooledDb {
+    pub conn: DbConnection,
+    last_ok: Instant,
+    broken: bool,
+}
+
+impl PooledDb {
+    /// Notes the outcome of a use: an unavailable database marks the connection broken.
+    pub fn record(&mut self, error: Option<&StoreError>) {
+        match error {
+            Some(StoreError::Unavailable(_)) => self.broken = true,
+            Some(_) => {}
+            None => self.last_ok = Instant::now(),
+        }
+    }
+}
+
+/// Connections used successfully within this span are not validated again on checkout.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
 /// r2d2 manager that opens the configured backend and reports its real connection error.
 #[derive(Clone)]
 pub struct Manager {
@@ -81,12 +105,12 @@ impl Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = PooledDb;
     type Error = diesel::ConnectionError;
 
-    fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
-        match self.backend {
-            Backend::Postgres => PgConnection::establish(&self.target).map(DbConnection::Postgres),
+    fn connect(&self) -> Result<PooledDb, diesel::ConnectionError> {
+        let conn = match self.backend {
+            Backend::Postgres => DbConnection::Postgres(PgConnection::establish(&self.target)?),
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)?;
                 // WAL lets readers run beside the single writer; synchronous=FULL makes every
@@ -96,18 +120,29 @@ impl ManageConnection for Manager {
                      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
+        };
+        Ok(PooledDb {
+            conn,
+            last_ok: Instant::now(),
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledDb) -> Result<(), diesel::ConnectionError> {
+        if conn.last_ok.elapsed() < TRUSTED_FOR {
+            return Ok(());
         }
+        conn.conn
+            .ping()
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        conn.last_ok = Instant::now();
+        Ok(())
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), diesel::ConnectionError> {
-        conn.ping()
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, conn: &mut PooledDb) -> bool {
+        std::thread::panicking() || conn.broken || conn.conn.is_broken()
     }
 }
 

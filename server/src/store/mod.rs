@@ -55,6 +55,8 @@ impl Store {
                 .max_size(size)
                 .min_idle(Some(0))
                 .connection_timeout(options.acquire_timeout)
+                // Checkout validates only connections idle for a while (see PooledDb),
+                // so a busy server does not pay a round trip per request.
                 .test_on_check_out(true)
                 .build_unchecked(manager.clone())
         };
@@ -86,7 +88,7 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.writer()?;
-        conn::run_migrations(&mut conn)
+        conn::run_migrations(&mut conn.conn)
     }
 
     /// Whether migrations are missing from the database.
@@ -95,7 +97,7 @@ impl Store {
     /// When the database cannot be reached.
     pub fn has_pending_migrations(&self) -> Result<bool, StoreError> {
         let mut conn = self.writer()?;
-        conn::has_pending_migrations(&mut conn)
+        conn::has_pending_migrations(&mut conn.conn)
     }
 
     /// Checks that the database answers (used by `/health/ready`).
@@ -104,7 +106,9 @@ impl Store {
     /// [`StoreError::Unavailable`] when it does not.
     pub fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.reader()?;
-        queries::ping(&mut conn)
+        let result = queries::ping(&mut conn.conn);
+        conn.record(result.as_ref().err());
+        result
     }
 
     /// Runs read-only queries on one pooled connection.
@@ -116,8 +120,10 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.reader()?;
-        let mut tx = Tx::new(&mut conn, self.backend);
-        f(&mut tx)
+        let mut tx = Tx::new(&mut conn.conn, self.backend);
+        let result = f(&mut tx);
+        conn.record(result.as_ref().err());
+        result
     }
 
     /// Runs `f` in one database transaction, committed when it returns `Ok`. A write that
@@ -136,13 +142,17 @@ impl Store {
             attempt += 1;
             let mut conn = self.writer()?;
             let backend = self.backend;
-            let result = conn.transaction::<T, TxFailure<E>, _>(|c| {
+            let result = conn.conn.transaction::<T, TxFailure<E>, _>(|c| {
                 let mut tx = Tx::new(c, backend);
                 f(&mut tx).map_err(TxFailure::Caller)
             });
             match result {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    conn.record(None);
+                    return Ok(value);
+                }
                 Err(TxFailure::Caller(e)) => {
+                    conn.record(e.as_store_error());
                     let retry = matches!(e.as_store_error(), Some(StoreError::Conflict(_)));
                     if !retry || attempt == ATTEMPTS {
                         return Err(e);
@@ -150,6 +160,7 @@ impl Store {
                 }
                 Err(TxFailure::Db(e)) => {
                     let e = StoreError::from(e);
+                    conn.record(Some(&e));
                     if !matches!(e, StoreError::Conflict(_)) || attempt == ATTEMPTS {
                         return Err(e.into());
                     }
