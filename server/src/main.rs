@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(async {
+    healthbook::http::block_on(async {
         let app = Application::build(settings)?;
         tracing::info!(
             port = app.port(),

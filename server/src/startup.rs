@@ -2,10 +2,8 @@
 //! tests can run differently configured servers side by side.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
-
-use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpServer};
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
@@ -15,8 +13,8 @@ use crate::store::{Backend, Store, StoreOptions};
 
 /// A bound, not yet running server.
 pub struct Application {
-    state: web::Data<AppState>,
-    server: actix_web::dev::Server,
+    authenticator: Arc<Authenticator>,
+    server: http::Server,
     port: u16,
     base_url: String,
 }
@@ -59,34 +57,22 @@ impl Application {
         } else {
             settings.server.base_url.trim_end_matches('/').to_owned()
         };
-        let authenticator = Authenticator::new(&settings.auth, &base_url)?;
+        let authenticator = Arc::new(Authenticator::new(&settings.auth, &base_url)?);
         if !authenticator.enabled() {
             tracing::warn!(
                 "auth.mode = \"none\": every request has full access; use only on this machine \
                  (the server is bound to a loopback address)"
             );
         }
-        let state = web::Data::new(AppState {
+        let state = AppState {
             service: Service::new(store, base_url.clone()),
             body_limit: settings.server.body_limit_bytes,
-            authenticator,
-        });
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .wrap(Compress::default())
-                .wrap(from_fn(http::request_context))
-                .configure(http::routes)
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+            authenticator: Arc::clone(&authenticator),
+        };
+        let server = http::server(state, listener, &settings.server)?;
         Ok(Self {
-            state,
-            server: server.run(),
+            authenticator,
+            server,
             port: address.port(),
             base_url,
         })
@@ -108,8 +94,8 @@ impl Application {
     /// I/O failures of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         // Discover the OpenID providers in the background so the first request is fast.
-        let state = self.state.clone();
-        actix_web::rt::spawn(async move { state.authenticator.warm_up().await });
+        let authenticator = Arc::clone(&self.authenticator);
+        tokio::spawn(async move { authenticator.warm_up().await });
         self.server.await
     }
 }

@@ -20,6 +20,40 @@ use interaction::{
     vread,
 };
 
+/// A bound HTTP server; awaiting it serves until SIGTERM/SIGINT, then drains.
+pub type Server = actix_web::dev::Server;
+
+/// Builds the HTTP server over `state` on `listener`: compression, the request context
+/// middleware, the routes; graceful shutdown after `shutdown_timeout_secs`.
+///
+/// # Errors
+/// When the listener cannot be used.
+pub fn server(
+    state: AppState,
+    listener: std::net::TcpListener,
+    settings: &crate::config::ServerSettings,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::Compress::default())
+            .wrap(actix_web::middleware::from_fn(request_context))
+            .configure(routes)
+    })
+    .listen(listener)?
+    .shutdown_timeout(settings.shutdown_timeout_secs);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.run())
+}
+
+/// Runs `future` to completion on the HTTP runtime (the binary's entry point).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    actix_web::rt::System::new().block_on(future)
+}
+
 /// Registers every route under `/fhir` plus the health endpoints.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))

@@ -18,7 +18,7 @@ pub struct AppState {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// Turns bearer tokens into principals.
-    pub authenticator: crate::auth::Authenticator,
+    pub authenticator: std::sync::Arc<crate::auth::Authenticator>,
 }
 
 /// Reads the request body up to the configured limit.

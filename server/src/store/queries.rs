@@ -1,4 +1,9 @@
 //! The queries, written once for both backends.
+//!
+//! Each query is written once and executed on the concrete connection (`on_backend!`):
+//! through diesel's `MultiConnection` every statement was prepared anew (SQLite parsed the
+//! SQL on each read, measured with perf), while the concrete connections cache prepared
+//! statements.
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -6,6 +11,16 @@ use diesel::sql_types::BigInt;
 use super::models::{NewResourceVersion, NewTokenRow, ResourceRow};
 use super::schema::{resource_versions as rv, search_token as st};
 use super::{Backend, DbConnection, StoreError};
+
+/// Runs `$body` with `$c` bound to the concrete connection of either backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConnection::Postgres($c) => $body,
+            DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
 
 /// A connection lent to the service for the span of one read or one transaction.
 pub struct Tx<'c> {
@@ -44,13 +59,14 @@ impl<'c> Tx<'c> {
         res_type: &str,
         res_id: &str,
     ) -> Result<Option<ResourceRow>, StoreError> {
-        Ok(rv::table
+        let query = rv::table
             .filter(rv::res_type.eq(res_type))
             .filter(rv::res_id.eq(res_id))
-            .filter(rv::is_current.eq(true))
+            .filter(rv::is_current.eq(true));
+        Ok(on_backend!(&mut *self.conn, |c| query
             .select(ResourceRow::as_select())
-            .first(self.conn)
-            .optional()?)
+            .first(c)
+            .optional())?)
     }
 
     /// One version of (type, id).
@@ -63,13 +79,14 @@ impl<'c> Tx<'c> {
         res_id: &str,
         version_id: i64,
     ) -> Result<Option<ResourceRow>, StoreError> {
-        Ok(rv::table
+        let query = rv::table
             .filter(rv::res_type.eq(res_type))
             .filter(rv::res_id.eq(res_id))
-            .filter(rv::version_id.eq(version_id))
+            .filter(rv::version_id.eq(version_id));
+        Ok(on_backend!(&mut *self.conn, |c| query
             .select(ResourceRow::as_select())
-            .first(self.conn)
-            .optional()?)
+            .first(c)
+            .optional())?)
     }
 
     /// Versions newest first, as the history interaction lists them.
@@ -77,20 +94,22 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// Database failures.
     pub fn history(&mut self, query: &HistoryQuery) -> Result<Vec<ResourceRow>, StoreError> {
-        let mut q = rv::table.select(ResourceRow::as_select()).into_boxed();
-        if let Some(t) = &query.res_type {
-            q = q.filter(rv::res_type.eq(t.clone()));
-        }
-        if let Some(id) = &query.res_id {
-            q = q.filter(rv::res_id.eq(id.clone()));
-        }
-        if let Some(since) = query.since {
-            q = q.filter(rv::last_updated.ge(since));
-        }
-        if let Some(before) = query.before_seq {
-            q = q.filter(rv::seq.lt(before));
-        }
-        Ok(q.order(rv::seq.desc()).limit(query.limit).load(self.conn)?)
+        Ok(on_backend!(&mut *self.conn, |c| {
+            let mut q = rv::table.select(ResourceRow::as_select()).into_boxed();
+            if let Some(t) = &query.res_type {
+                q = q.filter(rv::res_type.eq(t.clone()));
+            }
+            if let Some(id) = &query.res_id {
+                q = q.filter(rv::res_id.eq(id.clone()));
+            }
+            if let Some(since) = query.since {
+                q = q.filter(rv::last_updated.ge(since));
+            }
+            if let Some(before) = query.before_seq {
+                q = q.filter(rv::seq.lt(before));
+            }
+            q.order(rv::seq.desc()).limit(query.limit).load(c)
+        })?)
     }
 
     /// How many versions a history query matches in all (Bundle.total).
@@ -98,17 +117,19 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// Database failures.
     pub fn history_total(&mut self, query: &HistoryQuery) -> Result<i64, StoreError> {
-        let mut q = rv::table.count().into_boxed();
-        if let Some(t) = &query.res_type {
-            q = q.filter(rv::res_type.eq(t.clone()));
-        }
-        if let Some(id) = &query.res_id {
-            q = q.filter(rv::res_id.eq(id.clone()));
-        }
-        if let Some(since) = query.since {
-            q = q.filter(rv::last_updated.ge(since));
-        }
-        Ok(q.get_result(self.conn)?)
+        Ok(on_backend!(&mut *self.conn, |c| {
+            let mut q = rv::table.count().into_boxed();
+            if let Some(t) = &query.res_type {
+                q = q.filter(rv::res_type.eq(t.clone()));
+            }
+            if let Some(id) = &query.res_id {
+                q = q.filter(rv::res_id.eq(id.clone()));
+            }
+            if let Some(since) = query.since {
+                q = q.filter(rv::last_updated.ge(since));
+            }
+            q.get_result(c)
+        })?)
     }
 
     /// Ids of live resources of a type whose token index has `param` = `system|code`
@@ -123,17 +144,19 @@ impl<'c> Tx<'c> {
         system: Option<&str>,
         code: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut q = st::table
-            .filter(st::res_type.eq(res_type))
-            .filter(st::param.eq(param))
-            .filter(st::code.eq(code))
-            .select(st::res_id)
-            .distinct()
-            .into_boxed();
-        if let Some(system) = system {
-            q = q.filter(st::system.eq(system.to_owned()));
-        }
-        Ok(q.load(self.conn)?)
+        Ok(on_backend!(&mut *self.conn, |c| {
+            let mut q = st::table
+                .filter(st::res_type.eq(res_type))
+                .filter(st::param.eq(param))
+                .filter(st::code.eq(code))
+                .select(st::res_id)
+                .distinct()
+                .into_boxed();
+            if let Some(system) = system {
+                q = q.filter(st::system.eq(system.to_owned()));
+            }
+            q.load(c)
+        })?)
     }
 
     /// Serialises writers that test the same condition (conditional create/update): on
@@ -161,15 +184,14 @@ impl<'c> Tx<'c> {
         res_id: &str,
         version_id: i64,
     ) -> Result<bool, StoreError> {
-        let n = diesel::update(
-            rv::table
-                .filter(rv::res_type.eq(res_type))
-                .filter(rv::res_id.eq(res_id))
-                .filter(rv::version_id.eq(version_id))
-                .filter(rv::is_current.eq(true)),
-        )
-        .set(rv::is_current.eq(false))
-        .execute(self.conn)?;
+        let target = rv::table
+            .filter(rv::res_type.eq(res_type))
+            .filter(rv::res_id.eq(res_id))
+            .filter(rv::version_id.eq(version_id))
+            .filter(rv::is_current.eq(true));
+        let n = on_backend!(&mut *self.conn, |c| diesel::update(target)
+            .set(rv::is_current.eq(false))
+            .execute(c))?;
         Ok(n == 1)
     }
 
@@ -178,9 +200,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::Conflict`] when that version already exists.
     pub fn insert(&mut self, version: &NewResourceVersion) -> Result<(), StoreError> {
-        diesel::insert_into(rv::table)
+        on_backend!(&mut *self.conn, |c| diesel::insert_into(rv::table)
             .values(version)
-            .execute(self.conn)?;
+            .execute(c))?;
         Ok(())
     }
 
@@ -194,22 +216,14 @@ impl<'c> Tx<'c> {
         res_id: &str,
         rows: &[NewTokenRow],
     ) -> Result<(), StoreError> {
-        diesel::delete(
-            st::table
-                .filter(st::res_type.eq(res_type))
-                .filter(st::res_id.eq(res_id)),
-        )
-        .execute(self.conn)?;
+        let old = st::table
+            .filter(st::res_type.eq(res_type))
+            .filter(st::res_id.eq(res_id));
+        on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
         if !rows.is_empty() {
-            // Multi-row VALUES is backend-specific in diesel, so dispatch on the backend.
-            match &mut *self.conn {
-                DbConnection::Postgres(c) => {
-                    diesel::insert_into(st::table).values(rows).execute(c)?
-                }
-                DbConnection::Sqlite(c) => {
-                    diesel::insert_into(st::table).values(rows).execute(c)?
-                }
-            };
+            on_backend!(&mut *self.conn, |c| diesel::insert_into(st::table)
+                .values(rows)
+                .execute(c))?;
         }
         Ok(())
     }
