@@ -50,7 +50,10 @@ impl<'c> Tx<'c> {
         Self { conn, backend }
     }
 
-    /// The current version of (type, id), deleted or not.
+    /// The current version of (type, id), deleted or not. `is_current` is written as a bare
+    /// column (no bound `true`) so that it matches the partial index's predicate: with a
+    /// bound value SQLite re-prepared the statement on every execution to decide whether
+    /// the partial index applies.
     ///
     /// # Errors
     /// Database failures.
@@ -62,7 +65,7 @@ impl<'c> Tx<'c> {
         let query = rv::table
             .filter(rv::res_type.eq(res_type))
             .filter(rv::res_id.eq(res_id))
-            .filter(rv::is_current.eq(true));
+            .filter(rv::is_current);
         Ok(on_backend!(&mut *self.conn, |c| query
             .select(ResourceRow::as_select())
             .first(c)
@@ -188,7 +191,7 @@ impl<'c> Tx<'c> {
             .filter(rv::res_type.eq(res_type))
             .filter(rv::res_id.eq(res_id))
             .filter(rv::version_id.eq(version_id))
-            .filter(rv::is_current.eq(true));
+            .filter(rv::is_current);
         let n = on_backend!(&mut *self.conn, |c| diesel::update(target)
             .set(rv::is_current.eq(false))
             .execute(c))?;
