@@ -68,6 +68,7 @@ pub struct Server {
     child: Child,
     dir: PathBuf,
     pg: Option<PgDatabase>,
+    env: Vec<(String, String)>,
 }
 
 /// Starts one fresh server per backend under test (SQLite, plus PostgreSQL when
@@ -200,6 +201,10 @@ impl Server {
                 child,
                 dir: dir.clone(),
                 pg: None,
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
             };
             match server.wait_ready(&log) {
                 Ok(()) => {
@@ -358,6 +363,36 @@ impl Server {
                 return false;
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server with SIGTERM (waiting for a clean exit) and starts it again on the
+    /// same port and database.
+    pub fn restart(&mut self) {
+        assert!(
+            self.terminate(Duration::from_secs(60)),
+            "[{}] no clean exit on SIGTERM",
+            self.backend
+        );
+        let log = self.dir.join(format!(
+            "server-restart-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let out = File::create(&log).expect("create server log");
+        self.child = Command::new(binary())
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("restart healthbook");
+        if let Err(msg) = self.wait_ready(&log) {
+            panic!(
+                "[{}] restart failed: {msg}\n{}",
+                self.backend,
+                read_log(&log)
+            );
         }
     }
 

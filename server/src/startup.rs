@@ -8,12 +8,14 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::service::audit::{self, AuditWriter};
 use crate::service::Service;
 use crate::store::{Backend, Store, StoreOptions};
 
 /// A bound, not yet running server.
 pub struct Application {
     authenticator: Arc<Authenticator>,
+    audit_writer: AuditWriter,
     server: http::Server,
     port: u16,
     base_url: String,
@@ -64,14 +66,16 @@ impl Application {
                  (the server is bound to a loopback address)"
             );
         }
+        let (audit_log, audit_writer) = audit::channel(store.clone());
         let state = AppState {
-            service: Service::new(store, base_url.clone()),
+            service: Service::new(store, base_url.clone(), audit_log),
             body_limit: settings.server.body_limit_bytes,
             authenticator: Arc::clone(&authenticator),
         };
         let server = http::server(state, listener, &settings.server)?;
         Ok(Self {
             authenticator,
+            audit_writer,
             server,
             port: address.port(),
             base_url,
@@ -96,6 +100,16 @@ impl Application {
         // Discover the OpenID providers in the background so the first request is fast.
         let authenticator = Arc::clone(&self.authenticator);
         tokio::spawn(async move { authenticator.warm_up().await });
-        self.server.await
+        let audit = tokio::spawn(self.audit_writer.run());
+        let served = self.server.await;
+        // The workers are gone and with them every sender of the audit queue: the writer
+        // drains what is queued and ends. Acknowledged requests keep their audit records.
+        if tokio::time::timeout(Duration::from_secs(60), audit)
+            .await
+            .is_err()
+        {
+            tracing::error!("audit queue not drained within 60 s of shutdown");
+        }
+        served
     }
 }

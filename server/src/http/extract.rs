@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
 use super::respond::AppState;
@@ -19,6 +19,7 @@ impl FromRequest for Access {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -26,15 +27,18 @@ impl FromRequest for Access {
             .map(str::to_owned);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::bad_request("no application state"))?;
-            match state
+            let access = match state
                 .authenticator
                 .authenticate(authorization.as_deref())
                 .await
             {
-                Ok(Some(principal)) => Ok(Access::Token(Arc::clone(&principal))),
-                Ok(None) => Ok(Access::Open),
-                Err(e) => Err(ApiError::from(e)),
-            }
+                Ok(Some(principal)) => Access::Token(Arc::clone(&principal)),
+                Ok(None) => Access::Open,
+                Err(e) => return Err(ApiError::from(e)),
+            };
+            // The audit record of this request names who made it.
+            request.extensions_mut().insert(access.clone());
+            Ok(access)
         })
     }
 }

@@ -8,7 +8,12 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpMessage};
+
+use super::respond::{AppState, AuditTarget};
+use crate::service::audit::{AuditEntry, AuditedInteraction};
+use crate::service::Access;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
 use serde_json::json;
@@ -40,6 +45,9 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
+    if let Some(interaction) = audited(response.request().method(), &route) {
+        record_audit(&response, interaction, &request_id).await;
+    }
     span.in_scope(|| {
         tracing::info!(
             http.route = %route,
@@ -57,6 +65,66 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// The interaction a FHIR route and method perform, if it is audited (metadata, discovery
+/// and health checks are not).
+fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
+    use AuditedInteraction as I;
+    let read = method == Method::GET || method == Method::HEAD;
+    Some(match route {
+        "/fhir/{type}/{id}" if read => I::Read,
+        "/fhir/{type}/{id}" if method == Method::PUT => I::Update,
+        "/fhir/{type}/{id}" if method == Method::PATCH => I::Patch,
+        "/fhir/{type}/{id}" if method == Method::DELETE => I::Delete,
+        "/fhir/{type}/{id}/_history/{vid}" => I::Vread,
+        "/fhir/{type}/{id}/_history" => I::HistoryInstance,
+        "/fhir/{type}/_history" => I::HistoryType,
+        "/fhir/_history" => I::HistorySystem,
+        "/fhir/{type}" if method == Method::POST => I::Create,
+        "/fhir/{type}" if method == Method::PUT => I::Update,
+        "/fhir/{type}" if method == Method::DELETE => I::Delete,
+        "/fhir/{type}" if read => I::SearchType,
+        "/fhir" | "/fhir/" => I::Batch,
+        _ => return None,
+    })
+}
+
+/// Queues the AuditEvent of a finished request: who (from the request's Access, absent
+/// when authentication failed), what (the resource the handler touched, or the type and id
+/// in the path), and the outcome.
+async fn record_audit(
+    response: &ServiceResponse<impl MessageBody>,
+    interaction: AuditedInteraction,
+    request_id: &str,
+) {
+    let request = response.request();
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return;
+    };
+    let target = response
+        .response()
+        .extensions()
+        .get::<AuditTarget>()
+        .cloned();
+    let path = request.match_info();
+    let entry = AuditEntry {
+        interaction,
+        access: request.extensions().get::<Access>().cloned(),
+        res_type: target
+            .as_ref()
+            .map(|t| t.res_type.clone())
+            .or_else(|| path.get("type").map(str::to_owned)),
+        id: target
+            .as_ref()
+            .map(|t| t.id.clone())
+            .or_else(|| path.get("id").map(str::to_owned)),
+        version_id: target.as_ref().map(|t| t.version_id),
+        patients: target.map(|t| t.patients).unwrap_or_default(),
+        status: response.status().as_u16(),
+        request_id: request_id.to_owned(),
+    };
+    state.service.audit(entry).await;
 }
 
 /// Replaces a 500 body with a generic OperationOutcome (no cause, no data).

@@ -44,15 +44,41 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes,
     Ok(body.freeze())
 }
 
+/// What a request touched, for its audit record (set on the response).
+#[derive(Debug, Clone)]
+pub struct AuditTarget {
+    pub res_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub patients: Vec<String>,
+}
+
+impl AuditTarget {
+    fn of(r: &StoredResource) -> Self {
+        let patients = r
+            .json()
+            .map(|content| crate::service::access::patients_of(&content))
+            .unwrap_or_default();
+        Self {
+            res_type: r.res_type.clone(),
+            id: r.id.clone(),
+            version_id: r.version_id,
+            patients,
+        }
+    }
+}
+
 /// A read/vread answer: 200 with the resource and its version headers.
 ///
 /// # Errors
 /// Rendering failures (500).
 pub fn resource(r: &StoredResource, repr: &Representation) -> Result<HttpResponse, ApiError> {
     let body = repr.render(r.content.as_deref().unwrap_or("{}"))?;
-    Ok(with_version_headers(&mut HttpResponse::Ok(), r)
+    let mut response = with_version_headers(&mut HttpResponse::Ok(), r)
         .insert_header((header::CONTENT_TYPE, repr.content_type()))
-        .body(body))
+        .body(body);
+    response.extensions_mut().insert(AuditTarget::of(r));
+    Ok(response)
 }
 
 /// 304 Not Modified for a conditional read that hit.
@@ -66,6 +92,19 @@ pub fn not_modified(r: &StoredResource) -> HttpResponse {
 /// # Errors
 /// Rendering failures (500).
 pub fn written(
+    req: &HttpRequest,
+    w: &Written,
+    repr: &Representation,
+    base_url: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut response = written_response(req, w, repr, base_url)?;
+    response
+        .extensions_mut()
+        .insert(AuditTarget::of(&w.resource));
+    Ok(response)
+}
+
+fn written_response(
     req: &HttpRequest,
     w: &Written,
     repr: &Representation,

@@ -115,6 +115,39 @@ impl Access {
     }
 }
 
+/// The Patients whose compartment holds `resource` (for audit records).
+pub fn patients_of(resource: &Value) -> Vec<String> {
+    let res_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut patients = Vec::new();
+    if res_type == "Patient" {
+        if let Some(id) = resource.get("id").and_then(Value::as_str) {
+            patients.push(id.to_owned());
+        }
+    }
+    for code in fhir_profiles::patient_compartment_params(res_type).unwrap_or_default() {
+        let Some(sp) = fhir_profiles::search_parameter(res_type, code) else {
+            continue;
+        };
+        for expression in sp.expressions_for(res_type) {
+            for reference in fhirpath::values(resource, expression) {
+                if let Some(("Patient", id)) = reference
+                    .get("reference")
+                    .and_then(Value::as_str)
+                    .and_then(fhirpath::reference_target)
+                {
+                    if !patients.iter().any(|p| p == id) {
+                        patients.push(id.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    patients
+}
+
 /// Whether `resource` belongs to the compartment of `Patient/patient_id`.
 pub fn in_patient_compartment(resource: &Value, res_type: &str, patient_id: &str) -> bool {
     if res_type == "Patient" && resource.get("id").and_then(Value::as_str) == Some(patient_id) {

@@ -4,8 +4,8 @@
 use super::index::resource_lock_key;
 use super::stored::now_ms;
 use super::{
-    ensure_id, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
-    StoredResource,
+    ensure_id, ensure_mutable, ensure_type, outside_compartment, Access, Criteria, Service,
+    ServiceError, StoredResource,
 };
 use crate::auth::Permission;
 use crate::store::{NewResourceVersion, StoreError, Tx};
@@ -24,6 +24,7 @@ impl Service {
         id: String,
     ) -> Result<Option<i64>, ServiceError> {
         ensure_type(&res_type)?;
+        ensure_mutable(&res_type)?;
         ensure_id(&id)?;
         access.require(Permission::Delete, &res_type)?;
         let access = access.clone();
@@ -43,6 +44,7 @@ impl Service {
         criteria: String,
     ) -> Result<Option<i64>, ServiceError> {
         ensure_type(&res_type)?;
+        ensure_mutable(&res_type)?;
         let criteria = Criteria::parse(&criteria)?;
         access.require(Permission::Delete, &res_type)?;
         let access = access.clone();

@@ -2,6 +2,7 @@
 //! HTTP nor SQL; `http/` calls it, it calls `store/`.
 
 pub mod access;
+pub mod audit;
 mod bundle;
 mod conditional;
 mod create;
@@ -40,15 +41,23 @@ pub struct Written {
 pub struct Service {
     store: Store,
     base_url: String,
+    audit: audit::AuditLog,
 }
 
 impl Service {
-    /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`).
-    pub fn new(store: Store, base_url: String) -> Self {
+    /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`),
+    /// recording AuditEvents into `audit`.
+    pub fn new(store: Store, base_url: String, audit: audit::AuditLog) -> Self {
         Self {
             store,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            audit,
         }
+    }
+
+    /// Queues the AuditEvent of one request.
+    pub async fn audit(&self, entry: audit::AuditEntry) {
+        self.audit.record(entry).await;
     }
 
     /// The FHIR base URL links are built from.
@@ -112,6 +121,18 @@ fn ensure_body_type(res_type: &str, resource: &Value) -> Result<(), ServiceError
             format!("The body is a {t}, but the URL is for {res_type}."),
         )),
         None => Err(ServiceError::invalid("The body has no resourceType.")),
+    }
+}
+
+/// AuditEvents are a record of what happened: no update, patch or delete through the API
+/// (405).
+fn ensure_mutable(res_type: &str) -> Result<(), ServiceError> {
+    if res_type == "AuditEvent" {
+        Err(ServiceError::NotAllowed(
+            "AuditEvents are a permanent record; they cannot be changed or deleted.".into(),
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -13,7 +13,10 @@ use serde_json::Value;
 use super::create::{identifier_keys, lock_all};
 use super::index::resource_lock_key;
 use super::update::put;
-use super::{ensure_id, ensure_type, outside_compartment, Access, Service, ServiceError, Written};
+use super::{
+    ensure_id, ensure_mutable, ensure_type, outside_compartment, Access, Service, ServiceError,
+    Written,
+};
 use crate::auth::Permission;
 
 /// A parsed patch document.
@@ -88,6 +91,7 @@ impl Service {
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
+        ensure_mutable(&res_type)?;
         ensure_id(&id)?;
         access.require(Permission::Update, &res_type)?;
         let access = access.clone();

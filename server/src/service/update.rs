@@ -7,8 +7,8 @@ use super::create::{identifier_keys, insert_version, lock_all};
 use super::index::resource_lock_key;
 use super::stored::is_valid_id;
 use super::{
-    ensure_body_type, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
-    StoredResource, Written,
+    ensure_body_type, ensure_mutable, ensure_type, outside_compartment, Access, Criteria, Service,
+    ServiceError, StoredResource, Written,
 };
 use crate::auth::Permission;
 use crate::store::Tx;
@@ -29,6 +29,7 @@ impl Service {
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
+        ensure_mutable(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
         writable(access, &resource)?;
         let access = access.clone();
@@ -77,6 +78,7 @@ impl Service {
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
+        ensure_mutable(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
         let criteria = Criteria::parse(&criteria)?;
         writable(access, &resource)?;

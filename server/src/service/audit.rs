@@ -1,0 +1,261 @@
+//! Audit: every read, search, write, operation and denied access leaves an R4 AuditEvent
+//! (https://hl7.org/fhir/R4/auditevent.html): who (client, subject, fhirUser), what
+//! (the resource and the Patient whose record it is), the outcome, and this server as the
+//! source. Events are queued and written in batches by one background task; on a clean
+//! shutdown the queue is drained before the process exits, so none is lost. They carry no
+//! query-string values and no resource content.
+//!
+//! AuditEvents are ordinary resources: a patient reads "who looked at my record" with
+//! `patient/AuditEvent.rs` (their compartment holds every event whose entity is their
+//! Patient). They cannot be updated or deleted through the API.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::create::insert_version;
+use super::stored::{instant, now_ms};
+use super::{Access, ServiceError};
+use crate::store::Store;
+
+/// Events a batch writes in one transaction at most.
+const BATCH: usize = 256;
+/// Events waiting to be written at most; a full queue slows requests down rather than
+/// dropping events.
+const QUEUE: usize = 65_536;
+
+/// The RESTful interaction audited (http://hl7.org/fhir/restful-interaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditedInteraction {
+    Read,
+    Vread,
+    Update,
+    Patch,
+    Delete,
+    HistoryInstance,
+    HistoryType,
+    HistorySystem,
+    Create,
+    SearchType,
+    Batch,
+}
+
+impl AuditedInteraction {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Vread => "vread",
+            Self::Update => "update",
+            Self::Patch => "patch",
+            Self::Delete => "delete",
+            Self::HistoryInstance => "history-instance",
+            Self::HistoryType => "history-type",
+            Self::HistorySystem => "history-system",
+            Self::Create => "create",
+            Self::SearchType => "search-type",
+            Self::Batch => "batch",
+        }
+    }
+
+    /// AuditEvent.action (C R U D E).
+    fn action(self) -> &'static str {
+        match self {
+            Self::Create => "C",
+            Self::Update | Self::Patch => "U",
+            Self::Delete => "D",
+            Self::Batch => "E",
+            _ => "R",
+        }
+    }
+}
+
+/// What one request did, as the HTTP layer saw it.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub interaction: AuditedInteraction,
+    /// `None` when authentication failed before a principal was known.
+    pub access: Option<Access>,
+    pub res_type: Option<String>,
+    pub id: Option<String>,
+    pub version_id: Option<i64>,
+    /// Patients whose compartment holds the resource.
+    pub patients: Vec<String>,
+    pub status: u16,
+    pub request_id: String,
+}
+
+/// The sending side of the audit queue. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<AuditEntry>,
+}
+
+/// The task that writes queued events; run it with [`AuditWriter::run`].
+pub struct AuditWriter {
+    store: Store,
+    queue: mpsc::Receiver<AuditEntry>,
+}
+
+/// A new queue and its writer.
+pub fn channel(store: Store) -> (AuditLog, AuditWriter) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    (AuditLog { queue: tx }, AuditWriter { store, queue: rx })
+}
+
+impl AuditLog {
+    /// Queues an event; waits when the queue is full.
+    pub async fn record(&self, entry: AuditEntry) {
+        if let Err(mpsc::error::TrySendError::Full(entry)) = self.queue.try_send(entry) {
+            let _ = self.queue.send(entry).await;
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Writes events until every [`AuditLog`] is dropped and the queue is empty.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while self.queue.recv_many(&mut batch, BATCH).await > 0 {
+            let events: Vec<Value> = batch.drain(..).map(|e| audit_event(&e)).collect();
+            let count = events.len();
+            let store = self.store.clone();
+            let events = Arc::new(events);
+            // A failed batch is retried until the database takes it: losing audit records
+            // is not an option, and the queue's bound slows requests meanwhile.
+            loop {
+                let store = store.clone();
+                let events = Arc::clone(&events);
+                let written = tokio::task::spawn_blocking(move || {
+                    store.write(|tx| -> Result<(), ServiceError> {
+                        for event in events.iter() {
+                            let id = uuid::Uuid::new_v4().to_string();
+                            insert_version(tx, "AuditEvent", &id, 1, "POST", event)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
+                match written {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, events = count, "audit batch not written; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = count, "audit writer task failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The R4 AuditEvent of one request.
+fn audit_event(entry: &AuditEntry) -> Value {
+    let outcome = match entry.status {
+        200..=399 => "0",
+        400..=499 => "4",
+        _ => "8",
+    };
+    let mut agent = json!({"requestor": true});
+    match &entry.access {
+        Some(Access::Token(p)) => {
+            agent["who"] = match &p.fhir_user {
+                Some(user) => json!({"reference": user}),
+                None => json!({"identifier": {"system": p.issuer, "value": p.subject}}),
+            };
+            if let Some(client) = &p.client_id {
+                agent["altId"] = json!(client);
+            }
+            agent["name"] = json!(p.subject);
+        }
+        Some(Access::Open) => agent["who"] = json!({"display": "anonymous (auth.mode = none)"}),
+        None => agent["who"] = json!({"display": "unauthenticated request"}),
+    }
+    let mut entities = Vec::new();
+    if let (Some(t), Some(id)) = (&entry.res_type, &entry.id) {
+        let reference = match entry.version_id {
+            Some(v) => format!("{t}/{id}/_history/{v}"),
+            None => format!("{t}/{id}"),
+        };
+        entities.push(json!({
+            "what": {"reference": reference},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+        }));
+    } else if let Some(t) = &entry.res_type {
+        entities.push(json!({
+            "what": {"display": t},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+        }));
+    }
+    for patient in &entry.patients {
+        entities.push(json!({
+            "what": {"reference": format!("Patient/{patient}")},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+        }));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": entry.interaction.code()}],
+        "action": entry.interaction.action(),
+        "recorded": instant(now_ms()),
+        "outcome": outcome,
+        "outcomeDesc": format!("HTTP {} (request id {})", entry.status, entry.request_id),
+        "agent": [agent],
+        "source": {
+            "site": "Healthbook",
+            "observer": {"display": "Healthbook FHIR server"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+    });
+    if !entities.is_empty() {
+        event["entity"] = Value::Array(entities);
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Principal, Scopes};
+
+    #[test]
+    fn audit_events_are_valid_r4_and_name_the_patient() {
+        let principal = Principal {
+            issuer: "https://id.example".into(),
+            subject: "u1".into(),
+            client_id: Some("app".into()),
+            scopes: Scopes::parse("user/*.rs"),
+            patient: None,
+            fhir_user: Some("Practitioner/d1".into()),
+            expires_at: i64::MAX,
+        };
+        for (access, status) in [
+            (Some(Access::Token(Arc::new(principal))), 200),
+            (None, 401),
+            (Some(Access::Open), 404),
+        ] {
+            let event = audit_event(&AuditEntry {
+                interaction: AuditedInteraction::Read,
+                access,
+                res_type: Some("Immunization".into()),
+                id: Some("i1".into()),
+                version_id: Some(2),
+                patients: vec!["p1".into()],
+                status,
+                request_id: "r1".into(),
+            });
+            let parsed =
+                fhir_format::parse_json(event.to_string().as_bytes()).expect("valid R4 AuditEvent");
+            assert!(super::super::access::in_patient_compartment(
+                &parsed,
+                "AuditEvent",
+                "p1"
+            ));
+        }
+    }
+}
