@@ -209,6 +209,19 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Writes many new versions in one statement (audit batches).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn insert_many(&mut self, versions: &[NewResourceVersion]) -> Result<(), StoreError> {
+        if !versions.is_empty() {
+            on_backend!(&mut *self.conn, |c| diesel::insert_into(rv::table)
+                .values(versions)
+                .execute(c))?;
+        }
+        Ok(())
+    }
+
     /// Replaces the token index rows of (type, id).
     ///
     /// # Errors
