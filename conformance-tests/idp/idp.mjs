@@ -8,6 +8,8 @@
 // - `X-Test-Patient: <id>` and `X-Test-FhirUser: <url>` add the SMART launch-context claims;
 // - `X-Test-Ttl: <seconds>` shortens the token's lifetime (expiry tests);
 // - `X-Test-Alg: RS256` signs with the RSA key instead of the EC one;
+// - `X-Test-Format: opaque` issues an opaque token (for RFC 7662 introspection by the
+//   client "fhir-server");
 // - the `resource` parameter picks the audience (http://other.example/fhir: a wrong one).
 import Provider from 'oidc-provider';
 import { generateKeyPairSync } from 'node:crypto';
@@ -27,6 +29,11 @@ const provider = new Provider(ISSUER, {
   clients: [
     {
       client_id: 'tester', client_secret: 'tester-secret', grant_types: ['client_credentials'],
+      response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // The FHIR server itself, as the caller of the introspection endpoint.
+    {
+      client_id: 'fhir-server', client_secret: 'fhir-server-secret', grant_types: [],
       response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
@@ -51,7 +58,7 @@ const provider = new Provider(ISSUER, {
       getResourceServerInfo: async (ctx, resource) => ({
         scope: String(ctx.oidc.params.scope || ''),
         audience: resource === OTHER ? OTHER : FHIR,
-        accessTokenFormat: 'jwt',
+        accessTokenFormat: ctx.get('x-test-format') === 'opaque' ? 'opaque' : 'jwt',
         accessTokenTTL: Number(ctx.get('x-test-ttl') || 300),
         jwt: { sign: { alg: ctx.get('x-test-alg') || 'ES256' } },
       }),

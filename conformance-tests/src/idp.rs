@@ -32,6 +32,8 @@ pub struct TokenOptions<'a> {
     pub alg: Option<&'a str>,
     /// Audience other than the FHIR server.
     pub resource: Option<&'a str>,
+    /// An opaque token (verified by RFC 7662 introspection) instead of a JWT.
+    pub opaque: bool,
 }
 
 impl Idp {
@@ -92,6 +94,7 @@ impl Idp {
             ("X-Test-FhirUser", options.fhir_user.map(str::to_owned)),
             ("X-Test-Ttl", options.ttl.map(|t| t.to_string())),
             ("X-Test-Alg", options.alg.map(str::to_owned)),
+            ("X-Test-Format", options.opaque.then(|| "opaque".to_owned())),
         ] {
             if let Some(value) = value {
                 request = request.header(header, value);
@@ -106,6 +109,21 @@ impl Idp {
             .as_str()
             .unwrap_or_else(|| panic!("no access token: {response}"))
             .to_owned()
+    }
+}
+
+impl Idp {
+    /// Revokes a token (RFC 7009).
+    pub fn revoke(&self, token: &str) {
+        let status = self
+            .client
+            .post(format!("{}/token/revocation", self.issuer))
+            .basic_auth("tester", Some("tester-secret"))
+            .form(&[("token", token)])
+            .send()
+            .expect("revocation request")
+            .status();
+        assert!(status.is_success(), "revocation failed: {status}");
     }
 }
 
@@ -127,6 +145,11 @@ pub fn secured_server(backend: Backend) -> (Server, Idp) {
             ("HEALTHBOOK__AUTH__MODE", "oidc"),
             ("HEALTHBOOK__AUTH__ISSUER", &issuer),
             ("HEALTHBOOK__AUTH__LEEWAY_SECS", "0"),
+            ("HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_ID", "fhir-server"),
+            (
+                "HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET",
+                "fhir-server-secret",
+            ),
         ],
     );
     let idp = Idp::start(idp_port, &server.base);

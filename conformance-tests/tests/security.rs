@@ -306,3 +306,41 @@ fn smart_configuration_and_capability_statement() {
         .iter()
         .any(|u| u["url"] == "token" && u["valueUri"] == config["token_endpoint"]));
 }
+
+/// RFC 7662: opaque tokens are verified by introspection at the issuer; an active token
+/// works with its scopes and launch context, a revoked or unknown one is 401.
+#[test]
+fn opaque_tokens_are_introspected() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let me = create_with(&s, &admin, &patient("Opaque"));
+    let opaque = TokenOptions {
+        opaque: true,
+        patient: Some(&me),
+        ..Default::default()
+    };
+    let token = idp.token_with("patient/*.rs", &opaque);
+    assert_eq!(token.split('.').count(), 1, "an opaque token: {token}");
+    bearer(&s, Method::GET, &format!("Patient/{me}"), &token)
+        .fetch()
+        .expect_status(200);
+    bearer(&s, Method::POST, "Patient", &token)
+        .fhir_json(&patient("No"))
+        .fetch()
+        .expect_error(403);
+
+    let revoked = idp.token_with("patient/*.rs", &opaque);
+    idp.revoke(&revoked);
+    for (what, t) in [
+        ("revoked", revoked),
+        ("unknown", "made-up-opaque-token".to_owned()),
+    ] {
+        let resp = bearer(&s, Method::GET, &format!("Patient/{me}"), &t).fetch();
+        assert_eq!(resp.status, 401, "{what}: {}", resp.text());
+        assert!(
+            resp.must_header("www-authenticate")
+                .contains("invalid_token"),
+            "{what}"
+        );
+    }
+}

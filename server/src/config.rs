@@ -58,6 +58,12 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Expected `aud` of access tokens for `issuer`; empty means the server's base URL.
     pub audience: String,
+    /// Client id this server introspects opaque tokens of `issuer` with (RFC 7662); empty
+    /// means opaque tokens are refused.
+    pub introspection_client_id: String,
+    /// Its secret: set it through the environment
+    /// (`HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET`), never in a file.
+    pub introspection_client_secret: String,
     /// More trusted issuers.
     #[serde(default)]
     pub issuers: Vec<IssuerSettings>,
@@ -76,6 +82,10 @@ pub struct IssuerSettings {
     pub issuer: String,
     /// Expected `aud`; the server's base URL when absent.
     pub audience: Option<String>,
+    /// Client id for RFC 7662 introspection of opaque tokens.
+    pub introspection_client_id: Option<String>,
+    /// Its secret (from the environment).
+    pub introspection_client_secret: Option<String>,
 }
 
 /// How requests are authenticated.

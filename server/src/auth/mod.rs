@@ -66,10 +66,22 @@ impl Authenticator {
                     .map(|i| IssuerConfig {
                         issuer: i.issuer.clone(),
                         audience: i.audience.clone().unwrap_or_else(|| base_url.to_owned()),
+                        introspection: i.introspection_client_id.clone().map(|id| {
+                            (
+                                id,
+                                i.introspection_client_secret.clone().unwrap_or_default(),
+                            )
+                        }),
                     })
                     .collect();
                 if !settings.issuer.is_empty() {
                     issuers.push(IssuerConfig {
+                        introspection: (!settings.introspection_client_id.is_empty()).then(|| {
+                            (
+                                settings.introspection_client_id.clone(),
+                                settings.introspection_client_secret.clone(),
+                            )
+                        }),
                         issuer: settings.issuer.clone(),
                         audience: if settings.audience.is_empty() {
                             base_url.to_owned()

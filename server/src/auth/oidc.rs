@@ -59,6 +59,8 @@ pub type Metadata = ProviderMetadata<
 pub struct IssuerConfig {
     pub issuer: String,
     pub audience: String,
+    /// Client id and secret this server introspects opaque tokens with (RFC 7662).
+    pub introspection: Option<(String, String)>,
 }
 
 /// Verifier settings shared by all issuers.
@@ -142,7 +144,9 @@ impl Verifier {
             }
         }
         if token.split('.').count() != 3 {
-            return Err(AuthError::Invalid("the access token is not a JWT".into()));
+            let principal = Arc::new(self.introspect(token).await?);
+            self.remember(digest, &principal, now);
+            return Ok(principal);
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token".into()))?;
@@ -197,6 +201,13 @@ impl Verifier {
             })
         })?;
         let principal = Arc::new(principal_from_claims(&data.claims, &issuer.config.issuer)?);
+        self.remember(digest, &principal, now);
+        Ok(principal)
+    }
+
+    /// Caches a verified principal until its token expires (bounded: expired entries are
+    /// dropped when the cache is full, and everything if that is not enough).
+    fn remember(&self, digest: [u8; 32], principal: &Arc<Principal>, now: i64) {
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= self.config.cache_capacity {
                 cache.retain(|_, p| p.expires_at > now);
@@ -204,9 +215,64 @@ impl Verifier {
                     cache.clear();
                 }
             }
-            cache.insert(digest, Arc::clone(&principal));
+            cache.insert(digest, Arc::clone(principal));
         }
-        Ok(principal)
+    }
+
+    /// RFC 7662: asks the issuers that have an introspection client about an opaque token.
+    /// Only `active: true` with our audience, an unexpired `exp` and (when given) the
+    /// issuer's own `iss` is accepted.
+    async fn introspect(&self, token: &str) -> Result<Principal, AuthError> {
+        for issuer in self
+            .issuers
+            .iter()
+            .filter(|i| i.config.introspection.is_some())
+        {
+            let Some((client_id, secret)) = &issuer.config.introspection else {
+                continue;
+            };
+            let metadata = self.metadata(issuer).await?;
+            let Some(endpoint) = &metadata.additional_metadata().introspection_endpoint else {
+                continue;
+            };
+            let answer: Value = self
+                .http
+                .post(endpoint)
+                .basic_auth(client_id, Some(secret))
+                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .send()
+                .await
+                .and_then(openidconnect::reqwest::Response::error_for_status)
+                .map_err(|e| AuthError::Unavailable(format!("introspection: {e}")))?
+                .json()
+                .await
+                .map_err(|e| AuthError::Unavailable(format!("introspection answer: {e}")))?;
+            if answer.get("active") != Some(&Value::Bool(true)) {
+                continue;
+            }
+            let audience_ok = match answer.get("aud") {
+                Some(Value::String(a)) => *a == issuer.config.audience,
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .any(|a| a.as_str() == Some(&issuer.config.audience)),
+                _ => false,
+            };
+            let issuer_ok = answer
+                .get("iss")
+                .and_then(Value::as_str)
+                .is_none_or(|iss| iss == issuer.config.issuer);
+            if !audience_ok || !issuer_ok {
+                return Err(AuthError::Invalid(
+                    "the token is for another audience".into(),
+                ));
+            }
+            let principal = principal_from_claims(&answer, &issuer.config.issuer)?;
+            if principal.expires_at <= chrono::Utc::now().timestamp() {
+                return Err(AuthError::Invalid("the token has expired".into()));
+            }
+            return Ok(principal);
+        }
+        Err(AuthError::Invalid("the access token is not active".into()))
     }
 
     async fn metadata(&self, issuer: &IssuerState) -> Result<Arc<Metadata>, AuthError> {
