@@ -12,7 +12,7 @@
 //   client "fhir-server");
 // - the `resource` parameter picks the audience (http://other.example/fhir: a wrong one).
 import Provider from 'oidc-provider';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
 const PORT = Number(process.env.IDP_PORT || 4000);
 const ISSUER = `http://127.0.0.1:${PORT}`;
@@ -20,8 +20,10 @@ const FHIR = process.env.FHIR_AUD || 'http://127.0.0.1:8080/fhir';
 const OTHER = 'http://other.example/fhir';
 
 const jwkOf = (key, kid, alg) => ({ ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' });
-const es256 = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `es256-${PORT}`, 'ES256');
-const rs256 = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, `rs256-${PORT}`, 'RS256');
+// New keys with new kids at every start: restarting the IdP is a key rotation.
+const run = randomUUID().slice(0, 8);
+const es256 = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `es256-${run}`, 'ES256');
+const rs256 = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, `rs256-${run}`, 'RS256');
 
 const provider = new Provider(ISSUER, {
   jwks: { keys: [es256, rs256] },
@@ -66,5 +68,16 @@ const provider = new Provider(ISSUER, {
   },
 });
 provider.proxy = false;
+// How often the key set was fetched (GET /test/jwks-fetches), to test the resource server's
+// rate limit on unknown kids.
+let jwksFetches = 0;
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/jwks') jwksFetches += 1;
+  if (ctx.path === '/test/jwks-fetches') {
+    ctx.body = { count: jwksFetches };
+    return;
+  }
+  await next();
+});
 provider.listen(PORT, '127.0.0.1', () => console.log(`IdP ${ISSUER} pid=${process.pid}`));
 process.on('SIGTERM', () => process.exit(0));

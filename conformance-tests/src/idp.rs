@@ -17,6 +17,8 @@ pub struct Idp {
     pub issuer: String,
     child: Child,
     client: Client,
+    port: u16,
+    fhir_aud: String,
 }
 
 /// Extras of a test token.
@@ -39,29 +41,42 @@ pub struct TokenOptions<'a> {
 impl Idp {
     /// Starts the IdP on `port`, issuing tokens for the FHIR base `fhir_aud`.
     pub fn start(port: u16, fhir_aud: &str) -> Idp {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
-        assert!(
-            dir.join("node_modules").join("oidc-provider").is_dir(),
-            "the test IdP is not installed: run `npm ci` in {}",
-            dir.display()
-        );
-        let child = Command::new("node")
-            .arg(dir.join("idp.mjs"))
-            .env("IDP_PORT", port.to_string())
-            .env("FHIR_AUD", fhir_aud)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node (is Node.js installed?)");
-        let idp = Idp {
+        let mut idp = Idp {
             issuer: format!("http://127.0.0.1:{port}"),
-            child,
+            child: spawn(port, fhir_aud),
             client: crate::client(),
+            port,
+            fhir_aud: fhir_aud.to_owned(),
         };
-        let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
+        idp.wait_ready();
+        idp
+    }
+
+    /// Stops the IdP and starts it again on the same port with new signing keys (new
+    /// kids): a key rotation.
+    pub fn rotate_keys(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.fhir_aud);
+        self.wait_ready();
+    }
+
+    /// How many times the key set has been fetched from this IdP.
+    pub fn jwks_fetches(&self) -> u64 {
+        let answer: Value = self
+            .client
+            .get(format!("{}/test/jwks-fetches", self.issuer))
+            .send()
+            .expect("jwks counter")
+            .json()
+            .expect("jwks counter JSON");
+        answer["count"].as_u64().unwrap_or(0)
+    }
+
+    fn wait_ready(&mut self) {
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !idp
+        while !self
             .client
             .get(&discovery)
             .send()
@@ -70,9 +85,7 @@ impl Idp {
             assert!(Instant::now() < deadline, "the test IdP did not start");
             thread::sleep(Duration::from_millis(50));
         }
-        idp
     }
-
     /// An access token with `scope` for the FHIR server.
     pub fn token(&self, scope: &str) -> String {
         self.token_with(scope, &TokenOptions::default())
@@ -127,6 +140,25 @@ impl Idp {
     }
 }
 
+/// Runs `node idp/idp.mjs`.
+fn spawn(port: u16, fhir_aud: &str) -> Child {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
+    assert!(
+        dir.join("node_modules").join("oidc-provider").is_dir(),
+        "the test IdP is not installed: run `npm ci` in {}",
+        dir.display()
+    );
+    Command::new("node")
+        .arg(dir.join("idp.mjs"))
+        .env("IDP_PORT", port.to_string())
+        .env("FHIR_AUD", fhir_aud)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node (is Node.js installed?)")
+}
+
 impl Drop for Idp {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -137,21 +169,25 @@ impl Drop for Idp {
 /// A server with `auth.mode = oidc` trusting a fresh test IdP (no clock leeway, so expiry
 /// tests are quick).
 pub fn secured_server(backend: Backend) -> (Server, Idp) {
+    secured_server_with(backend, &[])
+}
+
+/// [`secured_server`] with more settings.
+pub fn secured_server_with(backend: Backend, extra_env: &[(&str, &str)]) -> (Server, Idp) {
     let idp_port = free_port();
     let issuer = format!("http://127.0.0.1:{idp_port}");
-    let server = Server::start_with(
-        backend,
-        &[
-            ("HEALTHBOOK__AUTH__MODE", "oidc"),
-            ("HEALTHBOOK__AUTH__ISSUER", &issuer),
-            ("HEALTHBOOK__AUTH__LEEWAY_SECS", "0"),
-            ("HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_ID", "fhir-server"),
-            (
-                "HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET",
-                "fhir-server-secret",
-            ),
-        ],
-    );
+    let mut env = vec![
+        ("HEALTHBOOK__AUTH__MODE", "oidc"),
+        ("HEALTHBOOK__AUTH__ISSUER", issuer.as_str()),
+        ("HEALTHBOOK__AUTH__LEEWAY_SECS", "0"),
+        ("HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_ID", "fhir-server"),
+        (
+            "HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET",
+            "fhir-server-secret",
+        ),
+    ];
+    env.extend_from_slice(extra_env);
+    let server = Server::start_with(backend, &env);
     let idp = Idp::start(idp_port, &server.base);
     (server, idp)
 }

@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::Duration;
 
-use conformance_tests::idp::{secured_server, Idp, TokenOptions};
+use conformance_tests::idp::{secured_server, secured_server_with, Idp, TokenOptions};
 use conformance_tests::*;
 
 fn bearer(s: &Server, method: Method, path: &str, token: &str) -> RequestBuilder {
@@ -343,4 +343,53 @@ fn opaque_tokens_are_introspected() {
             "{what}"
         );
     }
+}
+
+/// Key rotation: a token signed with a new key (a kid the server has not seen) makes the
+/// server fetch the issuer's key set again. A flood of tokens with made-up kids fetches it
+/// at most once per `auth.jwks_min_refresh_secs`, so it cannot hammer the provider.
+#[test]
+fn key_rotation_and_unknown_kid_flood() {
+    let (s, mut idp) = secured_server_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__AUTH__JWKS_MIN_REFRESH_SECS", "2")],
+    );
+    let before = idp.token("system/*.rs");
+    bearer(&s, Method::GET, "Patient/_history", &before)
+        .fetch()
+        .expect_status(200);
+    idp.rotate_keys();
+    thread::sleep(Duration::from_millis(2100));
+    let after = idp.token("system/*.rs");
+    bearer(&s, Method::GET, "Patient/_history", &after)
+        .fetch()
+        .expect_status(200);
+
+    let fetches = idp.jwks_fetches();
+    let payload = after.split('.').nth(1).unwrap().to_owned();
+    for i in 0..30 {
+        let header = base64url(
+            format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"made-up-{i}"}}"#).as_bytes(),
+        );
+        let forged = format!("{header}.{payload}.c2lnbmF0dXJl");
+        let resp = bearer(&s, Method::GET, "Patient/_history", &forged).fetch();
+        assert_eq!(resp.status, 401, "forged kid {i}: {}", resp.text());
+    }
+    let extra = idp.jwks_fetches() - fetches;
+    assert!(extra <= 1, "{extra} key-set fetches for 30 unknown kids");
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
