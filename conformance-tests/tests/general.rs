@@ -155,3 +155,37 @@ fn unsupported_method_is_405() {
         assert_outcome(&outcome, &["not-supported"]);
     }
 }
+
+/// CORS for browser apps (SMART App Launch): a preflight for an authorised FHIR request is
+/// answered, and responses expose the headers clients read (ETag, Location).
+#[test]
+fn cors_preflight_and_exposed_headers() {
+    let s = Server::start(Backend::Sqlite);
+    let preflight = s
+        .req(Method::OPTIONS, "Patient")
+        .header("Origin", "https://app.example.org")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type, if-none-exist",
+        )
+        .fetch();
+    assert!(preflight.status < 300, "preflight: {}", preflight.status);
+    assert_eq!(
+        preflight.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let created = s
+        .req(Method::POST, "Patient")
+        .header("Origin", "https://app.example.org")
+        .fhir_json(&patient("Cors"))
+        .fetch()
+        .expect_status(201);
+    let exposed = created
+        .must_header("access-control-expose-headers")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("location"),
+        "{exposed}"
+    );
+}

@@ -34,6 +34,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Origins browser apps may call the API from (CORS); `["*"]` for any, `[]` for none.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// `[database]`
@@ -174,6 +176,21 @@ impl Settings {
             match url::Url::parse(&self.server.base_url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.query().is_none() => {}
                 _ => return fail("server.base_url", "must be an absolute http(s) URL without a query, e.g. https://fhir.example.org/fhir"),
+            }
+        }
+        for origin in &self.server.cors_allowed_origins {
+            let valid = origin == "*"
+                || url::Url::parse(origin).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.path() == "/"
+                        && !origin.ends_with('/')
+                        && u.query().is_none()
+                });
+            if !valid {
+                return fail(
+                    "server.cors_allowed_origins",
+                    "each entry must be \"*\" or an origin such as https://app.example.org",
+                );
             }
         }
         if self.server.body_limit_bytes == 0 {

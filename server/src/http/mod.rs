@@ -34,10 +34,12 @@ pub fn server(
     settings: &crate::config::ServerSettings,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
+    let origins = settings.cors_allowed_origins.clone();
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::Compress::default())
+            .wrap(cors(&origins))
             .wrap(actix_web::middleware::from_fn(request_context))
             .configure(routes)
     })
@@ -47,6 +49,46 @@ pub fn server(
         server = server.workers(settings.workers);
     }
     Ok(server.run())
+}
+
+/// CORS for browser apps (SMART App Launch apps call the API from the browser with a bearer
+/// token): the configured origins, the FHIR request headers, and the response headers a
+/// client needs to see (ETag, Location, Last-Modified, WWW-Authenticate, X-Request-Id).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::HeaderName::from_static("if-none-exist"),
+            header::HeaderName::from_static("prefer"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::LAST_MODIFIED,
+            header::CONTENT_LOCATION,
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600)
+        // An origin that is not listed gets an answer without CORS headers (the browser
+        // withholds it), not an error: metadata and smart-configuration stay public.
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin().send_wildcard()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
 }
 
 /// Runs `future` to completion on the HTTP runtime (the binary's entry point).
