@@ -279,21 +279,11 @@ fn split_steps(path: &str) -> Result<Vec<String>, String> {
 /// The resource type a reference points at (`Patient/1`, `http://x/fhir/Patient/1`,
 /// `Patient/1/_history/2`).
 pub fn reference_type(reference: &str) -> Option<&str> {
-    let path = reference.split(['?', '#']).next()?;
-    let parts: Vec<&str> = path.split('/').collect();
-    let id_at = match parts.iter().rposition(|p| *p == "_history") {
-        Some(h) if h >= 2 => h - 1,
-        Some(_) => return None,
-        None => parts.len().checked_sub(1)?,
-    };
-    let type_at = id_at.checked_sub(1)?;
-    parts
-        .get(type_at)
-        .copied()
-        .filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))
+    reference_target(reference).map(|(res_type, _)| res_type)
 }
 
-/// The id a reference points at, with its type (`("Patient", "1")`).
+/// The type and id a reference points at (`("Patient", "1")`); `None` for contained
+/// (`#x`), `urn:` and other non-RESTful references.
 pub fn reference_target(reference: &str) -> Option<(&str, &str)> {
     let path = reference.split(['?', '#']).next()?;
     let parts: Vec<&str> = path.split('/').collect();
@@ -302,7 +292,11 @@ pub fn reference_target(reference: &str) -> Option<(&str, &str)> {
         Some(_) => return None,
         None => parts.len().checked_sub(1)?,
     };
-    Some((reference_type(reference)?, parts[id_at]))
+    let res_type = parts
+        .get(id_at.checked_sub(1)?)
+        .copied()
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))?;
+    Some((res_type, parts[id_at]))
 }
 
 #[cfg(test)]

@@ -22,6 +22,24 @@ macro_rules! on_backend {
     };
 }
 
+/// Applies the type, id and `_since` filters of a [`HistoryQuery`] to a boxed query (the
+/// page and the total share them).
+macro_rules! history_filter {
+    ($q:expr, $query:expr) => {{
+        let mut q = $q;
+        if let Some(t) = &$query.res_type {
+            q = q.filter(rv::res_type.eq(t.clone()));
+        }
+        if let Some(id) = &$query.res_id {
+            q = q.filter(rv::res_id.eq(id.clone()));
+        }
+        if let Some(since) = $query.since {
+            q = q.filter(rv::last_updated.ge(since));
+        }
+        q
+    }};
+}
+
 /// A connection lent to the service for the span of one read or one transaction.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
@@ -98,16 +116,10 @@ impl<'c> Tx<'c> {
     /// Database failures.
     pub fn history(&mut self, query: &HistoryQuery) -> Result<Vec<ResourceRow>, StoreError> {
         Ok(on_backend!(&mut *self.conn, |c| {
-            let mut q = rv::table.select(ResourceRow::as_select()).into_boxed();
-            if let Some(t) = &query.res_type {
-                q = q.filter(rv::res_type.eq(t.clone()));
-            }
-            if let Some(id) = &query.res_id {
-                q = q.filter(rv::res_id.eq(id.clone()));
-            }
-            if let Some(since) = query.since {
-                q = q.filter(rv::last_updated.ge(since));
-            }
+            let mut q = history_filter!(
+                rv::table.select(ResourceRow::as_select()).into_boxed(),
+                query
+            );
             if let Some(before) = query.before_seq {
                 q = q.filter(rv::seq.lt(before));
             }
@@ -121,17 +133,7 @@ impl<'c> Tx<'c> {
     /// Database failures.
     pub fn history_total(&mut self, query: &HistoryQuery) -> Result<i64, StoreError> {
         Ok(on_backend!(&mut *self.conn, |c| {
-            let mut q = rv::table.count().into_boxed();
-            if let Some(t) = &query.res_type {
-                q = q.filter(rv::res_type.eq(t.clone()));
-            }
-            if let Some(id) = &query.res_id {
-                q = q.filter(rv::res_id.eq(id.clone()));
-            }
-            if let Some(since) = query.since {
-                q = q.filter(rv::last_updated.ge(since));
-            }
-            q.get_result(c)
+            history_filter!(rv::table.count().into_boxed(), query).get_result(c)
         })?)
     }
 
