@@ -138,8 +138,9 @@ impl Operation {
     /// Applies the operation; the message says why it could not be.
     pub fn apply(&self, resource: &mut Value) -> Result<(), String> {
         let targets = select(resource, &self.path)?;
-        if self.kind == Kind::Delete {
-            return match targets.as_slice() {
+        match self.kind {
+            // fhirpatch.html: deleting what is not there is not an error.
+            Kind::Delete => match targets.as_slice() {
                 [] => Ok(()),
                 [target] => {
                     remove(resource, target);
@@ -149,24 +150,21 @@ impl Operation {
                     "The path '{}' matches more than one element.",
                     self.path
                 )),
-            };
-        }
-        if matches!(self.kind, Kind::Insert | Kind::Move) {
-            return self.reorder(resource, &targets);
-        }
-        let [target] = targets.as_slice() else {
-            return Err(format!(
-                "The path '{}' must match exactly one element; it matches {}.",
-                self.path,
-                targets.len()
-            ));
-        };
-        let value = self.value.clone().unwrap_or(Value::Null);
-        match self.kind {
-            Kind::Replace => {
-                *get_mut(resource, target).ok_or("The path does not resolve.")? = value;
-            }
-            Kind::Add => {
+            },
+            Kind::Insert | Kind::Move => self.reorder(resource, &targets),
+            Kind::Replace | Kind::Add => {
+                let [target] = targets.as_slice() else {
+                    return Err(format!(
+                        "The path '{}' must match exactly one element; it matches {}.",
+                        self.path,
+                        targets.len()
+                    ));
+                };
+                let value = self.value.clone().unwrap_or(Value::Null);
+                if self.kind == Kind::Replace {
+                    *get_mut(resource, target).ok_or("The path does not resolve.")? = value;
+                    return Ok(());
+                }
                 let name = self.name.clone().unwrap_or_default();
                 let container = get_mut(resource, target)
                     .and_then(Value::as_object_mut)
@@ -181,10 +179,9 @@ impl Operation {
                         container.insert(name, value);
                     }
                 }
+                Ok(())
             }
-            Kind::Insert | Kind::Move | Kind::Delete => unreachable!("handled above"),
         }
-        Ok(())
     }
 }
 
