@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,14 +141,10 @@ impl Idp {
     }
 }
 
-/// Runs `node idp/idp.mjs`.
+/// Runs `node idp/idp.mjs`, installing the pinned IdP with `npm ci` first if needed.
 fn spawn(port: u16, fhir_aud: &str) -> Child {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
-    assert!(
-        dir.join("node_modules").join("oidc-provider").is_dir(),
-        "the test IdP is not installed: run `npm ci` in {}",
-        dir.display()
-    );
+    install(&dir);
     Command::new("node")
         .arg(dir.join("idp.mjs"))
         .env("IDP_PORT", port.to_string())
@@ -157,6 +154,22 @@ fn spawn(port: u16, fhir_aud: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start node (is Node.js installed?)")
+}
+
+/// `npm ci` in `idp/` once per test process, when `node_modules` is missing.
+fn install(dir: &Path) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        if dir.join("node_modules").join("oidc-provider").is_dir() {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .expect("run npm (is Node.js installed?)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    });
 }
 
 impl Drop for Idp {
