@@ -36,6 +36,25 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Origins browser apps may call the API from (CORS); `["*"]` for any, `[]` for none.
     pub cors_allowed_origins: Vec<String>,
+    /// TLS termination (rustls); empty paths mean plain HTTP.
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+impl TlsSettings {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty()
+    }
 }
 
 /// `[database]`
@@ -191,6 +210,15 @@ impl Settings {
                     "server.cors_allowed_origins",
                     "each entry must be \"*\" or an origin such as https://app.example.org",
                 );
+            }
+        }
+        let tls = &self.server.tls;
+        if tls.cert.is_empty() != tls.key.is_empty() {
+            return fail("server.tls", "set both cert and key, or neither");
+        }
+        for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+            if !path.is_empty() && !Path::new(path).is_file() {
+                return fail(key, "names no readable file");
             }
         }
         if self.server.body_limit_bytes == 0 {

@@ -55,7 +55,12 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)?;
         let address = listener.local_addr()?;
         let base_url = if settings.server.base_url.is_empty() {
-            format!("http://{address}/fhir")
+            let scheme = if settings.server.tls.enabled() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{address}/fhir")
         } else {
             settings.server.base_url.trim_end_matches('/').to_owned()
         };

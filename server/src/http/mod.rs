@@ -43,12 +43,33 @@ pub fn server(
             .wrap(actix_web::middleware::from_fn(request_context))
             .configure(routes)
     })
-    .listen(listener)?
     .shutdown_timeout(settings.shutdown_timeout_secs);
+    server = if settings.tls.enabled() {
+        server.listen_rustls_0_23(listener, tls_config(&settings.tls)?)?
+    } else {
+        server.listen(listener)?
+    };
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
     Ok(server.run())
+}
+
+/// A rustls server configuration from the PEM files of `server.tls`.
+fn tls_config(tls: &crate::config::TlsSettings) -> std::io::Result<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let chain = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| invalid("server.tls.cert", &e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| invalid("server.tls.key", &e))?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid("server.tls", &e))
 }
 
 /// CORS for browser apps (SMART App Launch apps call the API from the browser with a bearer
