@@ -103,6 +103,7 @@ psql_admin() {
 }
 
 cleanup() {
+  [[ -z ${idp_pid:-} ]] || kill "$idp_pid" 2>/dev/null || true
   local rc=$?
   set +e
   if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
@@ -162,6 +163,29 @@ case $backend in
     ;;
 esac
 
+# AUTH=oidc: verify a bearer token from the test OpenID provider (conformance-tests/idp) on
+# every request, to measure what token verification costs.
+auth=${AUTH:-none}
+idp_pid=
+if [[ $auth == oidc ]]; then
+  idp_port=$((port + 1))
+  [[ -d $root/conformance-tests/idp/node_modules ]] ||
+    (cd "$root/conformance-tests/idp" && npm ci --no-audit --no-fund --loglevel=error)
+  IDP_PORT=$idp_port FHIR_AUD=http://127.0.0.1:$port/fhir \
+    node "$root/conformance-tests/idp/idp.mjs" >"$tmp/idp.log" 2>&1 &
+  idp_pid=$!
+  for _ in $(seq 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$idp_port/.well-known/openid-configuration" && break
+    sleep 0.1
+  done
+  export HEALTHBOOK__AUTH__MODE=oidc
+  export HEALTHBOOK__AUTH__ISSUER=http://127.0.0.1:$idp_port
+  BENCH_TOKEN=$(curl -sf -u tester:tester-secret -H 'X-Test-Ttl: 3600' \
+    -d grant_type=client_credentials -d 'scope=system/*.cruds' \
+    "http://127.0.0.1:$idp_port/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  export BENCH_TOKEN
+fi
+
 export HEALTHBOOK__SERVER__BIND=127.0.0.1:$port
 export HEALTHBOOK__DATABASE__URL=$db_url
 export HEALTHBOOK__LOG__LEVEL=warn
@@ -210,7 +234,7 @@ say "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "commit:    $commit"
 say "nproc:     $(nproc)${cpu_model:+ ($cpu_model)}"
 say "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) (other work on the box skews the figures)"
-say "backend:   $backend"
+say "backend:   $backend (auth: $auth)"
 if [[ $backend == postgres ]]; then
   say "postgres:  $(psql_admin -c 'SHOW server_version') on $pg_host:$pg_port (synchronous_commit=$(psql_admin -c 'SHOW synchronous_commit'), fsync=$(psql_admin -c 'SHOW fsync'))"
 fi
@@ -234,6 +258,7 @@ for i in $(seq "$seed_count"); do
     printf 'url = "%s/Patient"\n' "$base"
     printf 'header = "Content-Type: application/fhir+json"\n'
     printf 'header = "Prefer: return=minimal"\n'
+    [[ -z ${BENCH_TOKEN:-} ]] || printf 'header = "Authorization: Bearer %s"\n' "$BENCH_TOKEN"
     printf 'data-binary = "%s"\n' "${body//\"/\\\"}"
     printf 'output = "/dev/null"\n'
     printf 'dump-header = "-"\n'

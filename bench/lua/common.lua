@@ -14,6 +14,15 @@ function M.setup(thread)
   table.insert(threads, thread)
 end
 
+-- Adds the bearer token of an AUTH=oidc run (BENCH_TOKEN) to a header table.
+function M.authorize(headers)
+  local token = os.getenv("BENCH_TOKEN")
+  if token and token ~= "" then
+    headers["Authorization"] = "Bearer " .. token
+  end
+  return headers
+end
+
 -- Adds up a numeric global over all threads.
 local function sum(name)
   local total = 0

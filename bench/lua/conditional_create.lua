@@ -23,12 +23,12 @@ end
 
 function request()
   local value = string.format("0010900%05d", math.random(0, range - 1))
-  return wrk.format("POST", "/fhir/Patient", {
+  return wrk.format("POST", "/fhir/Patient", common.authorize({
     ["Content-Type"] = "application/fhir+json",
     ["Accept"] = "application/fhir+json",
     ["Prefer"] = "return=minimal",
     ["If-None-Exist"] = "identifier=https://bench.example/cccd|" .. value,
-  }, string.format(template, value))
+  }), string.format(template, value))
 end
 
 function response(status, hdrs, body)

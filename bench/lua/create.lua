@@ -9,11 +9,11 @@ function setup(thread)
   thread:set("run", run)
 end
 
-local headers = {
+local headers = common.authorize({
   ["Content-Type"] = "application/fhir+json",
   ["Accept"] = "application/fhir+json",
   ["Prefer"] = "return=minimal",
-}
+})
 local template = '{"resourceType":"Patient","identifier":[{"system":"https://bench.example/uid",'
   .. '"value":"%s-%d-%d"}],"name":[{"family":"Nguyễn","given":["Văn","An"]}],"gender":"male",'
   .. '"birthDate":"1990-02-14","telecom":[{"system":"phone","value":"+84912345678"}],'

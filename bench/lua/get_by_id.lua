@@ -13,7 +13,7 @@ function init(args)
   for line in f:lines() do
     if line ~= "" then
       reqs[#reqs + 1] = wrk.format("GET", "/fhir/Patient/" .. line,
-        { ["Accept"] = "application/fhir+json" })
+        common.authorize({ ["Accept"] = "application/fhir+json" }))
     end
   end
   f:close()
