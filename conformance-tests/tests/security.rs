@@ -393,3 +393,36 @@ fn base64url(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// SMART `openid fhirUser`: the signed-in user may read their own resource (the `fhirUser`
+/// claim) without a resource scope; nobody else's.
+#[test]
+fn fhir_user_reads_own_resource() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let practitioner = json!({"resourceType": "Practitioner", "name": [{"family": "Trần"}]});
+    let me = create_with(&s, &admin, &practitioner);
+    let colleague = create_with(&s, &admin, &practitioner);
+    let user = format!("{}/Practitioner/{me}", s.base);
+    let token = idp.token_with(
+        "openid fhirUser",
+        &TokenOptions {
+            fhir_user: Some(&user),
+            ..Default::default()
+        },
+    );
+    bearer(&s, Method::GET, &format!("Practitioner/{me}"), &token)
+        .fetch()
+        .expect_status(200);
+    bearer(
+        &s,
+        Method::GET,
+        &format!("Practitioner/{colleague}"),
+        &token,
+    )
+    .fetch()
+    .expect_error(404);
+    bearer(&s, Method::GET, "Patient/_history", &token)
+        .fetch()
+        .expect_error(403);
+}

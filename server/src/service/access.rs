@@ -42,10 +42,13 @@ impl Access {
         match self {
             Access::Open => Ok(()),
             Access::Token(p) => {
-                if p.scopes
-                    .grants
-                    .iter()
-                    .any(|g| g.allows(permission, res_type))
+                let own_user = permission == Permission::Read
+                    && fhir_user(p).is_some_and(|(user_type, _)| user_type == res_type);
+                if own_user
+                    || p.scopes
+                        .grants
+                        .iter()
+                        .any(|g| g.allows(permission, res_type))
                 {
                     Ok(())
                 } else {
@@ -87,6 +90,12 @@ impl Access {
             .get("resourceType")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let id = resource.get("id").and_then(Value::as_str);
+        if permission == Permission::Read
+            && fhir_user(principal).is_some_and(|user| Some(user) == id.map(|id| (res_type, id)))
+        {
+            return true;
+        }
         principal.scopes.grants.iter().any(|grant| {
             grant.allows(permission, res_type)
                 && satisfies_constraint(resource, res_type, &grant.constraint)
@@ -113,6 +122,17 @@ impl Access {
             }),
         }
     }
+}
+
+/// With `openid fhirUser` granted, the user may read their own resource (the `fhirUser`
+/// claim: Patient, Practitioner, RelatedPerson...), as SMART apps do to show who is signed
+/// in.
+fn fhir_user(principal: &Principal) -> Option<(&str, &str)> {
+    principal
+        .fhir_user
+        .as_deref()
+        .filter(|_| principal.scopes.fhir_user)
+        .and_then(fhirpath::reference_target)
 }
 
 /// The Patients whose compartment holds `resource` (for audit records).
@@ -261,6 +281,30 @@ mod tests {
         assert!(a.require(Permission::Create, "Immunization").is_err());
         assert!(a.require(Permission::Read, "Observation").is_err());
         assert!(Access::Open.require(Permission::Delete, "Patient").is_ok());
+    }
+
+    #[test]
+    fn fhir_user_reads_own_resource_only() {
+        let a = Access::Token(Arc::new(Principal {
+            issuer: "i".into(),
+            subject: "s".into(),
+            client_id: None,
+            scopes: Scopes::parse("openid fhirUser"),
+            patient: None,
+            fhir_user: Some("https://x/fhir/Practitioner/d1".into()),
+            expires_at: i64::MAX,
+        }));
+        assert!(a.require(Permission::Read, "Practitioner").is_ok());
+        assert!(a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Practitioner","id":"d1"})
+        ));
+        assert!(!a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Practitioner","id":"d2"})
+        ));
+        assert!(a.require(Permission::Update, "Practitioner").is_err());
+        assert!(a.require(Permission::Read, "Patient").is_err());
     }
 
     #[test]
