@@ -11,6 +11,11 @@
 // - `X-Test-Format: opaque` issues an opaque token (for RFC 7662 introspection by the
 //   client "fhir-server");
 // - the `resource` parameter picks the audience (http://other.example/fhir: a wrong one).
+//
+// A patient-facing app, "phr-app", uses the authorization code flow with PKCE (S256):
+// /interaction/:uid logs in the account named by `login_hint` and consents headlessly (tests
+// only). The account is a person whose own Patient id is the account id: the access token
+// carries `patient` (SMART launch context) and the ID token `fhirUser`.
 import Provider from 'oidc-provider';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
@@ -28,10 +33,23 @@ const rs256 = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateK
 const provider = new Provider(ISSUER, {
   jwks: { keys: [es256, rs256] },
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  scopes: ['openid', 'offline_access', 'fhirUser', 'launch/patient'],
+  claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, fhirUser: `Patient/${id}` }),
+  }),
+  pkce: { required: () => true },
   clients: [
     {
       client_id: 'tester', client_secret: 'tester-secret', grant_types: ['client_credentials'],
       response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // A public patient-facing app (PKCE).
+    {
+      client_id: 'phr-app', token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1:9/callback'],
     },
     // The FHIR server itself, as the caller of the introspection endpoint.
     {
@@ -39,9 +57,10 @@ const provider = new Provider(ISSUER, {
       response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
-  extraTokenClaims: async (ctx) => {
+  extraTokenClaims: async (ctx, token) => {
     const claims = {};
     if (ctx.get('x-test-patient')) claims.patient = ctx.get('x-test-patient');
+    else if (token.clientId === 'phr-app' && token.accountId) claims.patient = token.accountId;
     if (ctx.get('x-test-fhiruser')) claims.fhirUser = ctx.get('x-test-fhiruser');
     return claims;
   },
@@ -58,7 +77,9 @@ const provider = new Provider(ISSUER, {
       defaultResource: async () => FHIR,
       useGrantedResource: async () => true,
       getResourceServerInfo: async (ctx, resource) => ({
-        scope: String(ctx.oidc.params.scope || ''),
+        // client_credentials: the scopes asked for; authorization code: what the app asked
+        // for at /auth (at the token exchange no scope is sent, so the allow-list applies).
+        scope: String(ctx.oidc.params.scope || 'patient/*.rs patient/*.read patient/*.cruds'),
         audience: resource === OTHER ? OTHER : FHIR,
         accessTokenFormat: ctx.get('x-test-format') === 'opaque' ? 'opaque' : 'jwt',
         accessTokenTTL: Number(ctx.get('x-test-ttl') || 300),
@@ -72,6 +93,26 @@ provider.proxy = false;
 // rate limit on unknown kids.
 let jwksFetches = 0;
 provider.use(async (ctx, next) => {
+  if (ctx.path.startsWith('/interaction/')) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    let result;
+    if (details.prompt.name === 'login') {
+      result = { login: { accountId: String(details.params.login_hint || 'anonymous') } };
+    } else {
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+      const missing = details.prompt.details;
+      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      result = { consent: { grantId: await grant.save() } };
+    }
+    ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true }));
+    return;
+  }
   if (ctx.path === '/jwks') jwksFetches += 1;
   if (ctx.path === '/test/jwks-fetches') {
     ctx.body = { count: jwksFetches };

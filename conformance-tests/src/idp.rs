@@ -126,7 +126,75 @@ impl Idp {
     }
 }
 
+/// The redirect URI registered for the patient-facing app `phr-app`.
+const APP_REDIRECT: &str = "http://127.0.0.1:9/callback";
+
 impl Idp {
+    /// A patient's standalone launch of the app `phr-app`: the authorization code flow
+    /// with PKCE (S256), the person signing in as `patient_id` (their own Patient), the
+    /// audience sent as SMART's `aud`. Returns the token response.
+    pub fn authorization_code(&self, patient_id: &str, scope: &str, aud: &str) -> Value {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+
+        let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let browser = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("browser client");
+        let mut url = reqwest::Url::parse(&format!("{}/auth", self.issuer)).expect("auth URL");
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "phr-app")
+            .append_pair("redirect_uri", APP_REDIRECT)
+            .append_pair("scope", scope)
+            .append_pair("state", "test-state")
+            .append_pair("aud", aud)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("login_hint", patient_id);
+        // Follow the redirects (login, consent) like a browser, up to the app's callback.
+        let mut next = url.to_string();
+        let callback = loop {
+            let response = browser.get(&next).send().expect("authorization request");
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_else(|| panic!("no redirect from {next}: {}", response.status()))
+                .to_owned();
+            let location = reqwest::Url::parse(&next)
+                .and_then(|base| base.join(&location))
+                .expect("redirect URL");
+            if location.as_str().starts_with(APP_REDIRECT) {
+                break location;
+            }
+            next = location.to_string();
+        };
+        let code = callback
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no code in {callback}"));
+        browser
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", "phr-app"),
+                ("code", code.as_str()),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .expect("token request")
+            .json()
+            .expect("token JSON")
+    }
+
     /// Revokes a token (RFC 7009).
     pub fn revoke(&self, token: &str) {
         let status = self

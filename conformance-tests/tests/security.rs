@@ -426,3 +426,29 @@ fn fhir_user_reads_own_resource() {
         .fetch()
         .expect_error(403);
 }
+
+/// SMART standalone launch of a patient-facing app: authorization code with PKCE (S256) at
+/// a real provider, the FHIR base sent as `aud`; the access token carries the launch
+/// context, and the app sees that patient's record and nobody else's.
+#[test]
+fn patient_app_with_authorization_code_and_pkce() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let me = create_with(&s, &admin, &patient("App"));
+    let other = create_with(&s, &admin, &patient("Stranger"));
+    let answer =
+        idp.authorization_code(&me, "openid fhirUser launch/patient patient/*.rs", &s.base);
+    let token = answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {answer}"));
+    bearer(&s, Method::GET, &format!("Patient/{me}"), token)
+        .fetch()
+        .expect_status(200);
+    bearer(&s, Method::GET, &format!("Patient/{other}"), token)
+        .fetch()
+        .expect_error(404);
+    bearer(&s, Method::POST, "Patient", token)
+        .fhir_json(&patient("Nope"))
+        .fetch()
+        .expect_error(403);
+}
