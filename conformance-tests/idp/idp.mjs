@@ -21,7 +21,9 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
 const PORT = Number(process.env.IDP_PORT || 4000);
 const ISSUER = `http://127.0.0.1:${PORT}`;
-const FHIR = process.env.FHIR_AUD || 'http://127.0.0.1:8080/fhir';
+// The FHIR server's base URL (the audience); tests set it once the server is up
+// (POST /test/audience?aud=...), because the server needs the issuer URL first.
+let FHIR = process.env.FHIR_AUD || 'http://127.0.0.1:8080/fhir';
 const OTHER = 'http://other.example/fhir';
 
 const jwkOf = (key, kid, alg) => ({ ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' });
@@ -93,6 +95,11 @@ provider.proxy = false;
 // rate limit on unknown kids.
 let jwksFetches = 0;
 provider.use(async (ctx, next) => {
+  if (ctx.path === '/test/audience' && ctx.method === 'POST') {
+    FHIR = String(ctx.query.aud);
+    ctx.body = { aud: FHIR };
+    return;
+  }
   if (ctx.path.startsWith('/interaction/')) {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     let result;

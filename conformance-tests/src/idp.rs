@@ -40,17 +40,38 @@ pub struct TokenOptions<'a> {
 }
 
 impl Idp {
-    /// Starts the IdP on `port`, issuing tokens for the FHIR base `fhir_aud`.
-    pub fn start(port: u16, fhir_aud: &str) -> Idp {
-        let mut idp = Idp {
-            issuer: format!("http://127.0.0.1:{port}"),
-            child: spawn(port, fhir_aud),
-            client: crate::client(),
-            port,
-            fhir_aud: fhir_aud.to_owned(),
-        };
-        idp.wait_ready();
-        idp
+    /// Starts the IdP on a free port, issuing tokens for the FHIR base `fhir_aud`; another
+    /// port is tried when the one picked was taken in the meantime.
+    pub fn start(fhir_aud: &str) -> Idp {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut idp = Idp {
+                issuer: format!("http://127.0.0.1:{port}"),
+                child: spawn(port, fhir_aud),
+                client: crate::client(),
+                port,
+                fhir_aud: fhir_aud.to_owned(),
+            };
+            match idp.wait_ready() {
+                Ok(()) => return idp,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the test IdP did not start: {last}");
+    }
+
+    /// Tells the IdP the FHIR server's base URL, the audience of its tokens.
+    pub fn set_audience(&mut self, fhir_aud: &str) {
+        self.fhir_aud = fhir_aud.to_owned();
+        let status = self
+            .client
+            .post(format!("{}/test/audience", self.issuer))
+            .query(&[("aud", fhir_aud)])
+            .send()
+            .expect("set the IdP audience")
+            .status();
+        assert!(status.is_success(), "set the IdP audience: {status}");
     }
 
     /// Stops the IdP and starts it again on the same port with new signing keys (new
@@ -59,7 +80,7 @@ impl Idp {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn(self.port, &self.fhir_aud);
-        self.wait_ready();
+        self.wait_ready().expect("the test IdP did not restart");
     }
 
     /// How many times the key set has been fetched from this IdP.
@@ -74,18 +95,25 @@ impl Idp {
         answer["count"].as_u64().unwrap_or(0)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for discovery to answer; an early exit (a port taken) is an error at once.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !self
             .client
             .get(&discovery)
             .send()
             .is_ok_and(|r| r.status().is_success())
         {
-            assert!(Instant::now() < deadline, "the test IdP did not start");
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("node exited with {status} (port {})", self.port));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no answer on port {} within 30 s", self.port));
+            }
             thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
     /// An access token with `scope` for the FHIR server.
     pub fn token(&self, scope: &str) -> String {
@@ -255,8 +283,8 @@ pub fn secured_server(backend: Backend) -> (Server, Idp) {
 
 /// [`secured_server`] with more settings.
 pub fn secured_server_with(backend: Backend, extra_env: &[(&str, &str)]) -> (Server, Idp) {
-    let idp_port = free_port();
-    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let mut idp = Idp::start("");
+    let issuer = idp.issuer.clone();
     let mut env = vec![
         ("HEALTHBOOK__AUTH__MODE", "oidc"),
         ("HEALTHBOOK__AUTH__ISSUER", issuer.as_str()),
@@ -269,6 +297,6 @@ pub fn secured_server_with(backend: Backend, extra_env: &[(&str, &str)]) -> (Ser
     ];
     env.extend_from_slice(extra_env);
     let server = Server::start_with(backend, &env);
-    let idp = Idp::start(idp_port, &server.base);
+    idp.set_audience(&server.base);
     (server, idp)
 }

@@ -71,7 +71,7 @@ fn tokens_that_do_not_verify_are_401_invalid_token() {
             ..Default::default()
         },
     );
-    let stranger = Idp::start(free_port(), &s.base);
+    let stranger = Idp::start(&s.base);
     let untrusted = stranger.token("system/*.rs");
     let expiring = idp.token_with(
         "system/*.rs",
