@@ -14,6 +14,23 @@ function M.setup(thread)
   table.insert(threads, thread)
 end
 
+-- Counts an unexpected status (per thread) and remembers which ones were seen.
+function M.other_status(status)
+  other = (other or 0) + 1
+  seen = seen or {}
+  statuses = statuses or ""
+  if not seen[status] then
+    seen[status] = true
+    statuses = statuses .. status .. ","
+  end
+end
+
+-- " other_status=..." for the RESULT line, or "" when every status was expected.
+function M.other_statuses()
+  local s = M.concat("statuses")
+  return s ~= "" and (" other_status=" .. s) or ""
+end
+
 -- Adds the bearer token of an AUTH=oidc run (BENCH_TOKEN) to a header table.
 function M.authorize(headers)
   local token = os.getenv("BENCH_TOKEN")

@@ -15,7 +15,6 @@ local template = '{"resourceType":"Patient","identifier":[{"system":"https://ben
 
 created, found, other = 0, 0, 0
 statuses = ""
-local seen = {}
 
 function init(args)
   math.randomseed(os.time() + id * 104729)
@@ -37,17 +36,12 @@ function response(status, hdrs, body)
   elseif status == 200 then
     found = found + 1
   else
-    other = other + 1
-    if not seen[status] then
-      seen[status] = true
-      statuses = statuses .. status .. ","
-    end
+    common.other_status(status)
   end
 end
 
 function done(summary, latency, requests)
-  local other_statuses = common.concat("statuses")
   common.report(summary, latency, common.sum("other"),
     string.format("201=%d 200=%d%s", common.sum("created"), common.sum("found"),
-      other_statuses ~= "" and (" other_status=" .. other_statuses) or ""))
+      common.other_statuses()))
 end

@@ -20,9 +20,8 @@ local template = '{"resourceType":"Patient","identifier":[{"system":"https://ben
   .. '"address":[{"city":"Hà Nội","country":"VN"}]}'
 
 local counter = 0
-ok, bad = 0, 0
+ok, other = 0, 0
 statuses = ""
-local seen = {}
 
 function request()
   counter = counter + 1
@@ -33,17 +32,11 @@ function response(status, hdrs, body)
   if status >= 200 and status < 300 then
     ok = ok + 1
   else
-    bad = bad + 1
-    if not seen[status] then
-      seen[status] = true
-      statuses = statuses .. status .. ","
-    end
+    common.other_status(status)
   end
 end
 
 function done(summary, latency, requests)
-  local other_statuses = common.concat("statuses")
-  common.report(summary, latency, common.sum("bad"),
-    string.format("2xx=%d%s", common.sum("ok"),
-      other_statuses ~= "" and (" other_status=" .. other_statuses) or ""))
+  common.report(summary, latency, common.sum("other"),
+    string.format("2xx=%d%s", common.sum("ok"), common.other_statuses()))
 end

@@ -68,6 +68,20 @@ impl AuditTarget {
     }
 }
 
+/// Reads the request body (within the limit) and parses it as a FHIR resource in the
+/// request's format.
+///
+/// # Errors
+/// 413 over the limit, 415 for an unsupported media type, 400 for an invalid resource.
+pub async fn read_resource(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
+    let body = read_body(payload, limit).await?;
+    super::format::parse_resource(req, &body)
+}
+
 /// A read/vread answer: 200 with the resource and its version headers.
 ///
 /// # Errors

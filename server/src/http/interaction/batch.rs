@@ -8,8 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-use crate::http::format::parse_resource;
-use crate::http::respond::{read_body, AppState};
+use crate::http::respond::{read_resource, AppState};
 
 /// `POST [base]` and `POST [base]/`
 pub async fn batch(
@@ -17,8 +16,7 @@ pub async fn batch(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.body_limit).await?;
-    let resource = parse_resource(&req, &body)?;
+    let resource = read_resource(&req, payload, state.body_limit).await?;
     match (resource["resourceType"].as_str(), resource.get("type").and_then(Value::as_str)) {
         (Some("Bundle"), Some("batch" | "transaction")) => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,

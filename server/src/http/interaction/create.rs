@@ -4,9 +4,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
-use crate::http::format::{parse_resource, Representation};
+use crate::http::format::Representation;
 use crate::http::headers::if_none_exist;
-use crate::http::respond::{self, read_body, AppState};
+use crate::http::respond::{self, read_resource, AppState};
 use crate::service::Access;
 
 /// `POST [base]/[type]` (with optional `If-None-Exist`)
@@ -18,8 +18,7 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
-    let body = read_body(payload, state.body_limit).await?;
-    let resource = parse_resource(&req, &body)?;
+    let resource = read_resource(&req, payload, state.body_limit).await?;
     let written = state
         .service
         .create(&access, path.into_inner(), resource, if_none_exist(&req))

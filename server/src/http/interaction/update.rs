@@ -4,9 +4,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
-use crate::http::format::{parse_resource, Representation};
+use crate::http::format::Representation;
 use crate::http::headers::if_match;
-use crate::http::respond::{self, read_body, AppState};
+use crate::http::respond::{self, read_resource, AppState};
 use crate::service::Access;
 
 /// `PUT [base]/[type]/[id]`
@@ -19,8 +19,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let expected = if_match(&req)?;
-    let body = read_body(payload, state.body_limit).await?;
-    let resource = parse_resource(&req, &body)?;
+    let resource = read_resource(&req, payload, state.body_limit).await?;
     let (res_type, id) = path.into_inner();
     let written = state
         .service
@@ -39,8 +38,7 @@ pub async fn conditional_update(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let expected = if_match(&req)?;
-    let body = read_body(payload, state.body_limit).await?;
-    let resource = parse_resource(&req, &body)?;
+    let resource = read_resource(&req, payload, state.body_limit).await?;
     let written = state
         .service
         .conditional_update(
