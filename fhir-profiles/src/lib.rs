@@ -140,6 +140,37 @@ pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchPar
         .or_else(|| params.get(&("Resource".to_owned(), code.to_owned())))
 }
 
+static BY_TYPE: OnceLock<HashMap<String, Vec<&'static SearchParameter>>> = OnceLock::new();
+
+/// Every standard search parameter that applies to `res_type`, by code: its own and those
+/// of DomainResource and Resource (`_id`, `_lastUpdated`, `_tag`, `_profile`...).
+pub fn search_parameters_for(res_type: &str) -> &'static [&'static SearchParameter] {
+    let by_type = BY_TYPE.get_or_init(|| {
+        let mut by_type: HashMap<String, Vec<&'static SearchParameter>> = HashMap::new();
+        for ((base, _), sp) in search_parameters() {
+            by_type.entry(base.clone()).or_default().push(sp);
+        }
+        let common: Vec<&'static SearchParameter> = ["Resource", "DomainResource"]
+            .iter()
+            .flat_map(|base| by_type.get(*base).cloned().unwrap_or_default())
+            .collect();
+        for (base, list) in &mut by_type {
+            if base != "Resource" && base != "DomainResource" {
+                list.extend(common.iter().copied());
+            }
+        }
+        for list in by_type.values_mut() {
+            list.sort_by(|a, b| a.code.cmp(&b.code));
+        }
+        by_type
+    });
+    by_type
+        .get(res_type)
+        .or_else(|| by_type.get("Resource"))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 static PATIENT_COMPARTMENT: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
 
 /// The search parameters that place a `res_type` resource in a Patient's compartment

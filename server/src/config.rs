@@ -38,6 +38,17 @@ pub struct ServerSettings {
     pub cors_allowed_origins: Vec<String>,
     /// TLS termination (rustls); empty paths mean plain HTTP.
     pub tls: TlsSettings,
+    /// The zone (`+07:00`) of dates and times written without one, as search reads them.
+    pub timezone: String,
+}
+
+impl ServerSettings {
+    /// [`Self::timezone`] as an offset (checked by `validate`).
+    pub fn offset(&self) -> Option<chrono::FixedOffset> {
+        chrono::DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{}", self.timezone))
+            .ok()
+            .map(|t| *t.offset())
+    }
 }
 
 /// `[server.tls]`
@@ -220,6 +231,9 @@ impl Settings {
             if !path.is_empty() && !Path::new(path).is_file() {
                 return fail(key, "names no readable file");
             }
+        }
+        if self.server.offset().is_none() {
+            return fail("server.timezone", "must be an offset such as +07:00 or Z");
         }
         if self.server.body_limit_bytes == 0 {
             return fail("server.body_limit_bytes", "must be more than 0");

@@ -73,7 +73,15 @@ impl Application {
         }
         let (audit_log, audit_writer) = audit::channel(store.clone());
         let state = AppState {
-            service: Service::new(store, base_url.clone(), audit_log),
+            service: Service::new(
+                store,
+                base_url.clone(),
+                audit_log,
+                settings
+                    .server
+                    .offset()
+                    .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset")),
+            ),
             body_limit: settings.server.body_limit_bytes,
             authenticator: Arc::clone(&authenticator),
         };

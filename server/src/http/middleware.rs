@@ -85,6 +85,10 @@ fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
         "/fhir/{type}" if method == Method::PUT => I::Update,
         "/fhir/{type}" if method == Method::DELETE => I::Delete,
         "/fhir/{type}" if read => I::SearchType,
+        "/fhir/{type}/_search" => I::SearchType,
+        "/fhir/{type}/{id}/{compartment_type}" => I::SearchType,
+        "/fhir" | "/fhir/" if read => I::SearchSystem,
+        "/fhir/_search" => I::SearchSystem,
         "/fhir" | "/fhir/" => I::Batch,
         _ => return None,
     })

@@ -16,8 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use interaction::{
-    batch, capabilities, create, delete, health, history, patch, read, smart_configuration, update,
-    vread,
+    batch, capabilities, create, delete, health, history, patch, read, search, smart_configuration,
+    update, vread,
 };
 
 /// A bound HTTP server; awaiting it serves until SIGTERM/SIGINT, then drains.
@@ -125,6 +125,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/fhir")
                 .route("", web::post().to(batch::batch))
                 .route("/", web::post().to(batch::batch))
+                .route("", web::get().to(search::search_system))
+                .route("/", web::get().to(search::search_system))
+                .route("/_search", web::post().to(search::search_system_post))
                 .route(
                     "/.well-known/smart-configuration",
                     web::get().to(smart_configuration::smart_configuration),
@@ -137,10 +140,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(create::create))
                         .route(web::put().to(update::conditional_update))
                         .route(web::delete().to(delete::conditional_delete))
-                        .route(web::get().to(search_not_yet))
+                        .route(web::get().to(search::search_type))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .route("/{type}/_history", web::get().to(history::history_type))
+                .route("/{type}/_search", web::post().to(search::search_type_post))
                 .service(
                     web::resource("/{type}/{id}")
                         .route(web::get().to(read::read))
@@ -155,7 +159,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(history::history_instance),
                 )
                 .route("/{type}/{id}/_history/{vid}", web::get().to(vread::vread))
-                .route("/{type}/{id}/_history/{vid}", web::head().to(vread::vread)),
+                .route("/{type}/{id}/_history/{vid}", web::head().to(vread::vread))
+                .route(
+                    "/{type}/{id}/{compartment_type}",
+                    web::get().to(search::search_compartment),
+                ),
         )
         .default_service(web::to(not_found));
 }
@@ -178,14 +186,5 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
         "not-supported",
         "HB-METHOD",
         "This HTTP method is not supported at this address.",
-    ))
-}
-
-async fn search_not_yet() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not-supported",
-        "HB-NOT-IMPLEMENTED",
-        "Search is not available in this server version yet.",
     ))
 }

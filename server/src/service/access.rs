@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::fhirpath;
 use super::ServiceError;
 use crate::auth::{Permission, Principal, ScopeContext};
+use crate::store::{Cond, Filter, Table};
 
 /// What a request may do.
 #[derive(Debug, Clone)]
@@ -121,6 +122,81 @@ impl Access {
                     && (res_type.is_some() || g.resource_type.is_none())
             }),
         }
+    }
+}
+
+impl Access {
+    /// What a search of `res_type` must be narrowed to (search with a `patient/` or
+    /// granular scope), as a filter the query ANDs in, so that pages and totals only ever
+    /// count what the token may see; `None` when the token may search the whole type.
+    /// The caller has checked [`Access::require`] for search first.
+    pub fn search_filter(&self, res_type: &str) -> Option<Filter> {
+        let Access::Token(principal) = self else {
+            return None;
+        };
+        let mut alternatives = Vec::new();
+        for grant in &principal.scopes.grants {
+            if !grant.allows(Permission::Search, res_type) {
+                continue;
+            }
+            let mut parts: Vec<Filter> = grant
+                .constraint
+                .iter()
+                .map(|(param, wanted)| constraint_filter(res_type, param, wanted))
+                .collect();
+            if grant.context == ScopeContext::Patient {
+                match principal.patient.as_deref() {
+                    Some(patient) => parts.push(compartment_filter(res_type, patient)),
+                    None => continue,
+                }
+            }
+            if parts.is_empty() {
+                return None;
+            }
+            alternatives.push(Filter::And(parts));
+        }
+        Some(Filter::Or(alternatives))
+    }
+}
+
+/// The resources of `res_type` in the compartment of `Patient/patient`, through the
+/// reference index of the compartment's parameters (compartmentdefinition-patient.html).
+pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {
+    let mut any: Vec<Filter> = fhir_profiles::patient_compartment_params(res_type)
+        .unwrap_or_default()
+        .iter()
+        .map(|param| Filter::Index {
+            table: Table::Reference,
+            param: param.clone(),
+            cond: Cond::Target {
+                types: vec!["Patient".to_owned()],
+                id: patient.to_owned(),
+            },
+        })
+        .collect();
+    if res_type == "Patient" {
+        any.push(Filter::Id(vec![patient.to_owned()]));
+    }
+    Filter::Or(any)
+}
+
+/// A granular constraint (`category=system|code`) as a token filter; a constraint on
+/// anything but a token parameter grants nothing.
+fn constraint_filter(res_type: &str, param: &str, wanted: &str) -> Filter {
+    if !fhir_profiles::search_parameter(res_type, param).is_some_and(|sp| sp.kind == "token") {
+        return Filter::Or(Vec::new());
+    }
+    let (system, code) = match wanted.split_once('|') {
+        Some((s, c)) => (Some(s.to_owned()), c.to_owned()),
+        None => (None, wanted.to_owned()),
+    };
+    Filter::Index {
+        table: Table::Token,
+        param: param.to_owned(),
+        cond: Cond::Token {
+            system,
+            code: Some(code),
+        },
     }
 }
 

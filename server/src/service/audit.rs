@@ -39,6 +39,7 @@ pub enum AuditedInteraction {
     HistorySystem,
     Create,
     SearchType,
+    SearchSystem,
     Batch,
 }
 
@@ -55,6 +56,7 @@ impl AuditedInteraction {
             Self::HistorySystem => "history-system",
             Self::Create => "create",
             Self::SearchType => "search-type",
+            Self::SearchSystem => "search-system",
             Self::Batch => "batch",
         }
     }

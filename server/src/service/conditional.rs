@@ -1,221 +1,176 @@
 //! Search criteria of conditional interactions: http.html#ccreate (`If-None-Exist`),
 //! http.html#cond-update and http.html#cdelete.
 //!
-//! The foundation supports `identifier` (search.html#token: `[system]|[code]`, `|[code]`,
-//! `[code]`, OR by comma) and `_id`, ANDed by repetition. Any other parameter is a 400:
-//! silently ignoring a criterion in a conditional write could match, update or delete the
-//! wrong resource.
+//! Any search criteria of the type (search.html) are accepted, read as with
+//! `Prefer: handling=strict`: an unknown parameter is a 400, because silently ignoring a
+//! criterion in a conditional write could match, update or delete the wrong resource.
+//!
+//! Writers that test the same criteria are serialised by a lock on the criteria; writers
+//! that test or add an identifier value also share that identifier's lock, so a
+//! conditional create on `identifier` and a plain write adding that identifier queue.
 
-use std::collections::BTreeSet;
-
-use super::index::identifier_lock_key;
+use super::index::{identifier_lock_key, lock_key};
+use super::search::params::{self, split_values, ParseContext};
 use super::ServiceError;
-use crate::store::{StoreError, Tx};
+use crate::store::{Filter, SearchQuery, StoreError, Tx};
 
 /// Parameters that shape the response, never the match.
 const RESULT_PARAMETERS: &[&str] = &["_format", "_pretty", "_summary", "_elements"];
 
-/// Parsed, ANDed criteria.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Parsed, ANDed criteria over one resource type.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Criteria {
-    clauses: Vec<Clause>,
-}
-
-/// One parameter occurrence; its values are ORed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Clause {
-    Id(Vec<String>),
-    Identifier(Vec<Token>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Token {
-    /// `None`: any system; `Some("")`: no system.
-    system: Option<String>,
-    code: String,
+    res_type: String,
+    filters: Vec<Filter>,
+    /// The identifier codes the criteria test (for their locks).
+    identifier_codes: Vec<String>,
+    /// The criteria as given, in a canonical order (for the criteria lock).
+    canonical: String,
 }
 
 impl Criteria {
-    /// Parses a query string such as `identifier=http://x|1&_id=a`.
+    /// Parses a query string such as `identifier=http://x|1&birthdate=1990`.
     ///
     /// # Errors
-    /// 400 for unsupported parameters, modifiers or empty values, and when no criterion is
-    /// given at all.
-    pub fn parse(query: &str) -> Result<Self, ServiceError> {
-        let mut clauses = Vec::new();
+    /// 400 for unknown parameters, malformed values, and when no criterion is given.
+    pub fn parse(
+        ctx: &ParseContext<'_>,
+        res_type: &str,
+        query: &str,
+    ) -> Result<Self, ServiceError> {
+        let strict = ParseContext {
+            strict: true,
+            ..ctx.clone()
+        };
+        let types = [res_type.to_owned()];
+        let mut filters = Vec::new();
+        let mut identifier_codes = Vec::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, value) in url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
             if RESULT_PARAMETERS.contains(&name.as_ref()) {
                 continue;
             }
-            let values = split_unescaped(&value, ',');
-            if values.iter().any(String::is_empty) {
+            if name.starts_with('_')
+                && !matches!(
+                    name.as_ref(),
+                    "_id" | "_lastUpdated" | "_tag" | "_profile" | "_security" | "_source"
+                )
+                && !name.starts_with("_has:")
+            {
                 return Err(ServiceError::invalid_at(
                     name.as_ref(),
-                    format!("The search parameter '{name}' has an empty value."),
+                    format!(
+                        "'{name}' cannot be used in the criteria of a conditional interaction."
+                    ),
                 ));
             }
-            match name.as_ref() {
-                "_id" => clauses.push(Clause::Id(values)),
-                "identifier" => clauses.push(Clause::Identifier(
-                    values.iter().map(|v| Token::parse(v)).collect(),
-                )),
-                other => {
-                    return Err(ServiceError::invalid_at(
-                        other,
-                        format!(
-                            "The search parameter '{other}' is not supported in conditional \
-                             interactions yet; use identifier or _id."
-                        ),
-                    ))
-                }
+            let filter = params::filter(&strict, &types, &name, &value)?.ok_or_else(|| {
+                ServiceError::invalid_at(
+                    name.as_ref(),
+                    format!("'{name}' is not a search parameter of {res_type}."),
+                )
+            })?;
+            if name == "identifier" {
+                identifier_codes.extend(split_values(&value).iter().map(|v| identifier_code(v)));
             }
+            filters.push(filter);
+            pairs.push((name.into_owned(), value.into_owned()));
         }
-        if clauses.is_empty() {
+        if filters.is_empty() {
             return Err(ServiceError::invalid(
                 "A conditional interaction needs search criteria (for example identifier=system|value).",
             ));
         }
-        Ok(Self { clauses })
+        pairs.sort();
+        let canonical = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        Ok(Self {
+            res_type: res_type.to_owned(),
+            filters,
+            identifier_codes,
+            canonical,
+        })
     }
 
-    /// Ids of the live resources of `res_type` that match every clause.
+    /// Ids of the live resources that match every criterion (at most three: more than one
+    /// is already an error for every conditional interaction).
     ///
     /// # Errors
     /// Database failures.
-    pub fn matches(&self, tx: &mut Tx<'_>, res_type: &str) -> Result<Vec<String>, StoreError> {
-        let mut result: Option<BTreeSet<String>> = None;
-        for clause in &self.clauses {
-            let ids: BTreeSet<String> = match clause {
-                Clause::Id(ids) => {
-                    let mut found = BTreeSet::new();
-                    for id in ids {
-                        if tx.current(res_type, id)?.is_some_and(|row| !row.deleted) {
-                            found.insert(id.clone());
-                        }
-                    }
-                    found
-                }
-                Clause::Identifier(tokens) => {
-                    let mut found = BTreeSet::new();
-                    for token in tokens {
-                        found.extend(tx.ids_by_token(
-                            res_type,
-                            "identifier",
-                            token.system.as_deref(),
-                            &token.code,
-                        )?);
-                    }
-                    found
-                }
-            };
-            result = Some(match result {
-                None => ids,
-                Some(previous) => previous.intersection(&ids).cloned().collect(),
-            });
-        }
-        Ok(result.unwrap_or_default().into_iter().collect())
+    pub fn matches(&self, tx: &mut Tx<'_>) -> Result<Vec<String>, StoreError> {
+        let rows = tx.search(&SearchQuery {
+            types: vec![self.res_type.clone()],
+            filter: Filter::And(self.filters.clone()),
+            sort: Vec::new(),
+            position: None,
+            limit: 3,
+        })?;
+        Ok(rows.into_iter().map(|r| r.res_id).collect())
     }
 
-    /// Lock keys that serialise writers testing these criteria (see
-    /// [`identifier_lock_key`]).
-    pub fn lock_keys(&self, res_type: &str) -> Vec<i64> {
-        self.clauses
+    /// Lock keys that serialise writers testing these criteria.
+    pub fn lock_keys(&self) -> Vec<i64> {
+        let mut keys: Vec<i64> = self
+            .identifier_codes
             .iter()
-            .flat_map(|clause| match clause {
-                Clause::Identifier(tokens) => tokens
-                    .iter()
-                    .map(|t| identifier_lock_key(res_type, &t.code))
-                    .collect(),
-                Clause::Id(_) => Vec::new(),
-            })
-            .collect()
+            .map(|code| identifier_lock_key(&self.res_type, code))
+            .collect();
+        keys.push(lock_key(&["criteria", &self.res_type, &self.canonical]));
+        keys
     }
 }
 
-impl Token {
-    fn parse(value: &str) -> Self {
-        let mut parts = split_unescaped(value, '|');
-        if parts.len() == 1 {
-            return Token {
-                system: None,
-                code: parts.remove(0),
-            };
+/// The code of an identifier token (`system|code`, `|code`, `code`).
+fn identifier_code(token: &str) -> String {
+    let mut escaped = false;
+    for (i, c) in token.char_indices() {
+        if c == '|' && !escaped {
+            return token[i + 1..].replace("\\|", "|");
         }
-        let system = parts.remove(0);
-        Token {
-            system: Some(system),
-            code: parts.join("|"),
-        }
+        escaped = c == '\\' && !escaped;
     }
-}
-
-/// Splits on `sep` unless escaped with `\` (search.html#escaping), unescaping the parts.
-fn split_unescaped(value: &str, sep: char) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    if next != sep {
-                        current.push('\\');
-                    }
-                    current.push(next);
-                }
-            }
-            c if c == sep => parts.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    parts.push(current);
-    parts
+    token.replace("\\|", "|")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::FixedOffset;
 
-    #[test]
-    fn tokens_with_and_without_system() {
-        let c = Criteria::parse("identifier=http://x|1,|2,3&_id=a").unwrap();
-        assert_eq!(
-            c.clauses[0],
-            Clause::Identifier(vec![
-                Token {
-                    system: Some("http://x".into()),
-                    code: "1".into()
-                },
-                Token {
-                    system: Some(String::new()),
-                    code: "2".into()
-                },
-                Token {
-                    system: None,
-                    code: "3".into()
-                },
-            ])
-        );
-        assert_eq!(c.clauses[1], Clause::Id(vec!["a".into()]));
+    fn ctx() -> ParseContext<'static> {
+        ParseContext {
+            base_url: "http://x/fhir",
+            default_offset: FixedOffset::east_opt(0).unwrap(),
+            strict: false,
+        }
     }
 
     #[test]
-    fn escaped_separators_stay_in_values() {
-        let c = Criteria::parse("identifier=s|a\\,b").unwrap();
-        assert_eq!(
-            c.clauses[0],
-            Clause::Identifier(vec![Token {
-                system: Some("s".into()),
-                code: "a,b".into()
-            }])
-        );
+    fn identifier_codes_lock_with_and_without_system() {
+        let c = Criteria::parse(&ctx(), "Patient", "identifier=http://x|1,|2,3&_id=a").unwrap();
+        assert_eq!(c.identifier_codes, vec!["1", "2", "3"]);
+        let d = Criteria::parse(&ctx(), "Patient", "identifier=1").unwrap();
+        assert!(d.lock_keys().contains(&identifier_lock_key("Patient", "1")));
+        assert!(c.lock_keys().contains(&identifier_lock_key("Patient", "1")));
+    }
+
+    #[test]
+    fn any_search_parameter_is_a_criterion() {
+        let c = Criteria::parse(&ctx(), "Patient", "family=nguyen&birthdate=1990").unwrap();
+        assert_eq!(c.filters.len(), 2);
+        let same = Criteria::parse(&ctx(), "Patient", "birthdate=1990&family=nguyen").unwrap();
+        assert_eq!(c.lock_keys(), same.lock_keys());
     }
 
     #[test]
     fn rejects_unknown_parameters_and_empty_criteria() {
-        assert!(Criteria::parse("name=x").is_err());
-        assert!(Criteria::parse("").is_err());
-        assert!(Criteria::parse("_format=json").is_err());
-        assert!(Criteria::parse("identifier=").is_err());
+        assert!(Criteria::parse(&ctx(), "Patient", "colour=x").is_err());
+        assert!(Criteria::parse(&ctx(), "Patient", "").is_err());
+        assert!(Criteria::parse(&ctx(), "Patient", "_format=json").is_err());
+        assert!(Criteria::parse(&ctx(), "Patient", "identifier=").is_err());
+        assert!(Criteria::parse(&ctx(), "Patient", "_count=1&identifier=1").is_err());
     }
 }

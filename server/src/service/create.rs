@@ -1,9 +1,11 @@
 //! FHIR create and conditional create — https://hl7.org/fhir/R4/http.html#create,
 //! https://hl7.org/fhir/R4/http.html#ccreate
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use super::index::{identifier_lock_key, tokens};
+use super::index::{self, identifier_lock_key, IndexContext};
 use super::stored::{now_ms, stamp};
 use super::{
     ensure_body_type, ensure_type, outside_compartment, Access, Criteria, Service, ServiceError,
@@ -28,21 +30,25 @@ impl Service {
     ) -> Result<Written, ServiceError> {
         ensure_type(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
-        let criteria = if_none_exist.as_deref().map(Criteria::parse).transpose()?;
+        let criteria = if_none_exist
+            .as_deref()
+            .map(|q| Criteria::parse(&self.parse_context(), &res_type, q))
+            .transpose()?;
         access.require(Permission::Create, &res_type)?;
         if !access.permits(Permission::Create, &resource) {
             return Err(outside_compartment());
         }
         let access = access.clone();
+        let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             let mut keys = criteria
                 .as_ref()
-                .map(|c| c.lock_keys(&res_type))
+                .map(Criteria::lock_keys)
                 .unwrap_or_default();
             keys.extend(identifier_keys(&res_type, &resource));
             lock_all(tx, keys)?;
             if let Some(criteria) = &criteria {
-                let found = criteria.matches(tx, &res_type)?;
+                let found = criteria.matches(tx)?;
                 match found.as_slice() {
                     [] => {}
                     [id] => {
@@ -69,7 +75,7 @@ impl Service {
             }
             // http.html#create: an id in the body SHALL be ignored; the server assigns one.
             let id = uuid::Uuid::new_v4().to_string();
-            let stored = insert_version(tx, &res_type, &id, 1, "POST", &resource)?;
+            let stored = insert_version(tx, &ctx, &res_type, &id, 1, "POST", &resource)?;
             Ok(Written {
                 resource: stored,
                 created: true,
@@ -81,9 +87,9 @@ impl Service {
 
 /// The identifier lock keys of a resource about to be written.
 pub(super) fn identifier_keys(res_type: &str, resource: &Value) -> Vec<i64> {
-    tokens(res_type, "", resource)
-        .iter()
-        .map(|t| identifier_lock_key(res_type, &t.code))
+    index::identifier_values(resource)
+        .into_iter()
+        .map(|code| identifier_lock_key(res_type, code))
         .collect()
 }
 
@@ -100,6 +106,7 @@ pub(super) fn lock_all(tx: &mut Tx<'_>, mut keys: Vec<i64>) -> Result<(), Servic
 /// Writes `resource` as version `version_id` of (type, id), current, with its index rows.
 pub(super) fn insert_version(
     tx: &mut Tx<'_>,
+    ctx: &IndexContext,
     res_type: &str,
     id: &str,
     version_id: i64,
@@ -119,7 +126,7 @@ pub(super) fn insert_version(
         content: Some(content.clone()),
     };
     tx.insert(&version)?;
-    tx.replace_tokens(res_type, id, &tokens(res_type, id, resource))?;
+    tx.replace_index(res_type, id, &index::rows(ctx, res_type, id, resource))?;
     Ok(StoredResource {
         res_type: version.res_type,
         id: version.res_id,

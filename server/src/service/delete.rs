@@ -8,7 +8,7 @@ use super::{
     ServiceError, StoredResource,
 };
 use crate::auth::Permission;
-use crate::store::{NewResourceVersion, StoreError, Tx};
+use crate::store::{IndexRows, NewResourceVersion, StoreError, Tx};
 
 impl Service {
     /// Deletes `res_type/id`, leaving a version that records the deletion; a later read is
@@ -45,12 +45,12 @@ impl Service {
     ) -> Result<Option<i64>, ServiceError> {
         ensure_type(&res_type)?;
         ensure_mutable(&res_type)?;
-        let criteria = Criteria::parse(&criteria)?;
+        let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         access.require(Permission::Delete, &res_type)?;
         let access = access.clone();
         self.write_tx(move |tx| {
-            super::create::lock_all(tx, criteria.lock_keys(&res_type))?;
-            match criteria.matches(tx, &res_type)?.as_slice() {
+            super::create::lock_all(tx, criteria.lock_keys())?;
+            match criteria.matches(tx)?.as_slice() {
                 [] => Ok(None),
                 [id] => remove(tx, &access, &res_type, id),
                 several => Err(ServiceError::PreconditionFailed(format!(
@@ -96,6 +96,6 @@ fn remove(
         last_updated: now_ms(),
         content: None,
     })?;
-    tx.replace_tokens(res_type, id, &[])?;
+    tx.replace_index(res_type, id, &IndexRows::default())?;
     Ok(Some(version_id))
 }

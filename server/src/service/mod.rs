@@ -13,6 +13,7 @@ mod history;
 mod index;
 mod patch;
 mod read;
+pub mod search;
 pub mod shape;
 mod stored;
 mod update;
@@ -24,9 +25,13 @@ pub use history::{HistoryParams, HistoryScope};
 pub use patch::Patch;
 pub use stored::{instant, StoredResource};
 
+use std::sync::Arc;
+
+use chrono::FixedOffset;
 use serde_json::Value;
 
 use crate::store::{Store, StoreError, Tx};
+use index::IndexContext;
 
 /// The outcome of a write: the version now current, and whether a resource was created
 /// (201) rather than updated or found (200).
@@ -42,15 +47,27 @@ pub struct Service {
     store: Store,
     base_url: String,
     audit: audit::AuditLog,
+    index: Arc<IndexContext>,
 }
 
 impl Service {
     /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`),
     /// recording AuditEvents into `audit`.
-    pub fn new(store: Store, base_url: String, audit: audit::AuditLog) -> Self {
+    /// Dates without a zone are read in `default_offset`.
+    pub fn new(
+        store: Store,
+        base_url: String,
+        audit: audit::AuditLog,
+        default_offset: FixedOffset,
+    ) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Self {
             store,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            index: Arc::new(IndexContext {
+                base_url: base_url.clone(),
+                default_offset,
+            }),
+            base_url,
             audit,
         }
     }
@@ -63,6 +80,15 @@ impl Service {
     /// The FHIR base URL links are built from.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// How search parameters are read on this server (lenient).
+    fn parse_context(&self) -> search::params::ParseContext<'_> {
+        search::params::ParseContext {
+            base_url: &self.base_url,
+            default_offset: self.index.default_offset,
+            strict: false,
+        }
     }
 
     /// Whether the database answers.

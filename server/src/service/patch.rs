@@ -8,6 +8,8 @@
 
 mod fhirpath;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::create::{identifier_keys, lock_all};
@@ -95,6 +97,7 @@ impl Service {
         ensure_id(&id)?;
         access.require(Permission::Update, &res_type)?;
         let access = access.clone();
+        let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             tx.lock(resource_lock_key(&res_type, &id))?;
             let current = tx.current(&res_type, &id)?;
@@ -134,7 +137,9 @@ impl Service {
             if !access.permits(Permission::Update, &patched) {
                 return Err(outside_compartment());
             }
-            put(tx, &access, &res_type, &id, &patched, if_match, "PATCH")
+            put(
+                tx, &ctx, &access, &res_type, &id, &patched, if_match, "PATCH",
+            )
         })
         .await
     }

@@ -1,10 +1,12 @@
 //! FHIR update and conditional update — https://hl7.org/fhir/R4/http.html#update,
 //! https://hl7.org/fhir/R4/http.html#cond-update
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::create::{identifier_keys, insert_version, lock_all};
-use super::index::resource_lock_key;
+use super::index::{resource_lock_key, IndexContext};
 use super::stored::is_valid_id;
 use super::{
     ensure_body_type, ensure_mutable, ensure_type, outside_compartment, Access, Criteria, Service,
@@ -54,11 +56,14 @@ impl Service {
                 "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
             ));
         }
+        let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             let mut keys = identifier_keys(&res_type, &resource);
             keys.push(resource_lock_key(&res_type, &id));
             lock_all(tx, keys)?;
-            put(tx, &access, &res_type, &id, &resource, if_match, "PUT")
+            put(
+                tx, &ctx, &access, &res_type, &id, &resource, if_match, "PUT",
+            )
         })
         .await
     }
@@ -80,7 +85,7 @@ impl Service {
         ensure_type(&res_type)?;
         ensure_mutable(&res_type)?;
         ensure_body_type(&res_type, &resource)?;
-        let criteria = Criteria::parse(&criteria)?;
+        let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         writable(access, &resource)?;
         let access = access.clone();
         let body_id = resource
@@ -93,11 +98,12 @@ impl Service {
                 format!("'{id}' is not a valid FHIR id."),
             ));
         }
+        let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
-            let mut keys = criteria.lock_keys(&res_type);
+            let mut keys = criteria.lock_keys();
             keys.extend(identifier_keys(&res_type, &resource));
             lock_all(tx, keys)?;
-            let found = criteria.matches(tx, &res_type)?;
+            let found = criteria.matches(tx)?;
             let id = match (found.as_slice(), &body_id) {
                 ([], Some(id)) => id.clone(),
                 ([], None) => uuid::Uuid::new_v4().to_string(),
@@ -116,7 +122,9 @@ impl Service {
                 }
             };
             tx.lock(resource_lock_key(&res_type, &id))?;
-            put(tx, &access, &res_type, &id, &resource, if_match, "PUT")
+            put(
+                tx, &ctx, &access, &res_type, &id, &resource, if_match, "PUT",
+            )
         })
         .await
     }
@@ -125,6 +133,7 @@ impl Service {
 /// Writes the next version of (type, id), or version 1 when it does not exist.
 pub(super) fn put(
     tx: &mut Tx<'_>,
+    ctx: &IndexContext,
     access: &Access,
     res_type: &str,
     id: &str,
@@ -167,7 +176,7 @@ pub(super) fn put(
             (row.version_id + 1, row.deleted)
         }
     };
-    let stored = insert_version(tx, res_type, id, version_id, method, resource)?;
+    let stored = insert_version(tx, ctx, res_type, id, version_id, method, resource)?;
     Ok(Written {
         resource: stored,
         created,

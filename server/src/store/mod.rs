@@ -7,11 +7,19 @@ mod error;
 mod models;
 mod queries;
 mod schema;
+mod search;
 
 pub use conn::{Backend, DbConnection};
 pub use error::StoreError;
-pub use models::{NewResourceVersion, NewTokenRow, ResourceRow};
+pub use models::{
+    IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewResourceVersion,
+    NewStringRow, NewTokenRow, NewUriRow, ResourceRow,
+};
 pub use queries::{HistoryQuery, Tx};
+pub use search::{
+    Bind, Cond, Filter, KeyKind, KeyValue, Position, Prefix, ResourceKey, SearchQuery, SearchRow,
+    SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS,
+};
 
 use std::time::Duration;
 

@@ -2,7 +2,10 @@
 
 use diesel::prelude::*;
 
-use super::schema::{resource_versions, search_token};
+use super::schema::{
+    resource_versions, search_date, search_number, search_quantity, search_reference,
+    search_string, search_token, search_uri,
+};
 
 /// One stored version of a resource.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -46,4 +49,83 @@ pub struct NewTokenRow {
     pub param: String,
     pub system: String,
     pub code: String,
+}
+
+/// One string index entry (search.html#string).
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = search_string)]
+pub struct NewStringRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    /// Lower case, accents and marks folded.
+    pub norm: String,
+    pub exact: String,
+}
+
+/// One date index entry (search.html#date): the covered range, ms, both ends inclusive.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = search_date)]
+pub struct NewDateRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// One number index entry (search.html#number).
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = search_number)]
+pub struct NewNumberRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    pub value: f64,
+}
+
+/// One quantity index entry (search.html#quantity); system and code empty when absent.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = search_quantity)]
+pub struct NewQuantityRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    pub value: f64,
+    pub system: String,
+    pub code: String,
+}
+
+/// One reference index entry (search.html#reference).
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = search_reference)]
+pub struct NewReferenceRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub url: String,
+}
+
+/// One URI index entry (search.html#uri).
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = search_uri)]
+pub struct NewUriRow {
+    pub res_type: String,
+    pub res_id: String,
+    pub param: String,
+    pub uri: String,
+}
+
+/// Every index row of one resource version, replaced together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexRows {
+    pub tokens: Vec<NewTokenRow>,
+    pub strings: Vec<NewStringRow>,
+    pub dates: Vec<NewDateRow>,
+    pub numbers: Vec<NewNumberRow>,
+    pub quantities: Vec<NewQuantityRow>,
+    pub references: Vec<NewReferenceRow>,
+    pub uris: Vec<NewUriRow>,
 }

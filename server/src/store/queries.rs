@@ -8,8 +8,11 @@
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use super::models::{NewResourceVersion, NewTokenRow, ResourceRow};
-use super::schema::{resource_versions as rv, search_token as st};
+use super::models::{IndexRows, NewResourceVersion, ResourceRow};
+use super::schema::{
+    resource_versions as rv, search_date, search_number, search_quantity, search_reference,
+    search_string, search_token, search_uri,
+};
 use super::{Backend, DbConnection, StoreError};
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend.
@@ -42,7 +45,7 @@ macro_rules! history_filter {
 
 /// A connection lent to the service for the span of one read or one transaction.
 pub struct Tx<'c> {
-    conn: &'c mut DbConnection,
+    pub(super) conn: &'c mut DbConnection,
     backend: Backend,
 }
 
@@ -137,33 +140,6 @@ impl<'c> Tx<'c> {
         })?)
     }
 
-    /// Ids of live resources of a type whose token index has `param` = `system|code`
-    /// (any system when `system` is `None`; no system when it is `Some("")`).
-    ///
-    /// # Errors
-    /// Database failures.
-    pub fn ids_by_token(
-        &mut self,
-        res_type: &str,
-        param: &str,
-        system: Option<&str>,
-        code: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(on_backend!(&mut *self.conn, |c| {
-            let mut q = st::table
-                .filter(st::res_type.eq(res_type))
-                .filter(st::param.eq(param))
-                .filter(st::code.eq(code))
-                .select(st::res_id)
-                .distinct()
-                .into_boxed();
-            if let Some(system) = system {
-                q = q.filter(st::system.eq(system.to_owned()));
-            }
-            q.load(c)
-        })?)
-    }
-
     /// Serialises writers that test the same condition (conditional create/update): on
     /// PostgreSQL a transaction-scoped advisory lock on `key`; SQLite has one writer.
     ///
@@ -224,25 +200,36 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
-    /// Replaces the token index rows of (type, id).
+    /// Replaces every index row of (type, id) with `rows` (empty for a deletion).
     ///
     /// # Errors
     /// Database failures.
-    pub fn replace_tokens(
+    pub fn replace_index(
         &mut self,
         res_type: &str,
         res_id: &str,
-        rows: &[NewTokenRow],
+        rows: &IndexRows,
     ) -> Result<(), StoreError> {
-        let old = st::table
-            .filter(st::res_type.eq(res_type))
-            .filter(st::res_id.eq(res_id));
-        on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
-        if !rows.is_empty() {
-            on_backend!(&mut *self.conn, |c| diesel::insert_into(st::table)
-                .values(rows)
-                .execute(c))?;
+        macro_rules! replace {
+            ($table:ident, $rows:expr) => {{
+                let old = $table::table
+                    .filter($table::res_type.eq(res_type))
+                    .filter($table::res_id.eq(res_id));
+                on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
+                if !$rows.is_empty() {
+                    on_backend!(&mut *self.conn, |c| diesel::insert_into($table::table)
+                        .values($rows)
+                        .execute(c))?;
+                }
+            }};
         }
+        replace!(search_token, &rows.tokens);
+        replace!(search_string, &rows.strings);
+        replace!(search_date, &rows.dates);
+        replace!(search_number, &rows.numbers);
+        replace!(search_quantity, &rows.quantities);
+        replace!(search_reference, &rows.references);
+        replace!(search_uri, &rows.uris);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod patch;
 pub mod read;
+pub mod search;
 pub mod smart_configuration;
 pub mod update;
 pub mod vread;

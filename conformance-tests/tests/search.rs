@@ -1,0 +1,660 @@
+//! FHIR search — https://hl7.org/fhir/R4/search.html, on SQLite and PostgreSQL.
+//!
+//! One section of search.html per test: token (#token), string (#string), date with
+//! partial dates and every prefix (#date, #prefix), number and quantity (#number,
+//! #quantity), reference (#reference), chaining (#chaining), `_has` (#has), includes
+//! (#include, #revinclude), `_sort` (#sort), paging (#paging) under concurrent writes,
+//! `_summary` and `_elements` (#summary, #elements), strict handling and errors (#errors),
+//! POST `_search` (http.html#search), system and compartment search.
+
+use std::collections::HashSet;
+
+use conformance_tests::*;
+
+/// A searchset Bundle (must be 200).
+fn search(s: &Server, path: &str) -> Value {
+    let bundle = s.get(path).expect_status(200).json();
+    assert_eq!(bundle["type"], "searchset", "[{}] {path}", s.backend);
+    bundle
+}
+
+/// The ids of the `match` entries, in order.
+fn matched(bundle: &Value) -> Vec<String> {
+    entries(bundle)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| id_of(&e["resource"]))
+        .collect()
+}
+
+/// The matched ids as a set (for order-free comparisons).
+fn matched_set(s: &Server, path: &str) -> HashSet<String> {
+    matched(&search(s, path)).into_iter().collect()
+}
+
+fn set(ids: &[&String]) -> HashSet<String> {
+    ids.iter().map(|s| (*s).clone()).collect()
+}
+
+fn create_id(s: &Server, resource: Value) -> String {
+    id_of(&s.create(&resource))
+}
+
+/// search.html#token: system|code, |code, system|, code; :not; :text; :of-type;
+/// identifiers; OR with `,`; AND by repetition.
+#[test]
+fn token_search() {
+    for s in servers() {
+        let sys = unique_system();
+        let a = create_id(
+            &s,
+            json!({"resourceType": "Patient", "gender": "female",
+            "identifier": [{"system": sys, "value": "A1",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]}}],
+            "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M", "display": "Married"}], "text": "Đã kết hôn"}}),
+        );
+        let b = create_id(
+            &s,
+            json!({"resourceType": "Patient", "gender": "male",
+            "identifier": [{"system": sys, "value": "B2"}, {"value": "NOSYS-B2"}]}),
+        );
+        let c = create_id(
+            &s,
+            json!({"resourceType": "Patient",
+            "identifier": [{"system": sys, "value": "C3"}]}),
+        );
+        let q = |query: &str| matched_set(&s, &format!("Patient?{query}"));
+        assert_eq!(
+            q(&format!("identifier={sys}|A1")),
+            set(&[&a]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            q("identifier=A1"),
+            HashSet::new(),
+            "[{}] code only matches any system but no such code",
+            s.backend
+        );
+        assert_eq!(q(&format!("identifier={sys}|A1,{sys}|C3")), set(&[&a, &c]));
+        assert_eq!(q(&format!("identifier={sys}|")), set(&[&a, &b, &c]));
+        assert_eq!(q("identifier=|NOSYS-B2"), set(&[&b]));
+        assert_eq!(
+            q(&format!("identifier=NOSYS-B2&identifier={sys}|B2")),
+            set(&[&b])
+        );
+        assert_eq!(
+            q(&format!("identifier=NOSYS-B2&identifier={sys}|A1")),
+            HashSet::new()
+        );
+        assert_eq!(
+            q(&format!("identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|A1&identifier={sys}|")),
+            set(&[&a])
+        );
+        // :not includes resources without any value (search.html#modifiers).
+        assert_eq!(
+            q(&format!("identifier={sys}|&gender:not=male")),
+            set(&[&a, &c])
+        );
+        assert_eq!(
+            q(&format!("identifier={sys}|&marital-status:text=da ket")),
+            set(&[&a])
+        );
+        assert_eq!(
+            q(&format!("identifier={sys}|&marital-status:text=married")),
+            set(&[&a])
+        );
+        assert_eq!(
+            q(&format!("identifier={sys}|&gender:missing=true")),
+            set(&[&c])
+        );
+        assert_eq!(
+            q(&format!("identifier={sys}|&gender:missing=false")),
+            set(&[&a, &b])
+        );
+        assert_eq!(q(&format!("_id={a},{c}")), set(&[&a, &c]));
+    }
+}
+
+/// search.html#string: starts-with, case- and accent-insensitive; :exact; :contains; any
+/// part of a HumanName or Address.
+#[test]
+fn string_search_folds_case_and_accents() {
+    for s in servers() {
+        let tag = unique_system();
+        let with = |family: &str, given: &str, city: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Patient",
+                "identifier": [{"system": tag, "value": family}],
+                "name": [{"family": family, "given": [given]}],
+                "address": [{"city": city, "country": "VN"}]}),
+            )
+        };
+        let nguyen = with("Nguyễn", "Thị Quỳnh", "Hà Nội");
+        let dang = with("Đặng", "Văn An", "Đà Nẵng");
+        let ngo = with("Ngô", "Anh", "Huế");
+        let q = |query: &str| matched_set(&s, &format!("Patient?identifier={tag}|&{query}"));
+        assert_eq!(q("name=nguyen"), set(&[&nguyen]), "[{}]", s.backend);
+        assert_eq!(q("family=NGUY"), set(&[&nguyen]));
+        assert_eq!(q("family=ng"), set(&[&nguyen, &ngo]));
+        assert_eq!(q("family=dang"), set(&[&dang]), "đ folds to d");
+        assert_eq!(q("given=quynh"), set(&[&nguyen]));
+        assert_eq!(
+            q("name=an"),
+            set(&[&dang, &ngo]),
+            "given names are parts of the name"
+        );
+        assert_eq!(q("family:exact=Nguyễn"), set(&[&nguyen]));
+        assert_eq!(q("family:exact=nguyen"), HashSet::new());
+        assert_eq!(q("family:contains=uye"), set(&[&nguyen]));
+        assert_eq!(q("address-city=da nang"), set(&[&dang]));
+        assert_eq!(q("address=hue"), set(&[&ngo]));
+        assert_eq!(q("family=nguyen,ngo"), set(&[&nguyen, &ngo]));
+    }
+}
+
+/// search.html#date: the precision of both sides decides the ranges; every prefix.
+#[test]
+fn date_search_with_partial_dates_and_prefixes() {
+    for s in servers() {
+        let tag = unique_system();
+        let born = |date: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Patient",
+                "identifier": [{"system": tag, "value": date}], "birthDate": date}),
+            )
+        };
+        let y1990 = born("1990");
+        let m1990 = born("1990-05");
+        let d1990 = born("1990-05-17");
+        let d2000 = born("2000-01-01");
+        let q = |query: &str| matched_set(&s, &format!("Patient?identifier={tag}|&{query}"));
+        assert_eq!(
+            q("birthdate=1990"),
+            set(&[&y1990, &m1990, &d1990]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(q("birthdate=1990-05"), set(&[&m1990, &d1990]));
+        assert_eq!(q("birthdate=eq1990-05-17"), set(&[&d1990]));
+        assert_eq!(q("birthdate=ne1990-05-17"), set(&[&y1990, &m1990, &d2000]));
+        assert_eq!(q("birthdate=gt1990-05-17"), set(&[&y1990, &m1990, &d2000]));
+        assert_eq!(q("birthdate=lt1990-05-17"), set(&[&y1990, &m1990]));
+        assert_eq!(
+            q("birthdate=ge1990-05-17"),
+            set(&[&y1990, &m1990, &d1990, &d2000])
+        );
+        assert_eq!(q("birthdate=le1990-05-17"), set(&[&y1990, &m1990, &d1990]));
+        assert_eq!(q("birthdate=sa1990-12-31"), set(&[&d2000]));
+        assert_eq!(q("birthdate=eb1990-05-17"), HashSet::new());
+        assert_eq!(q("birthdate=eb1991"), set(&[&y1990, &m1990, &d1990]));
+        assert_eq!(q("birthdate=ap2000-01-02"), set(&[&d2000]));
+        assert_eq!(
+            q("birthdate=ge1990-01-01&birthdate=lt1991"),
+            set(&[&y1990, &m1990, &d1990])
+        );
+        assert_eq!(q("birthdate=1990-05-17,2000"), set(&[&d1990, &d2000]));
+
+        // A dateTime with a zone against a day in the server's zone (+07:00).
+        let imm = create_id(
+            &s,
+            json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+            "patient": {"reference": format!("Patient/{d2000}")},
+            "occurrenceDateTime": "2021-07-01T06:30:00+07:00"}),
+        );
+        let q = |query: &str| matched_set(&s, &format!("Immunization?patient={d2000}&{query}"));
+        assert_eq!(q("date=2021-07-01"), set(&[&imm]));
+        assert_eq!(q("date=2021-06-30"), HashSet::new());
+        assert_eq!(q("date=ge2021-07-01T06:00:00%2B07:00"), set(&[&imm]));
+        assert_eq!(q("date=lt2021-07-01T06:30:00%2B07:00"), HashSet::new());
+    }
+}
+
+/// search.html#number and #quantity: precision ranges, prefixes, units with canonical
+/// conversion.
+#[test]
+fn number_and_quantity_search() {
+    for s in servers() {
+        let p = create_id(&s, patient("Quantity"));
+        let weigh = |value: f64, code: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "subject": {"reference": format!("Patient/{p}")},
+                "valueQuantity": {"value": value, "unit": code, "system": "http://unitsofmeasure.org", "code": code}}),
+            )
+        };
+        let kg70 = weigh(70.0, "kg");
+        let g70500 = weigh(70_500.0, "g");
+        let kg80 = weigh(80.2, "kg");
+        let q = |query: &str| matched_set(&s, &format!("Observation?subject=Patient/{p}&{query}"));
+        assert_eq!(q("value-quantity=70||kg"), set(&[&kg70]), "[{}]", s.backend);
+        assert_eq!(
+            q("value-quantity=70|http://unitsofmeasure.org|kg"),
+            set(&[&kg70])
+        );
+        assert_eq!(
+            q("value-quantity=70.5|http://unitsofmeasure.org|kg"),
+            set(&[&g70500]),
+            "grams compare as kilograms"
+        );
+        assert_eq!(
+            q("value-quantity=gt75|http://unitsofmeasure.org|kg"),
+            set(&[&kg80])
+        );
+        assert_eq!(
+            q("value-quantity=le70500|http://unitsofmeasure.org|g"),
+            set(&[&kg70, &g70500])
+        );
+        assert_eq!(
+            q("value-quantity=80"),
+            set(&[&kg80]),
+            "80 means [79.5, 80.5)"
+        );
+        assert_eq!(
+            q("value-quantity=80.0"),
+            HashSet::new(),
+            "80.0 means [79.95, 80.05)"
+        );
+
+        let risk = |value: f64| {
+            create_id(
+                &s,
+                json!({"resourceType": "RiskAssessment", "status": "final",
+                "subject": {"reference": format!("Patient/{p}")},
+                "prediction": [{"probabilityDecimal": value}]}),
+            )
+        };
+        let low = risk(0.1);
+        let high = risk(0.85);
+        let q =
+            |query: &str| matched_set(&s, &format!("RiskAssessment?subject=Patient/{p}&{query}"));
+        assert_eq!(q("probability=gt0.5"), set(&[&high]));
+        assert_eq!(q("probability=0.1"), set(&[&low]));
+        assert_eq!(q("probability=lt0.85"), set(&[&low]));
+    }
+}
+
+/// search.html#reference, #chaining and #has.
+#[test]
+fn references_chains_and_has() {
+    for s in servers() {
+        let sys = unique_system();
+        let alice = create_id(&s, patient_with_identifier("Trần", &sys, "ALICE"));
+        let bob = create_id(&s, patient_with_identifier("Lê", &sys, "BOB"));
+        let imm = |patient: &str, cvx: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Immunization", "status": "completed",
+                "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": cvx}]},
+                "patient": {"reference": format!("Patient/{patient}")},
+                "occurrenceDateTime": "2021-08-01"}),
+            )
+        };
+        let a1 = imm(&alice, "208");
+        let a2 = imm(&alice, "210");
+        let b1 = imm(&bob, "208");
+        let q = |query: &str| matched_set(&s, &format!("Immunization?{query}"));
+        assert_eq!(
+            q(&format!("patient={alice}")),
+            set(&[&a1, &a2]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(q(&format!("patient=Patient/{alice}")), set(&[&a1, &a2]));
+        assert_eq!(q(&format!("patient:Patient={bob}")), set(&[&b1]));
+        assert_eq!(q(&format!("patient={}/Patient/{bob}", s.base)), set(&[&b1]));
+        assert_eq!(
+            q(&format!("patient.identifier={sys}|ALICE")),
+            set(&[&a1, &a2])
+        );
+        assert_eq!(
+            q(&format!(
+                "patient:Patient.identifier={sys}|BOB&vaccine-code=208"
+            )),
+            set(&[&b1])
+        );
+        assert_eq!(
+            q(&format!("patient.family=tran&patient.identifier={sys}|")),
+            set(&[&a1, &a2])
+        );
+
+        // _has: patients with an Immunization of CVX 210.
+        let got = matched_set(
+            &s,
+            &format!("Patient?identifier={sys}|&_has:Immunization:patient:vaccine-code=210"),
+        );
+        assert_eq!(got, set(&[&alice]));
+        let got = matched_set(
+            &s,
+            &format!("Patient?identifier={sys}|&_has:Immunization:patient:vaccine-code=208"),
+        );
+        assert_eq!(got, set(&[&alice, &bob]));
+        // Nested: patients with an Immunization whose patient has identifier BOB.
+        let got = matched_set(
+            &s,
+            &format!("Patient?_has:Immunization:patient:patient.identifier={sys}|BOB"),
+        );
+        assert_eq!(got, set(&[&bob]));
+
+        // A deleted target no longer matches a chain.
+        s.delete(&format!("Patient/{bob}"))
+            .expect_status_in(&[200, 204]);
+        assert_eq!(q(&format!("patient.identifier={sys}|BOB")), HashSet::new());
+    }
+}
+
+/// search.html#include and #revinclude, with :iterate; search.mode include.
+#[test]
+fn include_and_revinclude() {
+    for s in servers() {
+        let sys = unique_system();
+        let org = create_id(
+            &s,
+            json!({"resourceType": "Organization", "name": "Bệnh viện Bạch Mai"}),
+        );
+        let p = create_id(
+            &s,
+            json!({"resourceType": "Patient", "identifier": [{"system": sys, "value": "1"}],
+            "managingOrganization": {"reference": format!("Organization/{org}")}}),
+        );
+        let imm = create_id(
+            &s,
+            json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+            "patient": {"reference": format!("Patient/{p}")}, "occurrenceDateTime": "2021-08-01"}),
+        );
+
+        let bundle = search(
+            &s,
+            &format!("Immunization?_id={imm}&_include=Immunization:patient"),
+        );
+        assert_eq!(matched(&bundle), vec![imm.clone()], "[{}]", s.backend);
+        let included: Vec<String> = entries(&bundle)
+            .iter()
+            .filter(|e| e["search"]["mode"] == "include")
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(included, vec![p.clone()]);
+
+        let bundle = search(&s, &format!("Immunization?_id={imm}&_include=Immunization:patient&_include:iterate=Patient:organization"));
+        let all: HashSet<String> = entries(&bundle)
+            .iter()
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(all, set(&[&imm, &p, &org]));
+
+        let bundle = search(
+            &s,
+            &format!("Patient?identifier={sys}|1&_revinclude=Immunization:patient"),
+        );
+        assert_eq!(matched(&bundle), vec![p.clone()]);
+        let all: HashSet<String> = entries(&bundle)
+            .iter()
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(all, set(&[&imm, &p]));
+        assert_eq!(bundle["total"], 1, "includes do not count in the total");
+
+        let bundle = search(
+            &s,
+            &format!("Immunization?_id={imm}&_include=Immunization:*"),
+        );
+        assert!(entries(&bundle)
+            .iter()
+            .any(|e| e["resource"]["id"] == p.as_str()));
+
+        let err = s
+            .get("Immunization?_include=Immunization:vaccine-code")
+            .expect_error(400);
+        assert_issue_path(&err, "_include");
+    }
+}
+
+/// search.html#sort: several keys, `-` descending; ties broken by id.
+#[test]
+fn sort_by_several_keys() {
+    for s in servers() {
+        let sys = unique_system();
+        let mk = |family: &str, birth: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Patient", "identifier": [{"system": sys, "value": format!("{family}{birth}")}],
+                "name": [{"family": family}], "birthDate": birth}),
+            )
+        };
+        let b2 = mk("Bùi", "2001-01-01");
+        let a1 = mk("An", "1990-01-01");
+        let b1 = mk("Bùi", "1980-01-01");
+        let c = mk("Cao", "1970-01-01");
+        let nobody = create_id(
+            &s,
+            json!({"resourceType": "Patient", "identifier": [{"system": sys, "value": "x"}]}),
+        );
+        let order = |sort: &str| {
+            matched(&search(
+                &s,
+                &format!("Patient?identifier={sys}|&_sort={sort}"),
+            ))
+        };
+        assert_eq!(
+            order("family,-birthdate"),
+            vec![
+                a1.clone(),
+                b2.clone(),
+                b1.clone(),
+                c.clone(),
+                nobody.clone()
+            ],
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            order("birthdate")[..4],
+            [c.clone(), b1.clone(), a1.clone(), b2.clone()]
+        );
+        assert_eq!(order("-birthdate")[1..], [b2, a1, b1, c]);
+        let err = s.get("Patient?_sort=nonsense").expect_error(400);
+        assert_issue_path(&err, "_sort");
+    }
+}
+
+/// search.html#paging: next/previous links; a cursor that neither skips nor repeats when
+/// resources are created and deleted between pages; the self link shows applied
+/// parameters only.
+#[test]
+fn paging_is_stable_under_writes() {
+    for s in servers() {
+        let sys = unique_system();
+        let mut ids: Vec<String> = (0..25)
+            .map(|i| {
+                create_id(
+                    &s,
+                    patient_with_identifier(&format!("Page{i:02}"), &sys, &i.to_string()),
+                )
+            })
+            .collect();
+        let first = search(
+            &s,
+            &format!("Patient?identifier={sys}|&_count=10&colour=red&_sort=family"),
+        );
+        let self_link = link(&first, "self").unwrap();
+        assert!(
+            !self_link.contains("colour"),
+            "[{}] unknown parameter in self link: {self_link}",
+            s.backend
+        );
+        assert!(self_link.contains("_sort=family") && self_link.contains("_count=10"));
+        assert_eq!(
+            first["total"],
+            Value::Null,
+            "no total by default when there are more pages"
+        );
+        let mut seen = matched(&first);
+        assert_eq!(seen.len(), 10);
+        // Writes between pages: one new resource sorting last, one deleted before the cursor.
+        let late = create_id(&s, patient_with_identifier("Zz-late", &sys, "late"));
+        s.delete(&format!("Patient/{}", seen[0]))
+            .expect_status_in(&[200, 204]);
+        let mut next = link(&first, "next");
+        let mut pages = 1;
+        let mut last_page = first.clone();
+        while let Some(url) = next {
+            let page = search(&s, &url);
+            seen.extend(matched(&page));
+            next = link(&page, "next");
+            last_page = page;
+            pages += 1;
+        }
+        ids.push(late);
+        assert_eq!(pages, 3);
+        assert_eq!(
+            seen.len(),
+            26,
+            "[{}] nothing skipped or repeated: {seen:?}",
+            s.backend
+        );
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 26);
+        assert_eq!(
+            seen.iter().cloned().collect::<HashSet<_>>(),
+            ids.iter().cloned().collect()
+        );
+        // previous from the last page gives the page before it.
+        let prev = search(&s, &link(&last_page, "previous").expect("previous link"));
+        assert_eq!(matched(&prev), seen[10..20].to_vec());
+        // _total=accurate counts what matches now.
+        let counted = search(
+            &s,
+            &format!("Patient?identifier={sys}|&_total=accurate&_count=1"),
+        );
+        assert_eq!(counted["total"], 25);
+    }
+}
+
+/// search.html#summary and #elements on a searchset; _count=0 and _summary=count.
+#[test]
+fn summary_elements_and_count() {
+    for s in servers() {
+        let sys = unique_system();
+        for i in 0..3 {
+            s.create(&patient_with_identifier("Summary", &sys, &i.to_string()));
+        }
+        let counted = search(&s, &format!("Patient?identifier={sys}|&_summary=count"));
+        assert_eq!(counted["total"], 3, "[{}]", s.backend);
+        assert!(counted.get("entry").is_none());
+        let bundle = search(
+            &s,
+            &format!("Patient?identifier={sys}|&_elements=identifier"),
+        );
+        let first = &entries(&bundle)[0]["resource"];
+        assert!(first.get("name").is_none() && first.get("identifier").is_some());
+        assert!(first["meta"]["tag"].to_string().contains("SUBSETTED"));
+        let bundle = search(&s, &format!("Patient?identifier={sys}|&_summary=true"));
+        assert!(entries(&bundle)[0]["resource"].get("name").is_some());
+    }
+}
+
+/// search.html#errors: malformed values are always 400 naming the parameter; unknown
+/// parameters 400 only with `Prefer: handling=strict`; unsupported modifiers 400.
+#[test]
+fn errors_name_the_parameter() {
+    for s in servers() {
+        for (query, param) in [
+            ("birthdate=not-a-date", "birthdate"),
+            ("birthdate=2021-02-30", "birthdate"),
+            ("_count=-1", "_count"),
+            ("_count=many", "_count"),
+            ("gender:contains=m", "gender:contains"),
+            ("birthdate:exact=2020", "birthdate:exact"),
+            ("family:missing=perhaps", "family:missing"),
+            ("_total=some", "_total"),
+            (
+                "general-practitioner:Observation=1",
+                "general-practitioner:Observation",
+            ),
+            ("_has:Observation:code:code=1", "_has:Observation:code:code"),
+            ("_cursor=garbage", "_cursor"),
+        ] {
+            let err = s.get(&format!("Patient?{query}")).expect_error(400);
+            assert_issue_path(&err, param);
+        }
+        s.get("Patient?colour=red").expect_status(200);
+        let err = s
+            .req(Method::GET, "Patient?colour=red")
+            .header("Accept", FHIR_JSON)
+            .header("Prefer", "handling=strict")
+            .fetch()
+            .expect_error(400);
+        assert_issue_path(&err, "colour");
+        s.get("NotAType?name=x").expect_error(404);
+        // Values are data, never SQL.
+        let q = "Patient?name=x%27)%20OR%201=1%20--&family=%25";
+        assert_eq!(matched(&search(&s, q)), Vec::<String>::new());
+    }
+}
+
+/// http.html#search: POST [type]/_search with form parameters; system search with _type;
+/// compartment search (compartment.html#search).
+#[test]
+fn post_system_and_compartment_search() {
+    for s in servers() {
+        let sys = unique_system();
+        let p = create_id(&s, patient_with_identifier("Post", &sys, "1"));
+        let obs = create_id(
+            &s,
+            json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": format!("Patient/{p}")}}),
+        );
+        let bundle = s
+            .req(Method::POST, "Patient/_search")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", FHIR_JSON)
+            .body(format!("identifier={}", url_encode(&format!("{sys}|1"))))
+            .fetch()
+            .expect_status(200)
+            .json();
+        assert_eq!(matched(&bundle), vec![p.clone()], "[{}]", s.backend);
+        s.req(Method::POST, "Patient/_search")
+            .header("Content-Type", "application/fhir+json")
+            .body("{}")
+            .fetch()
+            .expect_error(415);
+
+        let got = matched_set(&s, &format!("?_type=Patient,Observation&_id={p},{obs}"));
+        assert_eq!(got, set(&[&p, &obs]));
+        let err = s.get("?_type=Nope").expect_error(400);
+        assert_issue_path(&err, "_type");
+
+        assert_eq!(
+            matched_set(&s, &format!("Patient/{p}/Observation")),
+            set(&[&obs])
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Patient/{p}/Observation?code:text=x")),
+            set(&[&obs])
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Patient/{}/Observation", new_id())),
+            HashSet::new()
+        );
+        // XML too.
+        let xml = s
+            .req(Method::GET, &format!("Patient?_id={p}"))
+            .header("Accept", "application/fhir+xml")
+            .fetch()
+            .expect_status(200)
+            .text();
+        assert!(xml.contains("<Bundle") && xml.contains("searchset"));
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('|', "%7C")
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+}

@@ -1,0 +1,160 @@
+//! FHIR search — https://hl7.org/fhir/R4/http.html#search, search.html
+//!
+//! `GET [base]/[type]?...`, `POST [base]/[type]/_search` (parameters form-encoded in the
+//! body, and in the URL), `GET [base]?_type=...` and `POST [base]/_search` (system level),
+//! `GET [base]/Patient/[id]/[type]` (compartment search, compartment.html#search).
+//! `Prefer: handling=strict` makes unknown parameters an error (search.html#errors).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::http::error::ApiError;
+use crate::http::format::Representation;
+use crate::http::respond::{read_body, AppState};
+use crate::service::search::{SearchRequest, SearchScope};
+use crate::service::Access;
+
+/// `GET [base]/[type]`
+pub async fn search_type(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let params = query_params(req.query_string());
+    search(
+        &req,
+        &access,
+        &state,
+        SearchScope::Type(path.into_inner()),
+        params,
+    )
+    .await
+}
+
+/// `POST [base]/[type]/_search`
+pub async fn search_type_post(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let params = form_params(&req, payload, state.body_limit).await?;
+    search(
+        &req,
+        &access,
+        &state,
+        SearchScope::Type(path.into_inner()),
+        params,
+    )
+    .await
+}
+
+/// `GET [base]?_type=...`
+pub async fn search_system(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = query_params(req.query_string());
+    search(&req, &access, &state, SearchScope::System, params).await
+}
+
+/// `POST [base]/_search`
+pub async fn search_system_post(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let params = form_params(&req, payload, state.body_limit).await?;
+    search(&req, &access, &state, SearchScope::System, params).await
+}
+
+/// `GET [base]/Patient/[id]/[type]`
+pub async fn search_compartment(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (compartment, patient, res_type) = path.into_inner();
+    if compartment != "Patient" {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not-found",
+            "HB-NO-COMPARTMENT",
+            format!(
+                "Compartment search is offered for the Patient compartment, not {compartment}."
+            ),
+        ));
+    }
+    let params = query_params(req.query_string());
+    let scope = SearchScope::PatientCompartment { patient, res_type };
+    search(&req, &access, &state, scope, params).await
+}
+
+async fn search(
+    req: &HttpRequest,
+    access: &Access,
+    state: &AppState,
+    scope: SearchScope,
+    params: Vec<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(req)?;
+    let request = SearchRequest {
+        scope,
+        params,
+        strict: handling_strict(req),
+    };
+    let bundle = state.service.search(access, request).await?;
+    let body = repr.render(&bundle)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, repr.content_type()))
+        .body(body))
+}
+
+fn query_params(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The URL's parameters, then the form body's (http.html#search: both count).
+async fn form_params(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let body = read_body(payload, limit).await?;
+    if !body.is_empty()
+        && !content_type
+            .trim_start()
+            .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "HB-UNSUPPORTED-MEDIA",
+            "POST _search takes its parameters as application/x-www-form-urlencoded.",
+        ));
+    }
+    let mut params = query_params(req.query_string());
+    params.extend(url::form_urlencoded::parse(&body).into_owned());
+    Ok(params)
+}
+
+/// `Prefer: handling=strict` (search.html#errors); lenient otherwise.
+fn handling_strict(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim() == "handling=strict")
+}

@@ -1,0 +1,556 @@
+//! Search index rows computed at write time (search.html), from the R4 SearchParameter
+//! definitions vendored in `fhir-profiles`: each parameter's FHIRPath expression is
+//! evaluated on the resource and what it selects becomes rows of the parameter's type —
+//! token, string, date, number, quantity, reference, uri. The rows are written in the
+//! write's transaction and replaced on every write, so a search sees exactly the current
+//! versions.
+//!
+//! `_id` and `_lastUpdated` are answered from the versions table itself; composite and
+//! special parameters are not indexed (yet).
+
+pub mod date;
+pub mod fold;
+pub mod ucum;
+
+use chrono::FixedOffset;
+use serde_json::Value;
+
+use super::fhirpath;
+use crate::store::{
+    IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewStringRow,
+    NewTokenRow, NewUriRow,
+};
+
+/// What indexing needs to know about the server.
+#[derive(Debug, Clone)]
+pub struct IndexContext {
+    /// The FHIR base URL: absolute references under it are local.
+    pub base_url: String,
+    /// The zone of dates and times written without one.
+    pub default_offset: FixedOffset,
+}
+
+/// Largest instant, the open end of a period.
+const OPEN_END: i64 = i64::MAX;
+/// Smallest instant, the open start of a period.
+const OPEN_START: i64 = i64::MIN;
+
+/// The index rows of `resource` (type `res_type`, id `id`).
+pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> IndexRows {
+    let mut rows = Rows {
+        ctx,
+        res_type,
+        id,
+        out: IndexRows::default(),
+    };
+    for sp in fhir_profiles::search_parameters_for(res_type) {
+        if matches!(sp.code.as_str(), "_id" | "_lastUpdated") {
+            continue;
+        }
+        for expression in expressions(sp, res_type) {
+            for value in fhirpath::values(resource, &expression) {
+                rows.add(&sp.code, &sp.kind, &expression, value);
+            }
+        }
+    }
+    rows.finish()
+}
+
+/// The expressions of `sp` that apply to `res_type`; the common parameters' `Resource.`
+/// paths are read as paths of the type itself.
+pub fn expressions(sp: &fhir_profiles::SearchParameter, res_type: &str) -> Vec<String> {
+    if sp
+        .base
+        .iter()
+        .any(|b| b == "Resource" || b == "DomainResource")
+    {
+        return sp
+            .expression
+            .as_deref()
+            .map(|e| {
+                fhir_profiles::split_union(e)
+                    .into_iter()
+                    .filter_map(|part| part.strip_prefix("Resource."))
+                    .map(|rest| format!("{res_type}.{rest}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    sp.expressions_for(res_type)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Rows<'a> {
+    ctx: &'a IndexContext,
+    res_type: &'a str,
+    id: &'a str,
+    out: IndexRows,
+}
+
+impl Rows<'_> {
+    fn add(&mut self, param: &str, kind: &str, expression: &str, value: &Value) {
+        match kind {
+            "token" => self.token(param, expression, value),
+            "string" => self.string(param, value),
+            "date" => self.date(param, value),
+            "number" => {
+                if let Some(v) = value.as_f64() {
+                    self.number(param, v);
+                }
+            }
+            "quantity" => self.quantity(param, value),
+            "reference" => self.reference(param, value),
+            "uri" => {
+                if let Some(uri) = value.as_str() {
+                    self.uri(param, uri);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn token(&mut self, param: &str, expression: &str, value: &Value) {
+        match value {
+            Value::String(code) => self.token_row(param, "", code),
+            Value::Bool(b) => self.token_row(param, "", if *b { "true" } else { "false" }),
+            Value::Object(o) => {
+                if o.contains_key("coding") || (o.contains_key("text") && !o.contains_key("value"))
+                {
+                    // CodeableConcept
+                    for coding in o
+                        .get("coding")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.coding(param, coding);
+                    }
+                    if let Some(text) = str_at(value, "text") {
+                        self.text_row(param, text);
+                    }
+                } else if expression.contains("telecom") {
+                    // ContactPoint: the value is the token (search.html#token)
+                    if let Some(v) = str_at(value, "value") {
+                        self.token_row(param, "", v);
+                    }
+                } else if o.contains_key("value") {
+                    // Identifier
+                    let system = str_at(value, "system").unwrap_or("");
+                    if let Some(v) = str_at(value, "value") {
+                        self.token_row(param, system, v);
+                        for coding in o
+                            .get("type")
+                            .and_then(|t| t.get("coding"))
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            if let Some(code) = str_at(coding, "code") {
+                                let of_type = format!("{param}:of-type");
+                                let system = str_at(coding, "system").unwrap_or("");
+                                self.token_row(&of_type, system, &format!("{code}|{v}"));
+                            }
+                        }
+                    }
+                    if let Some(text) = value.get("type").and_then(|t| str_at(t, "text")) {
+                        self.text_row(param, text);
+                    }
+                } else {
+                    self.coding(param, value);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn coding(&mut self, param: &str, coding: &Value) {
+        if let Some(code) = str_at(coding, "code") {
+            self.token_row(param, str_at(coding, "system").unwrap_or(""), code);
+        }
+        if let Some(display) = str_at(coding, "display") {
+            self.text_row(param, display);
+        }
+    }
+
+    fn token_row(&mut self, param: &str, system: &str, code: &str) {
+        self.out.tokens.push(NewTokenRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            system: system.to_owned(),
+            code: code.to_owned(),
+        });
+    }
+
+    /// A token's display text, for `:text` (search.html#modifiers).
+    fn text_row(&mut self, param: &str, text: &str) {
+        self.string_row(&format!("{param}:text"), text);
+    }
+
+    fn string(&mut self, param: &str, value: &Value) {
+        match value {
+            Value::String(s) => self.string_row(param, s),
+            Value::Object(o) => {
+                // HumanName, Address and other complex types: every part is matched
+                // (search.html#string), codes such as `use` are not.
+                for (key, part) in o {
+                    if matches!(key.as_str(), "use" | "type" | "period" | "extension" | "id") {
+                        continue;
+                    }
+                    match part {
+                        Value::String(s) => self.string_row(param, s),
+                        Value::Array(items) => {
+                            for s in items.iter().filter_map(Value::as_str) {
+                                self.string_row(param, s);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn string_row(&mut self, param: &str, text: &str) {
+        self.out.strings.push(NewStringRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            norm: fold::fold(text),
+            exact: text.to_owned(),
+        });
+    }
+
+    fn date(&mut self, param: &str, value: &Value) {
+        let offset = self.ctx.default_offset;
+        let at = |v: Option<&str>| v.and_then(|s| date::range(s, offset));
+        match value {
+            Value::String(s) => {
+                if let Some(r) = date::range(s, offset) {
+                    self.date_row(param, r.lo, r.hi);
+                }
+            }
+            Value::Object(o) if o.contains_key("start") || o.contains_key("end") => {
+                // Period: an absent end is ongoing, an absent start unknown (search.html#date).
+                let start = at(str_at(value, "start"));
+                let end = at(str_at(value, "end"));
+                if start.is_some() || end.is_some() {
+                    self.date_row(
+                        param,
+                        start.map_or(OPEN_START, |r| r.lo),
+                        end.map_or(OPEN_END, |r| r.hi),
+                    );
+                }
+            }
+            Value::Object(o) => {
+                // Timing: its events, or the bounds of its repeat.
+                for event in o
+                    .get("event")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    self.date(param, event);
+                }
+                if let Some(bounds) = o.get("repeat").and_then(|r| r.get("boundsPeriod")) {
+                    self.date(param, bounds);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn date_row(&mut self, param: &str, lo: i64, hi: i64) {
+        self.out.dates.push(NewDateRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            lo,
+            hi,
+        });
+    }
+
+    fn number(&mut self, param: &str, value: f64) {
+        self.out.numbers.push(NewNumberRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            value,
+        });
+    }
+
+    fn quantity(&mut self, param: &str, value: &Value) {
+        let Some(number) = value.get("value").and_then(Value::as_f64) else {
+            return;
+        };
+        let system = str_at(value, "system").unwrap_or("");
+        let code = str_at(value, "code")
+            .or_else(|| str_at(value, "unit"))
+            .unwrap_or("");
+        self.quantity_row(param, number, system, code);
+        if system == ucum::SYSTEM {
+            if let Some((canonical, base)) = ucum::canonical(number, code) {
+                if base != code {
+                    self.quantity_row(param, canonical, ucum::SYSTEM, base);
+                }
+            }
+        }
+    }
+
+    fn quantity_row(&mut self, param: &str, value: f64, system: &str, code: &str) {
+        self.out.quantities.push(NewQuantityRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            value,
+            system: system.to_owned(),
+            code: code.to_owned(),
+        });
+    }
+
+    fn reference(&mut self, param: &str, value: &Value) {
+        match value {
+            // canonical or uri targets
+            Value::String(url) => self.reference_url(param, url),
+            Value::Object(_) => {
+                if let Some(reference) = str_at(value, "reference") {
+                    self.reference_url(param, reference);
+                }
+                if let Some(identifier) = value.get("identifier") {
+                    if let Some(v) = str_at(identifier, "value") {
+                        let system = str_at(identifier, "system").unwrap_or("");
+                        self.token_row(&format!("{param}:identifier"), system, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn reference_url(&mut self, param: &str, reference: &str) {
+        if reference.starts_with('#') {
+            return; // contained: not searchable on its own
+        }
+        let base = self.ctx.base_url.trim_end_matches('/');
+        let local = reference
+            .strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .or_else(|| (!reference.contains(':')).then_some(reference));
+        let target = local.and_then(fhirpath::reference_target);
+        let (target_type, target_id, url) = match target {
+            Some((t, id)) => (t, id, ""),
+            None => ("", "", reference),
+        };
+        self.out.references.push(NewReferenceRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            url: url.to_owned(),
+        });
+    }
+
+    fn uri(&mut self, param: &str, uri: &str) {
+        self.out.uris.push(NewUriRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            uri: uri.to_owned(),
+        });
+    }
+
+    /// Sorted and without duplicates, so a resource's rows are the same however its
+    /// elements are ordered.
+    fn finish(mut self) -> IndexRows {
+        let out = &mut self.out;
+        out.tokens
+            .sort_by(|a, b| (&a.param, &a.system, &a.code).cmp(&(&b.param, &b.system, &b.code)));
+        out.tokens.dedup();
+        out.strings
+            .sort_by(|a, b| (&a.param, &a.norm, &a.exact).cmp(&(&b.param, &b.norm, &b.exact)));
+        out.strings.dedup();
+        out.dates.sort_by_key(|r| (r.param.clone(), r.lo, r.hi));
+        out.dates.dedup();
+        out.numbers
+            .sort_by(|a, b| a.param.cmp(&b.param).then(a.value.total_cmp(&b.value)));
+        out.numbers.dedup();
+        out.quantities.sort_by(|a, b| {
+            (&a.param, &a.system, &a.code)
+                .cmp(&(&b.param, &b.system, &b.code))
+                .then(a.value.total_cmp(&b.value))
+        });
+        out.quantities.dedup();
+        out.references.sort_by(|a, b| {
+            (&a.param, &a.target_type, &a.target_id, &a.url).cmp(&(
+                &b.param,
+                &b.target_type,
+                &b.target_id,
+                &b.url,
+            ))
+        });
+        out.references.dedup();
+        out.uris
+            .sort_by(|a, b| (&a.param, &a.uri).cmp(&(&b.param, &b.uri)));
+        out.uris.dedup();
+        self.out
+    }
+}
+
+fn str_at<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// The values of a resource's `identifier` elements (single or repeating).
+pub fn identifier_values(resource: &Value) -> Vec<&str> {
+    let identifiers: Vec<&Value> = match resource.get("identifier") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => Vec::new(),
+    };
+    identifiers
+        .into_iter()
+        .filter_map(|identifier| str_at(identifier, "value"))
+        .collect()
+}
+
+/// The lock key writers take for an identifier value of a type, so that a conditional
+/// create testing `identifier=[system|]code` and any write adding that identifier are
+/// serialised. The system is left out so that criteria with and without it meet.
+pub fn identifier_lock_key(res_type: &str, code: &str) -> i64 {
+    lock_key(&["identifier", res_type, code])
+}
+
+/// The lock key every write of (type, id) takes, so that concurrent writes of one
+/// resource queue instead of racing for the next version number.
+pub fn resource_lock_key(res_type: &str, id: &str) -> i64 {
+    lock_key(&["resource", res_type, id])
+}
+
+pub fn lock_key(parts: &[&str]) -> i64 {
+    // FNV-1a: stable across processes and machines, unlike std's randomised hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|p| p.bytes().chain([0x1f])) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> IndexContext {
+        IndexContext {
+            base_url: "https://hb.example/fhir".to_owned(),
+            default_offset: FixedOffset::east_opt(7 * 3600).unwrap(),
+        }
+    }
+
+    #[test]
+    fn patient_rows_cover_every_parameter_type() {
+        let patient = json!({
+            "resourceType": "Patient", "id": "p1",
+            "identifier": [{"system": "https://cccd.gov.vn", "value": "001190000001",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]}}],
+            "name": [{"use": "official", "family": "Nguyễn", "given": ["Văn", "An"]}],
+            "telecom": [{"system": "phone", "value": "+84901234567", "use": "mobile"}],
+            "gender": "male", "birthDate": "1990-05-17",
+            "generalPractitioner": [{"reference": "https://hb.example/fhir/Practitioner/dr1"}],
+            "managingOrganization": {"reference": "Organization/o1", "identifier": {"system": "s", "value": "ORG"}},
+            "meta": {"tag": [{"system": "t", "code": "x"}], "profile": ["http://p/x"]}
+        });
+        let rows = rows(&ctx(), "Patient", "p1", &patient);
+        let token = |param: &str, system: &str, code: &str| {
+            rows.tokens
+                .iter()
+                .any(|t| t.param == param && t.system == system && t.code == code)
+        };
+        assert!(token("identifier", "https://cccd.gov.vn", "001190000001"));
+        assert!(token(
+            "identifier:of-type",
+            "http://terminology.hl7.org/CodeSystem/v2-0203",
+            "NI|001190000001"
+        ));
+        assert!(token("phone", "", "+84901234567"));
+        assert!(token("telecom", "", "+84901234567"));
+        assert!(token("gender", "", "male"));
+        assert!(token("_tag", "t", "x"));
+        assert!(token("organization:identifier", "s", "ORG"));
+        assert!(rows
+            .strings
+            .iter()
+            .any(|s| s.param == "family" && s.norm == "nguyen" && s.exact == "Nguyễn"));
+        assert!(rows
+            .strings
+            .iter()
+            .any(|s| s.param == "name" && s.norm == "an"));
+        assert!(!rows
+            .strings
+            .iter()
+            .any(|s| s.param == "name" && s.norm == "official"));
+        let birth = rows.dates.iter().find(|d| d.param == "birthdate").unwrap();
+        assert_eq!(birth.hi - birth.lo + 1, 86_400_000);
+        assert!(rows
+            .references
+            .iter()
+            .any(|r| r.param == "general-practitioner"
+                && r.target_type == "Practitioner"
+                && r.target_id == "dr1"));
+        assert!(rows
+            .references
+            .iter()
+            .any(|r| r.param == "organization" && r.target_id == "o1"));
+        assert!(rows
+            .uris
+            .iter()
+            .any(|u| u.param == "_profile" && u.uri == "http://p/x"));
+    }
+
+    #[test]
+    fn observation_quantities_and_codes() {
+        let obs = json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}], "text": "Cân nặng"},
+            "subject": {"reference": "Patient/p1"},
+            "effectivePeriod": {"start": "2021-08-01"},
+            "valueQuantity": {"value": 70.5, "system": "http://unitsofmeasure.org", "code": "kg"}
+        });
+        let rows = rows(&ctx(), "Observation", "o1", &obs);
+        assert!(rows
+            .tokens
+            .iter()
+            .any(|t| t.param == "code" && t.code == "29463-7"));
+        assert!(rows
+            .strings
+            .iter()
+            .any(|s| s.param == "code:text" && s.norm == "can nang"));
+        assert!(rows
+            .strings
+            .iter()
+            .any(|s| s.param == "code:text" && s.norm == "body weight"));
+        assert!(rows
+            .quantities
+            .iter()
+            .any(|q| q.param == "value-quantity" && q.code == "kg" && q.value == 70.5));
+        assert!(rows
+            .quantities
+            .iter()
+            .any(|q| q.param == "value-quantity" && q.code == "g" && q.value == 70_500.0));
+        let date = rows.dates.iter().find(|d| d.param == "date").unwrap();
+        assert_eq!(date.hi, OPEN_END);
+        assert!(rows
+            .references
+            .iter()
+            .any(|r| r.param == "subject" && r.target_type == "Patient"));
+        assert!(rows
+            .references
+            .iter()
+            .any(|r| r.param == "patient" && r.target_id == "p1"));
+    }
+}

@@ -1,0 +1,601 @@
+//! FHIR search — https://hl7.org/fhir/R4/search.html
+//!
+//! Type-level (`GET [base]/[type]?...`, `POST [base]/[type]/_search`), system-level
+//! (`[base]?_type=...`) and Patient compartment search (`[base]/Patient/[id]/[type]`),
+//! answered with a `searchset` Bundle (search.html#return): matches with
+//! `search.mode = match`, `_include`/`_revinclude` resources with `include`.
+//!
+//! - Paging (search.html#paging, http.html#paging): keyset pages. `next` and `previous`
+//!   links carry an opaque `_cursor` (the sort keys, type and id of the page's edge row),
+//!   so a page never skips or repeats a resource that was not itself changed between
+//!   pages, and a deep page costs what the first does.
+//! - The self link lists only the parameters that were applied (search.html#errors).
+//! - `_total`: `accurate` and `estimate` count; by default a total is given when the first
+//!   page holds every match (cheap), and left out otherwise.
+//! - Access: the search is narrowed in the query by `Access::search_filter` (a `patient/`
+//!   token's compartment, granular scopes), and every returned resource is checked again
+//!   with `Access::permits`.
+
+pub mod params;
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::bundle::BundleWriter;
+use super::shape::Shape;
+use super::{access, ensure_id, ensure_type, Access, Service, ServiceError};
+use crate::auth::Permission;
+use crate::store::{
+    Filter, KeyKind, KeyValue, Position, ResourceKey, SearchQuery, SearchRow, SortKey,
+};
+use params::ParseContext;
+
+/// Default and largest page sizes.
+const DEFAULT_COUNT: i64 = 20;
+const MAX_COUNT: i64 = 1000;
+/// How many rounds `:iterate` includes follow.
+const MAX_ITERATE: usize = 3;
+/// Most resources a page may include.
+const MAX_INCLUDED: usize = 1000;
+
+/// Where a search looks.
+#[derive(Debug, Clone)]
+pub enum SearchScope {
+    /// `[base]?_type=...` (every type when `_type` is absent).
+    System,
+    /// `[base]/[type]`
+    Type(String),
+    /// `[base]/Patient/[id]/[type]` (compartment.html#search).
+    PatientCompartment { patient: String, res_type: String },
+}
+
+/// A search as the client sent it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub scope: SearchScope,
+    /// The parameters in order, from the query string or the form body of `_search`.
+    pub params: Vec<(String, String)>,
+    /// `Prefer: handling=strict`.
+    pub strict: bool,
+}
+
+/// `_total` (search.html#total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Total {
+    Default,
+    None,
+    Estimate,
+    Accurate,
+}
+
+/// One `_include` or `_revinclude` (search.html#include).
+#[derive(Debug, Clone)]
+struct Include {
+    /// The type holding the reference.
+    source_type: String,
+    /// The reference parameter; `None` for `*`.
+    param: Option<String>,
+    /// Only targets of this type.
+    target_type: Option<String>,
+    iterate: bool,
+}
+
+/// A parsed search.
+struct Plan {
+    types: Vec<String>,
+    path: String,
+    filters: Vec<Filter>,
+    sort: Vec<SortKey>,
+    count: i64,
+    total: Total,
+    summary_count: bool,
+    shape: Shape,
+    includes: Vec<Include>,
+    revincludes: Vec<Include>,
+    position: Option<Position>,
+    /// What the self link shows.
+    applied: Vec<(String, String)>,
+}
+
+impl Service {
+    /// A `searchset` Bundle (JSON).
+    ///
+    /// # Errors
+    /// 400 for malformed parameters, 403 without a search scope, 404 for an unknown type,
+    /// store failures.
+    pub async fn search(
+        &self,
+        access: &Access,
+        request: SearchRequest,
+    ) -> Result<String, ServiceError> {
+        let mut plan = self.plan(&request)?;
+        // Access: the scope letter `s` on each type, and what the token may see ANDed in.
+        let mut narrowed = Vec::new();
+        let mut restricted = false;
+        for t in &plan.types {
+            access.require(Permission::Search, t)?;
+            match access.search_filter(t) {
+                Some(f) => {
+                    restricted = true;
+                    narrowed.push(Filter::And(vec![Filter::Types(vec![t.clone()]), f]));
+                }
+                None => narrowed.push(Filter::Types(vec![t.clone()])),
+            }
+        }
+        if restricted {
+            plan.filters.push(Filter::Or(narrowed));
+        }
+        let filter = Filter::And(plan.filters.clone());
+        let query = SearchQuery {
+            types: plan.types.clone(),
+            filter: filter.clone(),
+            sort: plan.sort.clone(),
+            position: plan.position.clone(),
+            limit: plan.count + 1,
+        };
+        let count_all =
+            plan.summary_count || matches!(plan.total, Total::Accurate | Total::Estimate);
+        let fetch_page = !plan.summary_count && plan.count > 0;
+        let types = plan.types.clone();
+        let (rows, total) = self
+            .read_tx(move |tx| {
+                let rows = if fetch_page {
+                    tx.search(&query)?
+                } else {
+                    Vec::new()
+                };
+                let total = if count_all {
+                    Some(tx.search_count(&types, &filter)?)
+                } else {
+                    None
+                };
+                Ok((rows, total))
+            })
+            .await?;
+
+        let has_more = rows.len() as i64 > plan.count;
+        let backwards = plan.position.as_ref().is_some_and(|p| p.backwards);
+        let mut rows = rows;
+        if has_more {
+            if backwards {
+                rows.remove(0);
+            } else {
+                rows.truncate(plan.count as usize);
+            }
+        }
+        let matches: Vec<(SearchRow, Value)> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let json: Value = serde_json::from_str(&row.content).ok()?;
+                access
+                    .permits(Permission::Read, &json)
+                    .then_some((row, json))
+            })
+            .collect();
+        let total = total.or_else(|| {
+            (plan.total == Total::Default && plan.position.is_none() && !has_more)
+                .then_some(matches.len() as i64)
+        });
+        let included = if matches.is_empty() {
+            Vec::new()
+        } else {
+            self.included(access, &plan, &matches).await?
+        };
+
+        // Links (search.html#paging).
+        let base = self.base_url();
+        let link = |position: Option<&Position>| {
+            let mut q: Vec<String> = plan
+                .applied
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            if let Some(p) = position {
+                q.push(format!("_cursor={}", encode_cursor(p)));
+            }
+            format!("{base}/{}?{}", plan.path, q.join("&"))
+        };
+        let mut links = vec![("self", link(plan.position.as_ref()))];
+        let more_after = if backwards { true } else { has_more };
+        let more_before = if backwards {
+            has_more
+        } else {
+            plan.position.is_some()
+        };
+        if let (true, Some((last, _))) = (more_after, matches.last()) {
+            links.push(("next", link(Some(&edge(last, &plan.sort, false)))));
+        }
+        if let (true, Some((first, _))) = (more_before, matches.first()) {
+            links.push(("previous", link(Some(&edge(first, &plan.sort, true)))));
+        }
+
+        let total = if plan.total == Total::None {
+            None
+        } else {
+            total
+        };
+        let mut bundle = BundleWriter::new("searchset", total, &links);
+        let entries = matches
+            .iter()
+            .map(|m| (m, "match"))
+            .chain(included.iter().map(|i| (i, "include")));
+        for ((row, json), mode) in entries {
+            let full_url = format!("{base}/{}/{}", row.res_type, row.res_id);
+            let content = shaped(&plan.shape, &row.content, json);
+            bundle.entry(
+                &full_url,
+                Some(&content),
+                &[("search", json!({ "mode": mode }))],
+            );
+        }
+        Ok(bundle.finish())
+    }
+
+    fn plan(&self, request: &SearchRequest) -> Result<Plan, ServiceError> {
+        let (mut types, path, compartment) = match &request.scope {
+            SearchScope::Type(t) => {
+                ensure_type(t)?;
+                (vec![t.clone()], t.clone(), None)
+            }
+            SearchScope::PatientCompartment { patient, res_type } => {
+                ensure_id(patient)?;
+                ensure_type(res_type)?;
+                if fhir_profiles::patient_compartment_params(res_type).is_none()
+                    && res_type != "Patient"
+                {
+                    return Err(ServiceError::NotFound(format!(
+                        "{res_type} is not in the Patient compartment."
+                    )));
+                }
+                (
+                    vec![res_type.clone()],
+                    format!("Patient/{patient}/{res_type}"),
+                    Some(access::compartment_filter(res_type, patient)),
+                )
+            }
+            SearchScope::System => (Vec::new(), String::new(), None),
+        };
+        if matches!(request.scope, SearchScope::System) {
+            for (name, value) in &request.params {
+                if name == "_type" {
+                    for t in value.split(',').map(str::trim) {
+                        if !fhir_format::is_resource_type(t) {
+                            return Err(ServiceError::invalid_at(
+                                "_type",
+                                format!("'{t}' is not a FHIR R4 resource type."),
+                            ));
+                        }
+                        if !types.iter().any(|x| x == t) {
+                            types.push(t.to_owned());
+                        }
+                    }
+                }
+            }
+            if types.is_empty() {
+                types = fhir_format::resource_types()
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect();
+            }
+        }
+        let ctx = ParseContext {
+            strict: request.strict,
+            ..self.parse_context()
+        };
+        let mut plan = Plan {
+            types: types.clone(),
+            path,
+            filters: compartment.into_iter().collect(),
+            sort: Vec::new(),
+            count: DEFAULT_COUNT,
+            total: Total::Default,
+            summary_count: false,
+            shape: Shape::Full,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+            position: None,
+            applied: Vec::new(),
+        };
+        let mut cursor = None;
+        let mut shape_query = Vec::new();
+        for (name, value) in &request.params {
+            let keep = |plan: &mut Plan| plan.applied.push((name.clone(), value.clone()));
+            match name.as_str() {
+                "_format" | "_pretty" => {}
+                "_type" if matches!(request.scope, SearchScope::System) => keep(&mut plan),
+                "_count" => {
+                    plan.count = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|c| *c >= 0)
+                        .ok_or_else(|| {
+                            ServiceError::invalid_at(
+                                "_count",
+                                "_count must be a whole number, 0 or more.",
+                            )
+                        })?
+                        .min(MAX_COUNT);
+                }
+                "_sort" => {
+                    plan.sort = params::sort(&types, value)?;
+                    keep(&mut plan);
+                }
+                "_total" => {
+                    plan.total = match value.as_str() {
+                        "none" => Total::None,
+                        "estimate" => Total::Estimate,
+                        "accurate" => Total::Accurate,
+                        _ => {
+                            return Err(ServiceError::invalid_at(
+                                "_total",
+                                "_total takes none, estimate or accurate.",
+                            ))
+                        }
+                    };
+                    keep(&mut plan);
+                }
+                "_summary" if value == "count" => {
+                    plan.summary_count = true;
+                    keep(&mut plan);
+                }
+                "_summary" | "_elements" => {
+                    shape_query.push(format!("{}={}", encode(name), encode(value)));
+                    keep(&mut plan);
+                }
+                "_contained" | "_containedType" => {
+                    if !(name == "_contained" && value == "false") {
+                        return Err(ServiceError::invalid_at(
+                            name.clone(),
+                            "Searching contained resources is not supported.",
+                        ));
+                    }
+                    keep(&mut plan);
+                }
+                "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
+                    let reverse = name.starts_with("_revinclude");
+                    let include = parse_include(name, value, name.ends_with(":iterate"))?;
+                    if !reverse && !include.iterate && !types.contains(&include.source_type) {
+                        return Err(ServiceError::invalid_at(
+                            name.clone(),
+                            format!("{} is not a type searched here.", include.source_type),
+                        ));
+                    }
+                    if reverse {
+                        plan.revincludes.push(include);
+                    } else {
+                        plan.includes.push(include);
+                    }
+                    keep(&mut plan);
+                }
+                "_cursor" => cursor = Some(value.clone()),
+                _ => {
+                    if let Some(f) = params::filter(&ctx, &types, name, value)? {
+                        plan.filters.push(f);
+                        keep(&mut plan);
+                    }
+                }
+            }
+        }
+        plan.applied
+            .push(("_count".to_owned(), plan.count.to_string()));
+        plan.shape = Shape::parse(&shape_query.join("&"))?;
+        if let Some(cursor) = cursor {
+            plan.position = Some(decode_cursor(&cursor, &plan.sort)?);
+        }
+        Ok(plan)
+    }
+
+    /// The `_include` and `_revinclude` resources of a page the token may read.
+    async fn included(
+        &self,
+        access: &Access,
+        plan: &Plan,
+        matches: &[(SearchRow, Value)],
+    ) -> Result<Vec<(SearchRow, Value)>, ServiceError> {
+        if plan.includes.is_empty() && plan.revincludes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen: HashSet<ResourceKey> = matches.iter().map(|(r, _)| key_of(r)).collect();
+        let mut frontier: Vec<ResourceKey> = seen.iter().cloned().collect();
+        let includes = plan.includes.clone();
+        let revincludes = plan.revincludes.clone();
+        let mut out: Vec<(SearchRow, Value)> = Vec::new();
+        for round in 0..=MAX_ITERATE {
+            if frontier.is_empty() || out.len() >= MAX_INCLUDED {
+                break;
+            }
+            let round_includes: Vec<Include> = includes
+                .iter()
+                .filter(|i| round == 0 || i.iterate)
+                .cloned()
+                .collect();
+            let round_revincludes: Vec<Include> = revincludes
+                .iter()
+                .filter(|i| round == 0 || i.iterate)
+                .cloned()
+                .collect();
+            if round_includes.is_empty() && round_revincludes.is_empty() {
+                break;
+            }
+            let from = frontier.clone();
+            let rows = self
+                .read_tx(move |tx| {
+                    let mut keys = Vec::new();
+                    for inc in &round_includes {
+                        let sources: Vec<ResourceKey> = from
+                            .iter()
+                            .filter(|k| k.res_type == inc.source_type)
+                            .cloned()
+                            .collect();
+                        let params: Vec<String> = inc.param.iter().cloned().collect();
+                        let targets: Vec<String> = inc.target_type.iter().cloned().collect();
+                        keys.extend(tx.reference_targets(&sources, &params, &targets)?);
+                    }
+                    for inc in &round_revincludes {
+                        let targets: Vec<ResourceKey> = from
+                            .iter()
+                            .filter(|k| inc.target_type.as_ref().is_none_or(|t| *t == k.res_type))
+                            .cloned()
+                            .collect();
+                        keys.extend(tx.referrers(
+                            &targets,
+                            Some(&inc.source_type),
+                            inc.param.as_deref(),
+                        )?);
+                    }
+                    keys.sort_by(|a, b| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
+                    keys.dedup();
+                    keys.truncate(MAX_INCLUDED);
+                    tx.current_many(&keys)
+                })
+                .await?;
+            frontier.clear();
+            for row in rows {
+                let key = key_of(&row);
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                let Ok(json) = serde_json::from_str::<Value>(&row.content) else {
+                    continue;
+                };
+                // An included resource is shown only when the token may read it.
+                if access.require(Permission::Read, &row.res_type).is_ok()
+                    && access.permits(Permission::Read, &json)
+                {
+                    frontier.push(key);
+                    out.push((row, json));
+                }
+            }
+        }
+        out.sort_by(|(a, _), (b, _)| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
+        Ok(out)
+    }
+}
+
+fn key_of(row: &SearchRow) -> ResourceKey {
+    ResourceKey {
+        res_type: row.res_type.clone(),
+        res_id: row.res_id.clone(),
+    }
+}
+
+/// `Type:param[:target]` or `*` (search.html#include).
+fn parse_include(name: &str, value: &str, iterate: bool) -> Result<Include, ServiceError> {
+    let bad = || {
+        ServiceError::invalid_at(
+            name.to_owned(),
+            format!("'{value}' is not [type]:[reference parameter][:target type] or *."),
+        )
+    };
+    let parts: Vec<&str> = value.split(':').collect();
+    let (source_type, param, target_type) = match parts.as_slice() {
+        [t, p] => (*t, *p, None),
+        [t, p, target] => (*t, *p, Some(*target)),
+        _ => return Err(bad()),
+    };
+    if !fhir_format::is_resource_type(source_type) {
+        return Err(bad());
+    }
+    if let Some(t) = target_type {
+        if !fhir_format::is_resource_type(t) {
+            return Err(bad());
+        }
+    }
+    let param = if param == "*" {
+        None
+    } else {
+        let sp = fhir_profiles::search_parameter(source_type, param)
+            .filter(|sp| sp.kind == "reference")
+            .ok_or_else(|| {
+                ServiceError::invalid_at(
+                    name.to_owned(),
+                    format!("'{param}' is not a reference parameter of {source_type}."),
+                )
+            })?;
+        Some(sp.code.clone())
+    };
+    Ok(Include {
+        source_type: source_type.to_owned(),
+        param,
+        target_type: target_type.map(str::to_owned),
+        iterate,
+    })
+}
+
+/// The cursor of a page edge: after the last row, or (paging back) before the first.
+fn edge(row: &SearchRow, sort: &[SortKey], backwards: bool) -> Position {
+    Position {
+        keys: row.keys(sort),
+        res_type: row.res_type.clone(),
+        res_id: row.res_id.clone(),
+        backwards,
+    }
+}
+
+fn encode_cursor(position: &Position) -> String {
+    let keys: Vec<Value> = position
+        .keys
+        .iter()
+        .map(|k| match k {
+            KeyValue::Text(s) => json!(s),
+            KeyValue::Int(i) => json!(i.to_string()),
+            KeyValue::Float(f) => json!(f),
+        })
+        .collect();
+    let value =
+        json!({"k": keys, "t": position.res_type, "i": position.res_id, "b": position.backwards});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn decode_cursor(cursor: &str, sort: &[SortKey]) -> Result<Position, ServiceError> {
+    let bad =
+        || ServiceError::invalid_at("_cursor", "The paging cursor is not valid for this search.");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let keys = value.get("k").and_then(Value::as_array).ok_or_else(bad)?;
+    if keys.len() != sort.len() {
+        return Err(bad());
+    }
+    let keys = keys
+        .iter()
+        .zip(sort)
+        .map(|(k, s)| match s.kind() {
+            KeyKind::Text => k.as_str().map(|s| KeyValue::Text(s.to_owned())),
+            KeyKind::Int => k.as_str().and_then(|s| s.parse().ok()).map(KeyValue::Int),
+            KeyKind::Float => k.as_f64().map(KeyValue::Float),
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    Ok(Position {
+        keys,
+        res_type: value
+            .get("t")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_owned(),
+        res_id: value
+            .get("i")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_owned(),
+        backwards: value.get("b").and_then(Value::as_bool).ok_or_else(bad)?,
+    })
+}
+
+/// The entry's resource text: stored as is, or shaped by `_summary` / `_elements`.
+fn shaped(shape: &Shape, content: &str, json: &Value) -> String {
+    if shape.is_full() {
+        return content.to_owned();
+    }
+    let mut json = json.clone();
+    shape.apply(&mut json);
+    json.to_string()
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

@@ -1,0 +1,938 @@
+//! Search queries over the index tables (search.html), written once for both backends.
+//!
+//! The service hands over a [`SearchQuery`]: resource types, a tree of [`Filter`]s, sort
+//! keys and a keyset position. It becomes one SQL statement whose values are all bound
+//! parameters (never spliced into the text). Each filter is a semi-join
+//! `(rv.res_type, rv.res_id) IN (SELECT res_type, res_id FROM <index> WHERE ...)`, which
+//! both planners drive from the index when it is selective; chains and `_has` nest the
+//! same shape. Pages are keyset pages: ordered by the sort keys, then type and id, and
+//! continued after the last row's keys, so no offset is ever scanned.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+
+use super::queries::Tx;
+use super::{DbConnection, StoreError};
+
+/// The index table of a search parameter type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Token,
+    String,
+    Date,
+    Number,
+    Quantity,
+    Reference,
+    Uri,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Token => "search_token",
+            Table::String => "search_string",
+            Table::Date => "search_date",
+            Table::Number => "search_number",
+            Table::Quantity => "search_quantity",
+            Table::Reference => "search_reference",
+            Table::Uri => "search_uri",
+        }
+    }
+}
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// How a stored range `[lo, hi]` compares with a searched range (search.html#prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+/// A condition on the rows of one index table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Any row of the parameter (for `:missing=false`).
+    Any,
+    /// Token by system and/or code (`None` = any).
+    Token {
+        system: Option<String>,
+        code: Option<String>,
+    },
+    /// Folded string starts with the (folded) value.
+    StringStarts(String),
+    /// The string exactly as written (`norm` is its folded form, to use the index).
+    StringExact { norm: String, exact: String },
+    /// Folded string contains the (folded) value.
+    StringContains(String),
+    /// The row's range `[lo, hi]` against the searched range (dates, in ms).
+    DateRange { prefix: Prefix, lo: i64, hi: i64 },
+    /// The row's value against the searched range (numbers; quantities with unit).
+    Value {
+        prefix: Prefix,
+        lo: f64,
+        hi: f64,
+        /// Quantity only: the unit system and code, when searched.
+        system: Option<String>,
+        code: Option<String>,
+    },
+    /// A local reference: target type (any when `None`) and id.
+    Target { types: Vec<String>, id: String },
+    /// An absolute or canonical reference.
+    Url(String),
+    /// URI equal, or (`below`) starting with the value, or (`above`) a prefix of it.
+    Uri { value: String, mode: UriMode },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriMode {
+    Equal,
+    Below,
+    Above,
+}
+
+/// What resources must satisfy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    /// The logical id is one of these.
+    Id(Vec<String>),
+    /// The resource type is one of these.
+    Types(Vec<String>),
+    /// `meta.lastUpdated` (a point) against a searched range.
+    LastUpdated {
+        prefix: Prefix,
+        lo: i64,
+        hi: i64,
+    },
+    /// Some row of the index table for `param` satisfies `cond`.
+    Index {
+        table: Table,
+        param: String,
+        cond: Cond,
+    },
+    /// Chaining (search.html#chaining): the reference `param` points at a resource of
+    /// one of `target_types` that satisfies `filter`.
+    Chain {
+        param: String,
+        target_types: Vec<String>,
+        filter: Box<Filter>,
+    },
+    /// Reverse chaining (search.html#has): some `source_type` resource whose reference
+    /// `param` points here satisfies `filter`.
+    Has {
+        source_type: String,
+        param: String,
+        filter: Box<Filter>,
+    },
+}
+
+/// The kind of a sort key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Text,
+    Int,
+    Float,
+}
+
+/// One `_sort` key (search.html#sort).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub source: SortSource,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortSource {
+    Id,
+    LastUpdated,
+    Index { table: Table, param: String },
+}
+
+impl SortKey {
+    /// The kind of value this key sorts by.
+    pub fn kind(&self) -> KeyKind {
+        match &self.source {
+            SortSource::Id => KeyKind::Text,
+            SortSource::LastUpdated => KeyKind::Int,
+            SortSource::Index { table, .. } => match table {
+                Table::Date => KeyKind::Int,
+                Table::Number | Table::Quantity => KeyKind::Float,
+                _ => KeyKind::Text,
+            },
+        }
+    }
+}
+
+/// A sort key value of a row (the keyset position).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// Where a page starts: strictly after (or, paging back, before) this row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub keys: Vec<KeyValue>,
+    pub res_type: String,
+    pub res_id: String,
+    /// Paging backwards: rows before the position, nearest first.
+    pub backwards: bool,
+}
+
+/// Most sort keys a search may have.
+pub const MAX_SORT_KEYS: usize = 3;
+
+/// A search of current resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The types searched (at least one).
+    pub types: Vec<String>,
+    pub filter: Filter,
+    pub sort: Vec<SortKey>,
+    pub position: Option<Position>,
+    pub limit: i64,
+}
+
+/// A row of a search result.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SearchRow {
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    #[diesel(sql_type = Text)]
+    pub res_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub version_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub last_updated: i64,
+    #[diesel(sql_type = Text)]
+    pub content: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    s1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    s2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    s3: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i1: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i2: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i3: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f1: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f2: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f3: Option<f64>,
+}
+
+impl SearchRow {
+    /// The row's sort key values, for the next page's position.
+    pub fn keys(&self, sort: &[SortKey]) -> Vec<KeyValue> {
+        sort.iter()
+            .enumerate()
+            .map(|(i, key)| match key.kind() {
+                KeyKind::Text => KeyValue::Text(
+                    [&self.s1, &self.s2, &self.s3][i]
+                        .clone()
+                        .unwrap_or_default(),
+                ),
+                KeyKind::Int => KeyValue::Int([self.i1, self.i2, self.i3][i].unwrap_or_default()),
+                KeyKind::Float => {
+                    KeyValue::Float([self.f1, self.f2, self.f3][i].unwrap_or_default())
+                }
+            })
+            .collect()
+    }
+}
+
+/// A (type, id) pair of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, QueryableByName)]
+pub struct ResourceKey {
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    #[diesel(sql_type = Text)]
+    pub res_id: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Sort values of resources without the sorted element: after all others ascending.
+const TEXT_LAST: &str = "\u{10FFFF}";
+const INT_LAST: i64 = i64::MAX;
+const FLOAT_LAST: f64 = f64::MAX;
+
+/// SQL text with bound values; `?` marks a bind, numbered per backend when run.
+#[derive(Debug, Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: Bind) -> &mut Self {
+        self.text.push('\u{1}');
+        self.binds.push(value);
+        self
+    }
+
+    fn text(&mut self, value: &str) -> &mut Self {
+        self.bind(Bind::Text(value.to_owned()))
+    }
+
+    fn list(&mut self, values: &[String]) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v);
+        }
+        self.push(")")
+    }
+
+    /// The statement for a backend: `$1, $2...` for PostgreSQL, `?` for SQLite.
+    fn render(&self, numbered: bool) -> String {
+        let mut out = String::with_capacity(self.text.len() + 8);
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c == '\u{1}' {
+                n += 1;
+                if numbered {
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push('?');
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// Runs `$sql` on the concrete connection, loading rows of type `$row`.
+macro_rules! load {
+    ($conn:expr, $sql:expr, $row:ty) => {{
+        let sql = $sql;
+        match $conn {
+            DbConnection::Postgres(c) => {
+                let mut q = diesel::sql_query(sql.render(true)).into_boxed();
+                for b in &sql.binds {
+                    q = match b {
+                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
+                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
+                        Bind::Float(f) => q.bind::<Double, _>(*f),
+                    };
+                }
+                q.load::<$row>(c).map_err(StoreError::from)
+            }
+            DbConnection::Sqlite(c) => {
+                let mut q = diesel::sql_query(sql.render(false)).into_boxed();
+                for b in &sql.binds {
+                    q = match b {
+                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
+                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
+                        Bind::Float(f) => q.bind::<Double, _>(*f),
+                    };
+                }
+                q.load::<$row>(c).map_err(StoreError::from)
+            }
+        }
+    }};
+}
+
+impl Tx<'_> {
+    /// One page of a search.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT q.* FROM (SELECT rv.res_type, rv.res_id, rv.version_id, rv.last_updated, rv.content");
+        for slot in 0..MAX_SORT_KEYS {
+            let key = query.sort.get(slot);
+            for kind in [KeyKind::Text, KeyKind::Int, KeyKind::Float] {
+                sql.push(", ");
+                match key {
+                    Some(key) if key.kind() == kind => sort_value(&mut sql, key),
+                    _ => {
+                        sql.push(match kind {
+                            KeyKind::Text => "CAST(NULL AS TEXT)",
+                            KeyKind::Int => "CAST(NULL AS BIGINT)",
+                            KeyKind::Float => "CAST(NULL AS DOUBLE PRECISION)",
+                        });
+                    }
+                }
+                let name = match kind {
+                    KeyKind::Text => "s",
+                    KeyKind::Int => "i",
+                    KeyKind::Float => "f",
+                };
+                sql.push(&format!(" AS {name}{}", slot + 1));
+            }
+        }
+        sql.push(" FROM resource_versions rv WHERE ");
+        current_of(&mut sql, "rv", &query.types);
+        sql.push(" AND ");
+        filter(&mut sql, "rv", &query.types, &query.filter);
+        sql.push(") q");
+        let columns: Vec<String> = query
+            .sort
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let prefix = match key.kind() {
+                    KeyKind::Text => "s",
+                    KeyKind::Int => "i",
+                    KeyKind::Float => "f",
+                };
+                format!("q.{prefix}{}", i + 1)
+            })
+            .collect();
+        let backwards = query.position.as_ref().is_some_and(|p| p.backwards);
+        if let Some(position) = &query.position {
+            sql.push(" WHERE ");
+            keyset(&mut sql, &columns, &query.sort, position);
+        }
+        sql.push(" ORDER BY ");
+        for (column, key) in columns.iter().zip(&query.sort) {
+            sql.push(column);
+            sql.push(if key.descending != backwards {
+                " DESC, "
+            } else {
+                " ASC, "
+            });
+        }
+        let tail = if backwards { " DESC" } else { " ASC" };
+        sql.push(&format!("q.res_type{tail}, q.res_id{tail} LIMIT "));
+        sql.bind(Bind::Int(query.limit));
+        let mut rows = load!(&mut *self.conn, sql, SearchRow)?;
+        if backwards {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// How many resources a search matches in all (`_total=accurate`).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn search_count(&mut self, types: &[String], where_: &Filter) -> Result<i64, StoreError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT COUNT(*) AS n FROM resource_versions rv WHERE ");
+        current_of(&mut sql, "rv", types);
+        sql.push(" AND ");
+        filter(&mut sql, "rv", types, where_);
+        let rows = load!(&mut *self.conn, sql, Count)?;
+        Ok(rows.first().map_or(0, |c| c.n))
+    }
+
+    /// The local targets of the reference parameters `params` of the given resources
+    /// (`_include`), restricted to `target_types` when not empty.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn reference_targets(
+        &mut self,
+        sources: &[ResourceKey],
+        params: &[String],
+        target_types: &[String],
+    ) -> Result<Vec<ResourceKey>, StoreError> {
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        sql.push("SELECT DISTINCT r.target_type AS res_type, r.target_id AS res_id FROM search_reference r WHERE r.target_id <> '' AND (");
+        keys_in(&mut sql, "r", sources);
+        sql.push(")");
+        if !params.is_empty() {
+            sql.push(" AND r.param IN ");
+            sql.list(params);
+        }
+        if !target_types.is_empty() {
+            sql.push(" AND r.target_type IN ");
+            sql.list(target_types);
+        }
+        load!(&mut *self.conn, sql, ResourceKey)
+    }
+
+    /// The `source_type` resources whose reference `param` (any when `None`) points at one
+    /// of `targets` (`_revinclude`).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn referrers(
+        &mut self,
+        targets: &[ResourceKey],
+        source_type: Option<&str>,
+        param: Option<&str>,
+    ) -> Result<Vec<ResourceKey>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        sql.push("SELECT DISTINCT r.res_type, r.res_id FROM search_reference r WHERE (");
+        for (i, t) in targets.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("(r.target_type = ")
+                .text(&t.res_type)
+                .push(" AND r.target_id = ")
+                .text(&t.res_id)
+                .push(")");
+        }
+        sql.push(")");
+        if let Some(source_type) = source_type {
+            sql.push(" AND r.res_type = ").text(source_type);
+        }
+        if let Some(param) = param {
+            sql.push(" AND r.param = ").text(param);
+        }
+        load!(&mut *self.conn, sql, ResourceKey)
+    }
+
+    /// The current, live versions of `keys` (in no particular order).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn current_many(&mut self, keys: &[ResourceKey]) -> Result<Vec<SearchRow>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        sql.push("SELECT rv.res_type, rv.res_id, rv.version_id, rv.last_updated, rv.content");
+        for slot in 1..=MAX_SORT_KEYS {
+            sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
+        }
+        sql.push(" FROM resource_versions rv WHERE rv.is_current AND NOT rv.deleted AND (");
+        keys_in(&mut sql, "rv", keys);
+        sql.push(")");
+        load!(&mut *self.conn, sql, SearchRow)
+    }
+}
+
+/// `alias` is a current, live version of one of `types`.
+fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
+    sql.push(&format!(
+        "{alias}.is_current AND NOT {alias}.deleted AND {alias}.res_type IN "
+    ));
+    sql.list(types);
+}
+
+/// `(alias.res_type = ? AND alias.res_id = ?) OR ...`
+fn keys_in(sql: &mut Sql, alias: &str, keys: &[ResourceKey]) {
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push(&format!("({alias}.res_type = "))
+            .text(&k.res_type)
+            .push(&format!(" AND {alias}.res_id = "))
+            .text(&k.res_id)
+            .push(")");
+    }
+}
+
+/// The value a sort key orders `rv` by.
+fn sort_value(sql: &mut Sql, key: &SortKey) {
+    match &key.source {
+        SortSource::Id => {
+            sql.push("rv.res_id");
+        }
+        SortSource::LastUpdated => {
+            sql.push("rv.last_updated");
+        }
+        SortSource::Index { table, param } => {
+            let (column, last) = match table {
+                Table::String => ("norm", Bind::Text(TEXT_LAST.into())),
+                Table::Token => ("code", Bind::Text(TEXT_LAST.into())),
+                Table::Uri => ("uri", Bind::Text(TEXT_LAST.into())),
+                Table::Reference => ("target_id", Bind::Text(TEXT_LAST.into())),
+                Table::Date if key.descending => ("hi", Bind::Int(INT_LAST)),
+                Table::Date => ("lo", Bind::Int(INT_LAST)),
+                Table::Number | Table::Quantity => ("value", Bind::Float(FLOAT_LAST)),
+            };
+            let aggregate = if key.descending { "MAX" } else { "MIN" };
+            sql.push(&format!(
+                "COALESCE((SELECT {aggregate}(x.{column}) FROM {} x WHERE x.res_type = rv.res_type AND x.res_id = rv.res_id AND x.param = ",
+                table.name()
+            ));
+            sql.text(param).push("), ").bind(last).push(")");
+        }
+    }
+}
+
+/// Rows strictly after (or before, paging back) `position` in the sort order.
+fn keyset(sql: &mut Sql, columns: &[String], sort: &[SortKey], position: &Position) {
+    // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... OR (all equal AND (type, id) > (t, i))
+    let after = |descending: bool| {
+        if descending != position.backwards {
+            " < "
+        } else {
+            " > "
+        }
+    };
+    sql.push("(");
+    for i in 0..=columns.len() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(");
+        for j in 0..i {
+            sql.push(&columns[j]).push(" = ");
+            bind_key(sql, &position.keys[j]);
+            sql.push(" AND ");
+        }
+        if i < columns.len() {
+            sql.push(&columns[i]).push(after(sort[i].descending));
+            bind_key(sql, &position.keys[i]);
+        } else {
+            let op = after(false);
+            sql.push(&format!("(q.res_type{op}"))
+                .text(&position.res_type)
+                .push(&format!(" OR (q.res_type = "))
+                .text(&position.res_type)
+                .push(&format!(" AND q.res_id{op}"))
+                .text(&position.res_id)
+                .push("))");
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+fn bind_key(sql: &mut Sql, value: &KeyValue) {
+    sql.bind(match value {
+        KeyValue::Text(s) => Bind::Text(s.clone()),
+        KeyValue::Int(i) => Bind::Int(*i),
+        KeyValue::Float(f) => Bind::Float(*f),
+    });
+}
+
+/// `f` holds for `alias` (a `resource_versions` row of one of `types`).
+fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
+    match f {
+        Filter::And(parts) if parts.is_empty() => {
+            sql.push("1 = 1");
+        }
+        Filter::Or(parts) if parts.is_empty() => {
+            sql.push("1 = 0");
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            let joiner = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.push("(");
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(joiner);
+                }
+                filter(sql, alias, types, part);
+            }
+            sql.push(")");
+        }
+        Filter::Not(inner) => {
+            sql.push("NOT ");
+            filter(sql, alias, types, inner);
+        }
+        Filter::Id(ids) => {
+            sql.push(&format!("{alias}.res_id IN "));
+            sql.list(ids);
+        }
+        Filter::Types(types) => {
+            sql.push(&format!("{alias}.res_type IN "));
+            sql.list(types);
+        }
+        Filter::LastUpdated { prefix, lo, hi } => {
+            let column = format!("{alias}.last_updated");
+            compare(
+                sql,
+                &column,
+                &column,
+                *prefix,
+                Bind::Int(*lo),
+                Bind::Int(*hi),
+            );
+        }
+        Filter::Index { table, param, cond } => {
+            sql.push(&format!(
+                "({alias}.res_type, {alias}.res_id) IN (SELECT x.res_type, x.res_id FROM {} x WHERE x.res_type IN ",
+                table.name()
+            ));
+            sql.list(types);
+            sql.push(" AND x.param = ").text(param);
+            condition(sql, cond);
+            sql.push(")");
+        }
+        Filter::Chain {
+            param,
+            target_types,
+            filter: inner,
+        } => {
+            let next = format!("{alias}t");
+            sql.push(&format!(
+                "({alias}.res_type, {alias}.res_id) IN (SELECT r.res_type, r.res_id FROM search_reference r WHERE r.res_type IN "
+            ));
+            sql.list(types);
+            sql.push(" AND r.param = ").text(param);
+            sql.push(" AND r.target_type IN ").list(target_types);
+            sql.push(&format!(
+                " AND (r.target_type, r.target_id) IN (SELECT {next}.res_type, {next}.res_id FROM resource_versions {next} WHERE "
+            ));
+            current_of(sql, &next, target_types);
+            sql.push(" AND ");
+            filter(sql, &next, target_types, inner);
+            sql.push("))");
+        }
+        Filter::Has {
+            source_type,
+            param,
+            filter: inner,
+        } => {
+            let next = format!("{alias}h");
+            let sources = [source_type.clone()];
+            sql.push(&format!(
+                "({alias}.res_type, {alias}.res_id) IN (SELECT r.target_type, r.target_id FROM search_reference r WHERE r.res_type = "
+            ));
+            sql.text(source_type).push(" AND r.param = ").text(param);
+            sql.push(&format!(
+                " AND r.res_id IN (SELECT {next}.res_id FROM resource_versions {next} WHERE "
+            ));
+            current_of(sql, &next, &sources);
+            sql.push(" AND ");
+            filter(sql, &next, &sources, inner);
+            sql.push("))");
+        }
+    }
+}
+
+/// ` AND <cond on x>`
+fn condition(sql: &mut Sql, cond: &Cond) {
+    match cond {
+        Cond::Any => {}
+        Cond::Token { system, code } => {
+            if let Some(code) = code {
+                sql.push(" AND x.code = ").text(code);
+            }
+            if let Some(system) = system {
+                sql.push(" AND x.system = ").text(system);
+            }
+        }
+        Cond::StringStarts(prefix) => {
+            // A prefix is an index range in byte order (C collation).
+            sql.push(" AND x.norm >= ")
+                .text(prefix)
+                .push(" AND x.norm < ")
+                .bind(Bind::Text(format!("{prefix}{TEXT_LAST}")));
+        }
+        Cond::StringExact { norm, exact } => {
+            sql.push(" AND x.norm = ")
+                .text(norm)
+                .push(" AND x.exact = ")
+                .text(exact);
+        }
+        Cond::StringContains(part) => {
+            sql.push(" AND x.norm LIKE ")
+                .bind(Bind::Text(format!("%{}%", escape_like(part))))
+                .push(" ESCAPE '\\'");
+        }
+        Cond::DateRange { prefix, lo, hi } => {
+            sql.push(" AND ");
+            compare(sql, "x.lo", "x.hi", *prefix, Bind::Int(*lo), Bind::Int(*hi));
+        }
+        Cond::Value {
+            prefix,
+            lo,
+            hi,
+            system,
+            code,
+        } => {
+            if let Some(code) = code {
+                sql.push(" AND x.code = ").text(code);
+            }
+            if let Some(system) = system {
+                sql.push(" AND x.system = ").text(system);
+            }
+            sql.push(" AND ");
+            // search.html#number: `100` stands for [99.5, 100.5), open at the top.
+            match prefix {
+                Prefix::Eq => {
+                    sql.push("(x.value >= ")
+                        .bind(Bind::Float(*lo))
+                        .push(" AND x.value < ")
+                        .bind(Bind::Float(*hi))
+                        .push(")");
+                }
+                Prefix::Ne => {
+                    sql.push("(x.value < ")
+                        .bind(Bind::Float(*lo))
+                        .push(" OR x.value >= ")
+                        .bind(Bind::Float(*hi))
+                        .push(")");
+                }
+                _ => compare(
+                    sql,
+                    "x.value",
+                    "x.value",
+                    *prefix,
+                    Bind::Float(*lo),
+                    Bind::Float(*hi),
+                ),
+            }
+        }
+        Cond::Target { types, id } => {
+            sql.push(" AND x.target_id = ").text(id);
+            if !types.is_empty() {
+                sql.push(" AND x.target_type IN ").list(types);
+            }
+        }
+        Cond::Url(url) => {
+            sql.push(" AND x.url = ").text(url);
+        }
+        Cond::Uri { value, mode } => match mode {
+            UriMode::Equal => {
+                sql.push(" AND x.uri = ").text(value);
+            }
+            UriMode::Below => {
+                sql.push(" AND x.uri >= ")
+                    .text(value)
+                    .push(" AND x.uri < ")
+                    .bind(Bind::Text(format!("{value}{TEXT_LAST}")));
+            }
+            UriMode::Above => {
+                // Every prefix of the value that ends at a path boundary, and the value.
+                let mut prefixes: Vec<String> = value
+                    .char_indices()
+                    .filter(|(_, c)| *c == '/')
+                    .map(|(i, _)| value[..i].to_owned())
+                    .filter(|p| p.contains("://") && !p.ends_with(':') && !p.ends_with('/'))
+                    .collect();
+                prefixes.push(value.clone());
+                sql.push(" AND x.uri IN ").list(&prefixes);
+            }
+        },
+    }
+}
+
+/// The stored range `[lo_col, hi_col]` against the searched range `[lo, hi]`
+/// (search.html#prefix). `ap` is taken as overlapping the searched range.
+fn compare(sql: &mut Sql, lo_col: &str, hi_col: &str, prefix: Prefix, lo: Bind, hi: Bind) {
+    match prefix {
+        Prefix::Eq => {
+            sql.push(&format!("({lo_col} >= "))
+                .bind(lo)
+                .push(&format!(" AND {hi_col} <= "))
+                .bind(hi)
+                .push(")");
+        }
+        Prefix::Ne => {
+            sql.push(&format!("({lo_col} < "))
+                .bind(lo)
+                .push(&format!(" OR {hi_col} > "))
+                .bind(hi)
+                .push(")");
+        }
+        Prefix::Ap => {
+            sql.push(&format!("({hi_col} >= "))
+                .bind(lo)
+                .push(&format!(" AND {lo_col} <= "))
+                .bind(hi)
+                .push(")");
+        }
+        Prefix::Gt => {
+            sql.push(&format!("{hi_col} > ")).bind(hi);
+        }
+        Prefix::Lt => {
+            sql.push(&format!("{lo_col} < ")).bind(lo);
+        }
+        Prefix::Ge => {
+            sql.push(&format!("{hi_col} >= ")).bind(lo);
+        }
+        Prefix::Le => {
+            sql.push(&format!("{lo_col} <= ")).bind(hi);
+        }
+        Prefix::Sa => {
+            sql.push(&format!("{lo_col} > ")).bind(hi);
+        }
+        Prefix::Eb => {
+            sql.push(&format!("{hi_col} < ")).bind(lo);
+        }
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_are_numbered_per_backend() {
+        let mut sql = Sql::default();
+        sql.push("a = ")
+            .text("x")
+            .push(" AND b = ")
+            .bind(Bind::Int(1));
+        assert_eq!(sql.render(true), "a = $1 AND b = $2");
+        assert_eq!(sql.render(false), "a = ? AND b = ?");
+        assert_eq!(sql.binds.len(), 2);
+    }
+
+    #[test]
+    fn values_never_enter_the_sql_text() {
+        let mut sql = Sql::default();
+        let evil = "x'); DROP TABLE resource_versions; --".to_owned();
+        filter(
+            &mut sql,
+            "rv",
+            &["Patient".to_owned()],
+            &Filter::Index {
+                table: Table::String,
+                param: evil.clone(),
+                cond: Cond::StringContains(evil.clone()),
+            },
+        );
+        assert!(!sql.render(true).contains("DROP"));
+    }
+}
