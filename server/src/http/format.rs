@@ -72,6 +72,18 @@ impl Representation {
     /// 406 when neither `_format` nor `Accept` names a format this server writes; 400 for
     /// bad `_summary`/`_elements`/`_pretty` values.
     pub fn negotiate(req: &HttpRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            shape: Shape::parse(req.query_string()).map_err(ApiError::from)?,
+            ..Self::negotiate_bundle(req)?
+        })
+    }
+
+    /// Negotiates the format of a Bundle whose entries the service shapes itself (search:
+    /// `_summary` and `_elements` apply to each entry, and `_summary=count` is valid).
+    ///
+    /// # Errors
+    /// As [`Representation::negotiate`], without the shape checks.
+    pub fn negotiate_bundle(req: &HttpRequest) -> Result<Self, ApiError> {
         let (format, mime) = if let Some(f) = query_param(req, "_format") {
             by_name(&f).ok_or_else(|| not_acceptable(&format!("_format={f}")))?
         } else {
@@ -92,12 +104,11 @@ impl Representation {
                     .at(Some("_pretty".into())))
             }
         };
-        let shape = Shape::parse(req.query_string()).map_err(ApiError::from)?;
         Ok(Self {
             format,
             mime,
             pretty,
-            shape,
+            shape: Shape::Full,
         })
     }
 

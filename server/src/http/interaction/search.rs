@@ -102,7 +102,7 @@ async fn search(
     scope: SearchScope,
     params: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let repr = Representation::negotiate(req)?;
+    let repr = Representation::negotiate_bundle(req)?;
     let request = SearchRequest {
         scope,
         params,
