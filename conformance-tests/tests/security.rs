@@ -452,3 +452,136 @@ fn patient_app_with_authorization_code_and_pkce() {
         .fetch()
         .expect_error(403);
 }
+
+/// Search under access control (scopes-and-launch-context.html): a `patient/` token's
+/// search, chains, `_has`, includes, compartment search and totals see only its own
+/// compartment; a granular scope narrows search to its category; `s` is needed to search.
+#[test]
+fn search_is_confined_to_what_the_token_may_see() {
+    for backend in [Backend::Sqlite, Backend::Postgres]
+        .into_iter()
+        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
+    {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let sys = unique_system();
+        let me = create_with(&s, &admin, &patient_with_identifier("Me", &sys, "ME"));
+        let other = create_with(
+            &s,
+            &admin,
+            &patient_with_identifier("Kín-Đáo", &sys, "OTHER"),
+        );
+        let my_shot = create_with(&s, &admin, &immunization_for(&me));
+        let their_shot = create_with(&s, &admin, &immunization_for(&other));
+        let lab = |patient: &str, category: &str| {
+            json!({"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+                "code": {"text": "t"}, "subject": {"reference": format!("Patient/{patient}")}})
+        };
+        let my_lab = create_with(&s, &admin, &lab(&me, "laboratory"));
+        let my_vitals = create_with(&s, &admin, &lab(&me, "vital-signs"));
+        create_with(&s, &admin, &lab(&other, "laboratory"));
+
+        let token = idp.token_with(
+            "patient/*.rs",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        let ids = |path: &str| -> Vec<String> {
+            let bundle = bearer(&s, Method::GET, path, &token)
+                .fetch()
+                .expect_status(200)
+                .json();
+            assert!(
+                !bundle.to_string().contains("Kín-Đáo"),
+                "{path} leaked another patient"
+            );
+            entries(&bundle)
+                .iter()
+                .map(|e| id_of(&e["resource"]))
+                .collect()
+        };
+        assert_eq!(
+            ids("Immunization"),
+            vec![my_shot.clone()],
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(ids(&format!("Patient?identifier={sys}|")), vec![me.clone()]);
+        assert_eq!(
+            ids(&format!("Immunization?patient.identifier={sys}|OTHER")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&format!(
+                "Patient?_has:Immunization:patient:_id={their_shot}"
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&format!(
+                "Immunization?_id={my_shot},{their_shot}&_include=Immunization:patient"
+            ))
+            .len(),
+            2
+        );
+        assert_eq!(
+            ids(&format!(
+                "Patient?_id={me}&_revinclude=Immunization:patient"
+            ))
+            .len(),
+            2
+        );
+        assert_eq!(
+            ids(&format!("Patient/{other}/Immunization")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&format!(
+                "?_type=Patient,Immunization&_id={me},{other},{my_shot},{their_shot}"
+            ))
+            .len(),
+            2
+        );
+        let counted = bearer(&s, Method::GET, "Observation?_summary=count", &token)
+            .fetch()
+            .expect_status(200)
+            .json();
+        assert_eq!(counted["total"], 2, "the total counts only the compartment");
+
+        // Granular scope: laboratory observations only.
+        let granular = idp.token_with(
+            "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+            &TokenOptions { patient: Some(&me), ..Default::default() },
+        );
+        let bundle = bearer(&s, Method::GET, "Observation?_total=accurate", &granular)
+            .fetch()
+            .expect_status(200)
+            .json();
+        let got: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![my_lab.clone()],
+            "[{}] vital signs {my_vitals} are outside the scope",
+            s.backend
+        );
+        assert_eq!(bundle["total"], 1);
+
+        // Read without search scope: 403 on search.
+        let read_only = idp.token_with(
+            "patient/*.r",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        bearer(&s, Method::GET, "Immunization", &read_only)
+            .fetch()
+            .expect_status(403);
+    }
+}

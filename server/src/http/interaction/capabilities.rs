@@ -21,6 +21,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
 /// `GET [base]/metadata`
@@ -90,6 +91,12 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "conditionalRead": "full-support",
                 "conditionalUpdate": true,
                 "conditionalDelete": "single",
+                "searchInclude": includes(t),
+                "searchRevInclude": ["*"],
+                "searchParam": crate::service::search::supported_parameters(t)
+                    .iter()
+                    .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -107,9 +114,21 @@ pub fn capability_statement(base_url: &str) -> Value {
         "rest": [{
             "mode": "server",
             "resource": resources,
-            "interaction": [{"code": "history-system"}],
+            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
         }],
     })
+}
+
+/// `_include` values of a type: `[type]:*` and each reference parameter.
+fn includes(res_type: &str) -> Vec<String> {
+    let mut out = vec![format!("{res_type}:*")];
+    out.extend(
+        crate::service::search::supported_parameters(res_type)
+            .iter()
+            .filter(|sp| sp.kind == "reference")
+            .map(|sp| format!("{res_type}:{}", sp.code)),
+    );
+    out
 }
 
 #[cfg(test)]
@@ -121,6 +140,34 @@ mod tests {
         let statement = capability_statement("http://localhost/fhir");
         let parsed = fhir_format::parse_json(statement.to_string().as_bytes()).expect("valid R4");
         assert_eq!(parsed["rest"][0]["resource"].as_array().unwrap().len(), 146);
+        let patient = parsed["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "Patient")
+            .unwrap();
+        let names: Vec<&str> = patient["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "identifier",
+            "name",
+            "family",
+            "birthdate",
+            "phone",
+            "_id",
+            "_lastUpdated",
+            "_tag",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        assert!(!names.contains(&"_text") && !names.contains(&"_content"));
     }
 
     #[test]

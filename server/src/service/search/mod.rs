@@ -474,6 +474,25 @@ impl Service {
     }
 }
 
+/// The search parameters of `res_type` this server searches: every standard parameter of
+/// a searchable type (not composite or special) whose expression it evaluates, plus `_id`
+/// and `_lastUpdated`.
+pub fn supported_parameters(res_type: &str) -> Vec<&'static fhir_profiles::SearchParameter> {
+    let empty = json!({ "resourceType": res_type });
+    fhir_profiles::search_parameters_for(res_type)
+        .iter()
+        .copied()
+        .filter(|sp| {
+            matches!(sp.code.as_str(), "_id" | "_lastUpdated")
+                || (params::table_of(sp).is_some()
+                    && !super::index::expressions(sp, res_type).is_empty()
+                    && super::index::expressions(sp, res_type)
+                        .iter()
+                        .all(|e| super::fhirpath::select(&empty, e).is_ok()))
+        })
+        .collect()
+}
+
 fn key_of(row: &SearchRow) -> ResourceKey {
     ResourceKey {
         res_type: row.res_type.clone(),

@@ -161,7 +161,9 @@ fn definition(
             },
         }
     }
-    if found.is_some_and(|sp| sp.expression.is_none()) {
+    // Composite and special parameters, and those without an expression (`_text`,
+    // `_content`), are not searched yet: to the client they are unknown parameters.
+    if found.is_some_and(|sp| sp.expression.is_none() || table_of(sp).is_none()) {
         return Ok(None);
     }
     Ok(found)
