@@ -183,7 +183,7 @@ pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {
 /// A granular constraint (`category=system|code`) as a token filter; a constraint on
 /// anything but a token parameter grants nothing.
 fn constraint_filter(res_type: &str, param: &str, wanted: &str) -> Filter {
-    if !fhir_profiles::search_parameter(res_type, param).is_some_and(|sp| sp.kind == "token") {
+    if fhir_profiles::search_parameter(res_type, param).is_none_or(|sp| sp.kind != "token") {
         return Filter::Or(Vec::new());
     }
     let (system, code) = match wanted.split_once('|') {

@@ -138,7 +138,13 @@ impl Service {
                 return Err(outside_compartment());
             }
             put(
-                tx, &ctx, &access, &res_type, &id, &patched, if_match, "PATCH",
+                tx,
+                &ctx,
+                &access,
+                (&res_type, &id),
+                &patched,
+                if_match,
+                "PATCH",
             )
         })
         .await

@@ -62,7 +62,13 @@ impl Service {
             keys.push(resource_lock_key(&res_type, &id));
             lock_all(tx, keys)?;
             put(
-                tx, &ctx, &access, &res_type, &id, &resource, if_match, "PUT",
+                tx,
+                &ctx,
+                &access,
+                (&res_type, &id),
+                &resource,
+                if_match,
+                "PUT",
             )
         })
         .await
@@ -123,7 +129,13 @@ impl Service {
             };
             tx.lock(resource_lock_key(&res_type, &id))?;
             put(
-                tx, &ctx, &access, &res_type, &id, &resource, if_match, "PUT",
+                tx,
+                &ctx,
+                &access,
+                (&res_type, &id),
+                &resource,
+                if_match,
+                "PUT",
             )
         })
         .await
@@ -135,8 +147,7 @@ pub(super) fn put(
     tx: &mut Tx<'_>,
     ctx: &IndexContext,
     access: &Access,
-    res_type: &str,
-    id: &str,
+    (res_type, id): (&str, &str),
     resource: &Value,
     if_match: Option<i64>,
     method: &str,

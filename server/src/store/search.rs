@@ -608,9 +608,9 @@ fn keyset(sql: &mut Sql, columns: &[String], sort: &[SortKey], position: &Positi
             sql.push(" OR ");
         }
         sql.push("(");
-        for j in 0..i {
-            sql.push(&columns[j]).push(" = ");
-            bind_key(sql, &position.keys[j]);
+        for (column, key) in columns.iter().zip(&position.keys).take(i) {
+            sql.push(column).push(" = ");
+            bind_key(sql, key);
             sql.push(" AND ");
         }
         if i < columns.len() {
@@ -620,7 +620,7 @@ fn keyset(sql: &mut Sql, columns: &[String], sort: &[SortKey], position: &Positi
             let op = after(false);
             sql.push(&format!("(q.res_type{op}"))
                 .text(&position.res_type)
-                .push(&format!(" OR (q.res_type = "))
+                .push(" OR (q.res_type = ")
                 .text(&position.res_type)
                 .push(&format!(" AND q.res_id{op}"))
                 .text(&position.res_id)

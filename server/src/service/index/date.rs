@@ -26,7 +26,7 @@ pub fn range(value: &str, default_offset: FixedOffset) -> Option<Range> {
     let offset = offset.unwrap_or(default_offset);
     let (time, span_ms) = parse_clock(clock)?;
     let local = NaiveDateTime::new(date, time);
-    let start = offset.from_local_datetime_checked(local)?;
+    let start = offset.utc_millis(local)?;
     Some(Range {
         lo: start,
         hi: start + span_ms - 1,
@@ -59,8 +59,8 @@ fn date_range(value: &str, offset: FixedOffset) -> Option<Range> {
         }
         _ => return None,
     };
-    let lo = offset.from_local_datetime_checked(start.and_time(NaiveTime::MIN))?;
-    let next = offset.from_local_datetime_checked(end.and_time(NaiveTime::MIN))?;
+    let lo = offset.utc_millis(start.and_time(NaiveTime::MIN))?;
+    let next = offset.utc_millis(end.and_time(NaiveTime::MIN))?;
     Some(Range { lo, hi: next - 1 })
 }
 
@@ -135,11 +135,11 @@ fn parse_clock(clock: &str) -> Option<(NaiveTime, i64)> {
 }
 
 trait LocalToMillis {
-    fn from_local_datetime_checked(&self, local: NaiveDateTime) -> Option<i64>;
+    fn utc_millis(&self, local: NaiveDateTime) -> Option<i64>;
 }
 
 impl LocalToMillis for FixedOffset {
-    fn from_local_datetime_checked(&self, local: NaiveDateTime) -> Option<i64> {
+    fn utc_millis(&self, local: NaiveDateTime) -> Option<i64> {
         let utc = local.checked_sub_signed(Duration::seconds(i64::from(self.local_minus_utc())))?;
         Some(utc.and_utc().timestamp_millis())
     }
