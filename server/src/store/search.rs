@@ -343,29 +343,23 @@ impl Sql {
 macro_rules! load {
     ($conn:expr, $sql:expr, $row:ty) => {{
         let sql = $sql;
+        // The same statement on either concrete connection: `$n` or `?` placeholders.
+        macro_rules! run {
+            ($c:expr, $numbered:expr) => {{
+                let mut q = diesel::sql_query(sql.render($numbered)).into_boxed();
+                for b in &sql.binds {
+                    q = match b {
+                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
+                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
+                        Bind::Float(f) => q.bind::<Double, _>(*f),
+                    };
+                }
+                q.load::<$row>($c).map_err(StoreError::from)
+            }};
+        }
         match $conn {
-            DbConnection::Postgres(c) => {
-                let mut q = diesel::sql_query(sql.render(true)).into_boxed();
-                for b in &sql.binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
-                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
-                        Bind::Float(f) => q.bind::<Double, _>(*f),
-                    };
-                }
-                q.load::<$row>(c).map_err(StoreError::from)
-            }
-            DbConnection::Sqlite(c) => {
-                let mut q = diesel::sql_query(sql.render(false)).into_boxed();
-                for b in &sql.binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
-                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
-                        Bind::Float(f) => q.bind::<Double, _>(*f),
-                    };
-                }
-                q.load::<$row>(c).map_err(StoreError::from)
-            }
+            DbConnection::Postgres(c) => run!(c, true),
+            DbConnection::Sqlite(c) => run!(c, false),
         }
     }};
 }
