@@ -31,7 +31,7 @@ psql_db() { psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d "$db" -v ON_ERROR_
 psql_admin() { psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 say() { echo "$*" | tee -a "$out"; }
 
-command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk not found; installing the Debian package" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null; }
 [[ ${SKIP_BUILD:-} == 1 ]] || (cd "$root" && cargo build --release -p healthbook)
 bin=$root/target/release/healthbook
 

@@ -845,8 +845,12 @@ fn condition(sql: &mut Sql, cond: &Cond) {
 fn compare(sql: &mut Sql, lo_col: &str, hi_col: &str, prefix: Prefix, lo: Bind, hi: Bind) {
     match prefix {
         Prefix::Eq => {
+            // `lo <= hi` holds for every row, so bounding `lo` above as well keeps the same
+            // matches and lets the (param, lo) index scan a closed range.
             sql.push(&format!("({lo_col} >= "))
                 .bind(lo)
+                .push(&format!(" AND {lo_col} <= "))
+                .bind(hi.clone())
                 .push(&format!(" AND {hi_col} <= "))
                 .bind(hi)
                 .push(")");
