@@ -100,7 +100,8 @@ for scenario in identifier family_birthdate name imm_patient imm_date_code chain
 done
 
 say "## index size on disk"
-total=$(psql_db -c "SELECT count(*) FROM resource_versions WHERE is_current AND NOT deleted")
+# AuditEvents (one per request) carry no index rows: count the indexed resources only.
+total=$(psql_db -c "SELECT count(*) FROM resource_versions WHERE is_current AND NOT deleted AND res_type <> 'AuditEvent'")
 psql_db -c "SELECT relname, pg_size_pretty(pg_total_relation_size(oid)) FROM pg_class WHERE relname LIKE 'search_%' AND relkind = 'r' ORDER BY 1" | tee -a "$out"
 index_bytes=$(psql_db -c "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relname LIKE 'search_%' AND relkind = 'r'")
 say "resources: $total; search index tables: $((index_bytes / 1024 / 1024)) MiB; per 1,000 resources: $((index_bytes / (total / 1000) / 1024)) KiB"
