@@ -126,7 +126,8 @@ pub(super) fn insert_version(
         content: Some(content.clone()),
     };
     tx.insert(&version)?;
-    tx.replace_index(res_type, id, &index::rows(ctx, res_type, id, resource))?;
+    let rows = index::rows(ctx, res_type, id, resource);
+    tx.replace_index(res_type, id, &rows, version_id == 1)?;
     Ok(StoredResource {
         res_type: version.res_type,
         id: version.res_id,

@@ -96,6 +96,6 @@ fn remove(
         last_updated: now_ms(),
         content: None,
     })?;
-    tx.replace_index(res_type, id, &IndexRows::default())?;
+    tx.replace_index(res_type, id, &IndexRows::default(), false)?;
     Ok(Some(version_id))
 }

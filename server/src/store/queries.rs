@@ -200,7 +200,8 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
-    /// Replaces every index row of (type, id) with `rows` (empty for a deletion).
+    /// Replaces every index row of (type, id) with `rows` (empty for a deletion). A first
+    /// version (`fresh`) has no rows yet, so nothing is deleted.
     ///
     /// # Errors
     /// Database failures.
@@ -209,13 +210,16 @@ impl<'c> Tx<'c> {
         res_type: &str,
         res_id: &str,
         rows: &IndexRows,
+        fresh: bool,
     ) -> Result<(), StoreError> {
         macro_rules! replace {
             ($table:ident, $rows:expr) => {{
-                let old = $table::table
-                    .filter($table::res_type.eq(res_type))
-                    .filter($table::res_id.eq(res_id));
-                on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
+                if !fresh {
+                    let old = $table::table
+                        .filter($table::res_type.eq(res_type))
+                        .filter($table::res_id.eq(res_id));
+                    on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
+                }
                 if !$rows.is_empty() {
                     on_backend!(&mut *self.conn, |c| diesel::insert_into($table::table)
                         .values($rows)

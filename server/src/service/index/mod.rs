@@ -8,6 +8,9 @@
 //! `_id` and `_lastUpdated` are answered from the versions table itself; composite and
 //! special parameters are not indexed (yet).
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 pub mod date;
 pub mod fold;
 pub mod ucum;
@@ -43,17 +46,40 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
         id,
         out: IndexRows::default(),
     };
-    for sp in fhir_profiles::search_parameters_for(res_type) {
-        if matches!(sp.code.as_str(), "_id" | "_lastUpdated") {
-            continue;
-        }
-        for expression in expressions(sp, res_type) {
-            for value in fhirpath::values(resource, &expression) {
-                rows.add(&sp.code, &sp.kind, &expression, value);
+    for (sp, expressions) in indexed_parameters(res_type) {
+        for expression in expressions {
+            for value in fhirpath::values(resource, expression) {
+                rows.add(&sp.code, &sp.kind, expression, value);
             }
         }
     }
     rows.finish()
+}
+
+type IndexPlan = Vec<(&'static fhir_profiles::SearchParameter, Vec<String>)>;
+
+static PLANS: OnceLock<HashMap<String, IndexPlan>> = OnceLock::new();
+
+/// The parameters indexed for `res_type` with their expressions, derived once per type
+/// (`_id` and `_lastUpdated` live in the versions table).
+fn indexed_parameters(
+    res_type: &str,
+) -> &'static [(&'static fhir_profiles::SearchParameter, Vec<String>)] {
+    let plans = PLANS.get_or_init(|| {
+        fhir_format::resource_types()
+            .iter()
+            .map(|t| {
+                let plan = fhir_profiles::search_parameters_for(t)
+                    .iter()
+                    .filter(|sp| !matches!(sp.code.as_str(), "_id" | "_lastUpdated"))
+                    .map(|sp| (*sp, expressions(sp, t)))
+                    .filter(|(_, e)| !e.is_empty())
+                    .collect();
+                ((*t).to_owned(), plan)
+            })
+            .collect()
+    });
+    plans.get(res_type).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The expressions of `sp` that apply to `res_type`; the common parameters' `Resource.`

@@ -18,7 +18,8 @@
 
 pub mod params;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -476,21 +477,33 @@ impl Service {
 
 /// The search parameters of `res_type` this server searches: every standard parameter of
 /// a searchable type (not composite or special) whose expression it evaluates, plus `_id`
-/// and `_lastUpdated`.
-pub fn supported_parameters(res_type: &str) -> Vec<&'static fhir_profiles::SearchParameter> {
-    let empty = json!({ "resourceType": res_type });
-    fhir_profiles::search_parameters_for(res_type)
-        .iter()
-        .copied()
-        .filter(|sp| {
-            matches!(sp.code.as_str(), "_id" | "_lastUpdated")
-                || (params::table_of(sp).is_some()
-                    && !super::index::expressions(sp, res_type).is_empty()
-                    && super::index::expressions(sp, res_type)
-                        .iter()
-                        .all(|e| super::fhirpath::select(&empty, e).is_ok()))
-        })
-        .collect()
+/// and `_lastUpdated`. Derived once per process.
+pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles::SearchParameter] {
+    static SUPPORTED: OnceLock<HashMap<String, Vec<&'static fhir_profiles::SearchParameter>>> =
+        OnceLock::new();
+    let all = SUPPORTED.get_or_init(|| {
+        fhir_format::resource_types()
+            .iter()
+            .map(|t| {
+                let empty = json!({ "resourceType": t });
+                let supported = fhir_profiles::search_parameters_for(t)
+                    .iter()
+                    .copied()
+                    .filter(|sp| {
+                        let expressions = super::index::expressions(sp, t);
+                        matches!(sp.code.as_str(), "_id" | "_lastUpdated")
+                            || (params::table_of(sp).is_some()
+                                && !expressions.is_empty()
+                                && expressions
+                                    .iter()
+                                    .all(|e| super::fhirpath::select(&empty, e).is_ok()))
+                    })
+                    .collect();
+                ((*t).to_owned(), supported)
+            })
+            .collect()
+    });
+    all.get(res_type).map(Vec::as_slice).unwrap_or_default()
 }
 
 fn key_of(row: &SearchRow) -> ResourceKey {
