@@ -8,8 +8,15 @@
 //! same shape. Pages are keyset pages: ordered by the sort keys, then type and id, and
 //! continued after the last row's keys, so no offset is ever scanned.
 
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
+
+use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Double, HasSqlType, Nullable, Text, Untyped};
 
 use super::queries::Tx;
 use super::{DbConnection, StoreError};
@@ -284,7 +291,8 @@ const TEXT_LAST: &str = "\u{10FFFF}";
 const INT_LAST: i64 = i64::MAX;
 const FLOAT_LAST: f64 = f64::MAX;
 
-/// SQL text with bound values; `?` marks a bind, numbered per backend when run.
+/// SQL text with bound values; `\u{1}` marks where a bind goes (placeholders are the
+/// backend's, written by diesel).
 #[derive(Debug, Default)]
 struct Sql {
     text: String,
@@ -317,25 +325,80 @@ impl Sql {
         }
         self.push(")")
     }
+}
 
-    /// The statement for a backend: `$1, $2...` for PostgreSQL, `?` for SQLite.
-    fn render(&self, numbered: bool) -> String {
-        let mut out = String::with_capacity(self.text.len() + 8);
-        let mut n = 0;
-        for c in self.text.chars() {
-            if c == '\u{1}' {
-                n += 1;
-                if numbered {
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push('?');
-                }
-            } else {
-                out.push(c);
-            }
+/// Distinct statement texts whose prepared statements may be cached per connection.
+/// Searches of one shape (parameters, modifiers, number of OR values) share one text, so a
+/// working server meets a few dozen; the bound keeps a client that invents shapes from
+/// growing every connection's statement cache without limit.
+const MAX_CACHED_SHAPES: usize = 512;
+
+fn cacheable(text: &str) -> bool {
+    static SHAPES: OnceLock<Mutex<HashSet<u64>>> = OnceLock::new();
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    let key = hasher.finish();
+    let mut shapes = SHAPES
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if shapes.contains(&key) {
+        return true;
+    }
+    if shapes.len() < MAX_CACHED_SHAPES {
+        shapes.insert(key);
+        return true;
+    }
+    false
+}
+
+/// A [`Sql`] as a diesel query: placeholders come from the backend (`$n` or `?`), and,
+/// unlike `sql_query`, the prepared statement is cached per connection by its text (the
+/// statement is parsed and planned once, not on every search).
+struct Statement<'a> {
+    sql: &'a Sql,
+    cacheable: bool,
+}
+
+impl QueryId for Statement<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Statement<'_> {
+    type SqlType = Untyped;
+}
+
+impl<C> RunQueryDsl<C> for Statement<'_> {}
+
+impl<DB> QueryFragment<DB> for Statement<'_>
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Double>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    f64: ToSql<Double, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
         }
-        out
+        let mut binds = self.sql.binds.iter();
+        for (i, piece) in self.sql.text.split('\u{1}').enumerate() {
+            if i > 0 {
+                match binds.next() {
+                    Some(Bind::Text(s)) => out.push_bind_param::<Text, String>(s)?,
+                    Some(Bind::Int(v)) => out.push_bind_param::<BigInt, i64>(v)?,
+                    Some(Bind::Float(v)) => out.push_bind_param::<Double, f64>(v)?,
+                    None => {
+                        return Err(diesel::result::Error::QueryBuilderError(
+                            "a bind without a value".into(),
+                        ))
+                    }
+                }
+            }
+            out.push_sql(piece);
+        }
+        Ok(())
     }
 }
 
@@ -343,24 +406,15 @@ impl Sql {
 macro_rules! load {
     ($conn:expr, $sql:expr, $row:ty) => {{
         let sql = $sql;
-        // The same statement on either concrete connection: `$n` or `?` placeholders.
-        macro_rules! run {
-            ($c:expr, $numbered:expr) => {{
-                let mut q = diesel::sql_query(sql.render($numbered)).into_boxed();
-                for b in &sql.binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind::<Text, _>(s.clone()),
-                        Bind::Int(i) => q.bind::<BigInt, _>(*i),
-                        Bind::Float(f) => q.bind::<Double, _>(*f),
-                    };
-                }
-                q.load::<$row>($c).map_err(StoreError::from)
-            }};
-        }
+        let statement = Statement {
+            cacheable: cacheable(&sql.text),
+            sql: &sql,
+        };
         match $conn {
-            DbConnection::Postgres(c) => run!(c, true),
-            DbConnection::Sqlite(c) => run!(c, false),
+            DbConnection::Postgres(c) => statement.load::<$row>(c),
+            DbConnection::Sqlite(c) => statement.load::<$row>(c),
         }
+        .map_err(StoreError::from)
     }};
 }
 
@@ -906,15 +960,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn binds_are_numbered_per_backend() {
+    fn values_are_bound_apart_from_the_text() {
         let mut sql = Sql::default();
         sql.push("a = ")
             .text("x")
             .push(" AND b = ")
             .bind(Bind::Int(1));
-        assert_eq!(sql.render(true), "a = $1 AND b = $2");
-        assert_eq!(sql.render(false), "a = ? AND b = ?");
-        assert_eq!(sql.binds.len(), 2);
+        assert_eq!(sql.text, "a = \u{1} AND b = \u{1}");
+        assert_eq!(sql.binds, vec![Bind::Text("x".into()), Bind::Int(1)]);
     }
 
     #[test]
@@ -931,6 +984,6 @@ mod tests {
                 cond: Cond::StringContains(evil.clone()),
             },
         );
-        assert!(!sql.render(true).contains("DROP"));
+        assert!(!sql.text.contains("DROP"));
     }
 }
