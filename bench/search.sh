@@ -109,13 +109,13 @@ index_bytes=$(psql_db -c "SELECT sum(pg_total_relation_size(oid)) FROM pg_class 
 say "resources: $total; search index tables: $((index_bytes / 1024 / 1024)) MiB; per 1,000 resources: $((index_bytes / (total / 1000) / 1024)) KiB"
 say "resource_versions: $(psql_db -c "SELECT pg_size_pretty(pg_total_relation_size('resource_versions'))")"
 
-say "## slowest statement during the scenarios (auto_explain, > 5 ms)"
+say "## slowest search statement during the scenarios (auto_explain, sampled, > 5 ms)"
 if [[ -n $pg_log ]]; then
   tail -n +"$((log_start + 1))" "$pg_log" | python3 -c '
 import re, sys
 text = sys.stdin.read()
 blocks = re.split(r"\n(?=\S+ \S+ \S+ \[\d+\])", text)
-best = max((b for b in blocks if "duration:" in b and "plan:" in b),
+best = max((b for b in blocks if "duration:" in b and "plan:" in b and "Query Text: SELECT" in b),
            key=lambda b: float(re.search(r"duration: ([\d.]+) ms", b).group(1)), default="")
 print(best[:6000] or "no statement over 5 ms")' | tee -a "$out"
 fi
