@@ -572,6 +572,32 @@ fn search_is_confined_to_what_the_token_may_see() {
         );
         assert_eq!(bundle["total"], 1);
 
+        // A system search without _type looks only in the types the token may search.
+        let imm_only = idp.token_with(
+            "patient/Immunization.rs",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        let bundle = bearer(
+            &s,
+            Method::GET,
+            &format!("?_id={me},{my_shot},{their_shot}"),
+            &imm_only,
+        )
+        .fetch()
+        .expect_status(200)
+        .json();
+        let got: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(got, vec![my_shot.clone()], "[{}]", s.backend);
+        bearer(&s, Method::GET, "?_type=Patient", &imm_only)
+            .fetch()
+            .expect_status(403);
+
         // Read without search scope: 403 on search.
         let read_only = idp.token_with(
             "patient/*.r",

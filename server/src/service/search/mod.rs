@@ -86,6 +86,8 @@ struct Include {
 /// A parsed search.
 struct Plan {
     types: Vec<String>,
+    /// A system search without `_type`.
+    every_type: bool,
     path: String,
     filters: Vec<Filter>,
     sort: Vec<SortKey>,
@@ -113,6 +115,17 @@ impl Service {
     ) -> Result<String, ServiceError> {
         let mut plan = self.plan(&request)?;
         // Access: the scope letter `s` on each type, and what the token may see ANDed in.
+        // A system search without `_type` looks in the types the token may search.
+        if plan.every_type {
+            plan.types
+                .retain(|t| access.require(Permission::Search, t).is_ok());
+            if plan.types.is_empty() {
+                access.require_any(Permission::Search)?;
+                return Err(ServiceError::Forbidden {
+                    scope: "*.s".to_owned(),
+                });
+            }
+        }
         let mut narrowed = Vec::new();
         let mut restricted = false;
         for t in &plan.types {
@@ -235,6 +248,7 @@ impl Service {
     }
 
     fn plan(&self, request: &SearchRequest) -> Result<Plan, ServiceError> {
+        let mut every_type = false;
         let (mut types, path, compartment) = match &request.scope {
             SearchScope::Type(t) => {
                 ensure_type(t)?;
@@ -275,6 +289,7 @@ impl Service {
                 }
             }
             if types.is_empty() {
+                every_type = true;
                 types = fhir_format::resource_types()
                     .iter()
                     .map(|t| (*t).to_owned())
@@ -287,6 +302,7 @@ impl Service {
         };
         let mut plan = Plan {
             types: types.clone(),
+            every_type,
             path,
             filters: compartment.into_iter().collect(),
             sort: Vec::new(),
