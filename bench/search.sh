@@ -11,7 +11,8 @@
 #
 # Environment: DURATION (s per scenario, default 15), CONNS (default 16), PGHOST PGPORT
 # PGUSER (default 127.0.0.1 5432 postgres), POP_DIR (default /tmp/hb-pop-<patients>),
-# SKIP_BUILD=1 (use target/release/healthbook as it is), SKIP_LOAD=1.
+# SKIP_BUILD=1 (use target/release/healthbook as it is), SKIP_LOAD=1, BURST (creates in the
+# burst scenario, default 50000; 0 = skip), SCENARIOS (default: all seven).
 set -euo pipefail
 
 patients=${1:-100000}
@@ -91,7 +92,7 @@ sed 's/^/Immunization?_include=Immunization:patient\&patient=/' "$q/patient_ids.
 
 declare -A slowest=()
 summary=()
-for scenario in identifier family_birthdate name imm_patient imm_date_code chain include; do
+for scenario in ${SCENARIOS:-identifier family_birthdate name imm_patient imm_date_code chain include}; do
   log=$tmp/wrk-$scenario.txt
   BENCH_SCENARIO=$scenario BENCH_CONNS=$conns BENCH_QUERIES=$tmp/$scenario.txt \
     wrk -t2 -c"$conns" -d"${duration}s" --latency -s "$bench_dir/lua/search.lua" "$base" >"$log" 2>&1
@@ -100,6 +101,35 @@ for scenario in identifier family_birthdate name imm_patient imm_date_code chain
   say "$line"
   sleep 2
 done
+
+# A burst of creates (issue 3: "no collapse during and right after a burst of 50,000
+# creates"): identifier lookups in 5-second windows while BURST Patients are created at 16
+# connections, then for 30 seconds after. The index is written in each create's
+# transaction, so there is no backlog to catch up on afterwards.
+burst=${BURST:-50000}
+if [[ $burst -gt 0 ]]; then
+  say "## burst of $burst creates, identifier lookups in 5 s windows (8 connections)"
+  BENCH_SCENARIO=burst-create BENCH_CONNS=16 BENCH_LIMIT=$burst BENCH_THREADS=2 \
+    wrk -t2 -c16 -d3600s --latency -s "$bench_dir/lua/create.lua" "$base" >"$tmp/burst.txt" 2>&1 &
+  burst_pid=$!
+  # wrk's threads stop at the limit, but wrk itself waits out -d: watch the database and
+  # interrupt it (SIGINT makes wrk report) when the burst is written.
+  patients_now() { psql_db -c "SELECT count(*) FROM resource_versions WHERE res_type = 'Patient' AND is_current"; }
+  target=$(($(patients_now) + burst))
+  window=0
+  while kill -0 "$burst_pid" 2>/dev/null && [[ $(patients_now) -lt $target ]]; do
+    window=$((window + 1))
+    BENCH_SCENARIO=during-$window BENCH_CONNS=8 BENCH_QUERIES=$tmp/identifier.txt \
+      wrk -t1 -c8 -d5s --latency -s "$bench_dir/lua/search.lua" "$base" 2>&1 | grep '^RESULT' | tee -a "$out"
+  done
+  kill -INT "$burst_pid" 2>/dev/null || true
+  wait "$burst_pid" || true
+  grep '^RESULT' "$tmp/burst.txt" | tee -a "$out"
+  for window in 1 2 3 4 5 6; do
+    BENCH_SCENARIO=after-$window BENCH_CONNS=8 BENCH_QUERIES=$tmp/identifier.txt \
+      wrk -t1 -c8 -d5s --latency -s "$bench_dir/lua/search.lua" "$base" 2>&1 | grep '^RESULT' | tee -a "$out"
+  done
+fi
 
 say "## index size on disk"
 # AuditEvents (one per request) carry no index rows: count the indexed resources only.

@@ -1,5 +1,7 @@
 -- Scenario: POST /fhir/Patient, every body with a unique identifier
 -- (run nonce + thread id + per-thread counter), Prefer: return=minimal.
+-- BENCH_LIMIT (optional): each thread stops after LIMIT / BENCH_THREADS successful creates
+-- (a burst of a known size).
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(dir .. "common.lua")
 
@@ -20,7 +22,15 @@ local template = '{"resourceType":"Patient","identifier":[{"system":"https://ben
   .. '"address":[{"city":"Hà Nội","country":"VN"}]}'
 
 local counter = 0
+local per_thread = nil
 ok, other = 0, 0
+
+function init(args)
+  local limit = tonumber(os.getenv("BENCH_LIMIT") or "")
+  if limit then
+    per_thread = math.ceil(limit / (tonumber(os.getenv("BENCH_THREADS") or "1")))
+  end
+end
 statuses = ""
 
 function request()
@@ -31,6 +41,9 @@ end
 function response(status, hdrs, body)
   if status >= 200 and status < 300 then
     ok = ok + 1
+    if per_thread and ok >= per_thread then
+      wrk.thread:stop()
+    end
   else
     common.other_status(status)
   end
