@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// All settings of a Healthbook process.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -81,7 +82,7 @@ pub struct DatabaseSettings {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// `none` (no tokens; loopback only) or `oidc` (verify bearer tokens).
@@ -94,8 +95,8 @@ pub struct AuthSettings {
     /// means opaque tokens are refused.
     pub introspection_client_id: String,
     /// Its secret: set it through the environment
-    /// (`HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET`), never in a file.
-    pub introspection_client_secret: String,
+    /// (`HEALTHBOOK__AUTH__INTROSPECTION_CLIENT_SECRET`), never in a file. Never printed.
+    pub introspection_client_secret: SecretString,
     /// More trusted issuers.
     #[serde(default)]
     pub issuers: Vec<IssuerSettings>,
@@ -108,7 +109,7 @@ pub struct AuthSettings {
 }
 
 /// One entry of `auth.issuers`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerSettings {
     pub issuer: String,
@@ -116,8 +117,8 @@ pub struct IssuerSettings {
     pub audience: Option<String>,
     /// Client id for RFC 7662 introspection of opaque tokens.
     pub introspection_client_id: Option<String>,
-    /// Its secret (from the environment).
-    pub introspection_client_secret: Option<String>,
+    /// Its secret (from the environment). Never printed.
+    pub introspection_client_secret: Option<SecretString>,
 }
 
 /// How requests are authenticated.
@@ -339,6 +340,26 @@ mod tests {
             }
             s.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let s: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str(
+                "[auth]\nintrospection_client_secret = \"s3cr3t-value\"\n\n[[auth.issuers]]\nissuer = \"https://x\"\nintrospection_client_secret = \"other-s3cr3t\"",
+                FileFormat::Toml,
+            ))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            s.auth.introspection_client_secret.expose_secret(),
+            "s3cr3t-value"
+        );
     }
 
     #[test]

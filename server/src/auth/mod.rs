@@ -69,7 +69,9 @@ impl Authenticator {
                         introspection: i.introspection_client_id.clone().map(|id| {
                             (
                                 id,
-                                i.introspection_client_secret.clone().unwrap_or_default(),
+                                i.introspection_client_secret
+                                    .clone()
+                                    .unwrap_or_else(|| secrecy::SecretString::from("")),
                             )
                         }),
                     })

@@ -7,6 +7,7 @@
 //! `kid`, at most once per `jwks_min_refresh` so that a flood of made-up kids cannot hammer
 //! the provider. Verified tokens are cached by their SHA-256 until they expire.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,7 +61,7 @@ pub struct IssuerConfig {
     pub issuer: String,
     pub audience: String,
     /// Client id and secret this server introspects opaque tokens with (RFC 7662).
-    pub introspection: Option<(String, String)>,
+    pub introspection: Option<(String, SecretString)>,
 }
 
 /// Verifier settings shared by all issuers.
@@ -238,7 +239,7 @@ impl Verifier {
             let answer: Value = self
                 .http
                 .post(endpoint)
-                .basic_auth(client_id, Some(secret))
+                .basic_auth(client_id, Some(secret.expose_secret()))
                 .form(&[("token", token), ("token_type_hint", "access_token")])
                 .send()
                 .await
