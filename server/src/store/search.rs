@@ -133,15 +133,6 @@ pub enum Filter {
         param: String,
         cond: Cond,
     },
-    /// As [`Filter::Index`], but tested resource by resource (a correlated subquery): for
-    /// a condition that matches a large share of the type, walking the resources in page
-    /// order and testing each finds a page after a few rows, where collecting every match
-    /// first (the semi-join) costs the whole share (`name=nguyen`: 38% of people).
-    IndexPerRow {
-        table: Table,
-        param: String,
-        cond: Cond,
-    },
     /// Chaining (search.html#chaining): the reference `param` points at a resource of
     /// one of `target_types` that satisfies `filter`.
     Chain {
@@ -212,9 +203,6 @@ pub struct Position {
     /// Paging backwards: rows before the position, nearest first.
     pub backwards: bool,
 }
-
-/// Index rows from which a condition counts as dense (see [`Filter::IndexPerRow`]).
-const DENSE_ROWS: i64 = 5000;
 
 /// Most sort keys a search may have.
 pub const MAX_SORT_KEYS: usize = 3;
@@ -447,13 +435,6 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
-        let planned;
-        let where_ = if query.sort.is_empty() {
-            planned = self.by_density(&query.types, &query.filter)?;
-            &planned
-        } else {
-            &query.filter
-        };
         let mut sql = Sql::default();
         sql.push("SELECT q.* FROM (SELECT rv.res_type, rv.res_id, rv.version_id, rv.last_updated, rv.content");
         for slot in 0..MAX_SORT_KEYS {
@@ -481,7 +462,7 @@ impl Tx<'_> {
         sql.push(" FROM resource_versions rv WHERE ");
         current_of(&mut sql, "rv", &query.types);
         sql.push(" AND ");
-        filter(&mut sql, "rv", &query.types, where_);
+        filter(&mut sql, "rv", &query.types, &query.filter);
         sql.push(") q");
         let columns: Vec<String> = query
             .sort
@@ -518,44 +499,6 @@ impl Tx<'_> {
             rows.reverse();
         }
         Ok(rows)
-    }
-
-    /// The filter with each dense top-level condition (one matching at least
-    /// [`DENSE_ROWS`] index rows, counted by a bounded index scan) tested row by row, for a
-    /// page in the default order. Selective conditions stay semi-joins, so the database
-    /// starts from them.
-    fn by_density(&mut self, types: &[String], where_: &Filter) -> Result<Filter, StoreError> {
-        let Filter::And(parts) = where_ else {
-            return Ok(where_.clone());
-        };
-        let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
-            match part {
-                Filter::Index { table, param, cond } if !matches!(cond, Cond::Target { .. }) => {
-                    let mut sql = Sql::default();
-                    sql.push(&format!(
-                        "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {} x WHERE x.res_type IN ",
-                        table.name()
-                    ));
-                    sql.list(types);
-                    sql.push(" AND x.param = ").text(param);
-                    condition(&mut sql, cond);
-                    sql.push(" LIMIT ").bind(Bind::Int(DENSE_ROWS)).push(") s");
-                    let rows = load!(&mut *self.conn, sql, Count)?;
-                    if rows.first().is_some_and(|c| c.n >= DENSE_ROWS) {
-                        out.push(Filter::IndexPerRow {
-                            table: *table,
-                            param: param.clone(),
-                            cond: cond.clone(),
-                        });
-                    } else {
-                        out.push(part.clone());
-                    }
-                }
-                other => out.push(other.clone()),
-            }
-        }
-        Ok(Filter::And(out))
     }
 
     /// How many resources a search matches in all (`_total=accurate`).
@@ -813,15 +756,6 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             condition(sql, cond);
             sql.push(")");
         }
-        Filter::IndexPerRow { table, param, cond } => {
-            sql.push(&format!(
-                "(SELECT 1 FROM {} x WHERE x.res_type = {alias}.res_type AND x.res_id = {alias}.res_id AND x.param = ",
-                table.name()
-            ));
-            sql.text(param);
-            condition(sql, cond);
-            sql.push(" LIMIT 1) = 1");
-        }
         Filter::Chain {
             param,
             target_types,
@@ -1051,113 +985,6 @@ mod tests {
             .bind(Bind::Int(1));
         assert_eq!(sql.text, "a = \u{1} AND b = \u{1}");
         assert_eq!(sql.binds, vec![Bind::Text("x".into()), Bind::Int(1)]);
-    }
-
-    /// A dense condition (tested row by row) and a selective one (a semi-join) give the
-    /// same pages as each other and as the plain semi-join, with and without a cursor.
-    #[test]
-    fn dense_and_selective_plans_give_the_same_pages() {
-        use crate::store::{IndexRows, NewResourceVersion, NewStringRow, Store, StoreOptions};
-        let path = std::env::temp_dir().join(format!("hb-dense-{}.db", uuid::Uuid::new_v4()));
-        let store = Store::open(&StoreOptions {
-            url: format!("sqlite://{}", path.display()),
-            pool_max_size: 2,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        })
-        .unwrap();
-        store.migrate().unwrap();
-        let total = DENSE_ROWS * 2;
-        store
-            .write(|tx| -> Result<(), StoreError> {
-                for i in 0..total {
-                    let id = format!("p{i:05}");
-                    tx.insert(&NewResourceVersion {
-                        res_type: "Patient".into(),
-                        res_id: id.clone(),
-                        version_id: 1,
-                        is_current: true,
-                        deleted: false,
-                        method: "PUT".into(),
-                        last_updated: 0,
-                        content: Some("{}".into()),
-                    })?;
-                    let family = if i % 7 == 0 { "le" } else { "nguyen" };
-                    let rows = IndexRows {
-                        strings: vec![NewStringRow {
-                            res_type: "Patient".into(),
-                            res_id: id.clone(),
-                            param: "family".into(),
-                            norm: family.into(),
-                            exact: family.into(),
-                        }],
-                        ..IndexRows::default()
-                    };
-                    tx.replace_index("Patient", &id, &rows, true)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        let types = vec!["Patient".to_owned()];
-        let family = |v: &str| Filter::Index {
-            table: Table::String,
-            param: "family".into(),
-            cond: Cond::StringStarts(v.into()),
-        };
-        for value in ["nguyen", "le"] {
-            let planned = store
-                .read(|tx| tx.by_density(&types, &Filter::And(vec![family(value)])))
-                .unwrap();
-            assert_eq!(
-                matches!(&planned, Filter::And(p) if matches!(p[0], Filter::IndexPerRow { .. })),
-                value == "nguyen",
-                "{value}"
-            );
-            let page = |filter: Filter, position: Option<Position>| {
-                store
-                    .read(|tx| {
-                        // `search` plans by density itself; a sort key of `_id` keeps the
-                        // semi-join, the same order with the other plan.
-                        let by_id = vec![SortKey {
-                            source: SortSource::Id,
-                            descending: false,
-                        }];
-                        let dense = tx.search(&SearchQuery {
-                            types: types.clone(),
-                            filter: filter.clone(),
-                            sort: Vec::new(),
-                            position: position.clone(),
-                            limit: 25,
-                        })?;
-                        let plain = tx.search(&SearchQuery {
-                            types: types.clone(),
-                            filter: filter.clone(),
-                            sort: by_id.clone(),
-                            position: position.clone().map(|mut p| {
-                                p.keys = vec![KeyValue::Text(p.res_id.clone())];
-                                p
-                            }),
-                            limit: 25,
-                        })?;
-                        Ok((dense, plain))
-                    })
-                    .unwrap()
-            };
-            let (dense, plain) = page(Filter::And(vec![family(value)]), None);
-            let ids =
-                |rows: &[SearchRow]| rows.iter().map(|r| r.res_id.clone()).collect::<Vec<_>>();
-            assert_eq!(ids(&dense), ids(&plain), "{value}");
-            assert_eq!(dense.len(), 25);
-            let after = Position {
-                keys: Vec::new(),
-                res_type: "Patient".into(),
-                res_id: dense[24].res_id.clone(),
-                backwards: false,
-            };
-            let (dense2, plain2) = page(Filter::And(vec![family(value)]), Some(after));
-            assert_eq!(ids(&dense2), ids(&plain2), "{value}, second page");
-            assert!(dense2[0].res_id > dense[24].res_id);
-        }
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
