@@ -658,3 +658,61 @@ fn url_encode(s: &str) -> String {
         .replace(':', "%3A")
         .replace('/', "%2F")
 }
+
+/// search.html#uri (`:below`, `:above`), the common parameters `_tag` and `_lastUpdated`
+/// (search.html#all), and reference `:identifier` / `:missing` (search.html#reference).
+#[test]
+fn uri_common_parameters_and_reference_modifiers() {
+    for s in servers() {
+        let root = format!("http://{}.example.org/fhir/ValueSet", new_id());
+        let vs = |url: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "ValueSet", "status": "active", "url": url}),
+            )
+        };
+        let a = vs(&format!("{root}/a"));
+        let ab = vs(&format!("{root}/a/b"));
+        let other = vs(&format!("{root}-other/a"));
+        let q = |query: &str| matched_set(&s, &format!("ValueSet?{query}"));
+        assert_eq!(q(&format!("url={root}/a")), set(&[&a]), "[{}]", s.backend);
+        assert_eq!(q(&format!("url:below={root}/a")), set(&[&a, &ab]));
+        assert_eq!(q(&format!("url:above={root}/a/b/c")), set(&[&a, &ab]));
+        assert_eq!(q(&format!("url:below={root}-other")), set(&[&other]));
+
+        let tag = unique_system();
+        let tagged = create_id(
+            &s,
+            json!({"resourceType": "Patient",
+            "meta": {"tag": [{"system": tag, "code": "campaign-2021"}]},
+            "managingOrganization": {"identifier": {"system": tag, "value": "BV-01"}}}),
+        );
+        let untagged = create_id(&s, patient_with_identifier("Untagged", &tag, "1"));
+        let q = |query: &str| matched_set(&s, &format!("Patient?{query}"));
+        assert_eq!(q(&format!("_tag={tag}|campaign-2021")), set(&[&tagged]));
+        assert_eq!(
+            q(&format!(
+                "_tag={tag}|campaign-2021&_lastUpdated=gt2020-01-01"
+            )),
+            set(&[&tagged])
+        );
+        assert_eq!(
+            q(&format!(
+                "_tag={tag}|campaign-2021&_lastUpdated=lt2020-01-01"
+            )),
+            HashSet::new()
+        );
+        assert_eq!(
+            q(&format!("organization:identifier={tag}|BV-01")),
+            set(&[&tagged])
+        );
+        assert_eq!(
+            q(&format!("identifier={tag}|1&organization:missing=true")),
+            set(&[&untagged])
+        );
+        assert_eq!(
+            q(&format!("identifier={tag}|1&organization:missing=false")),
+            HashSet::new()
+        );
+    }
+}

@@ -72,9 +72,10 @@ impl Representation {
     /// 406 when neither `_format` nor `Accept` names a format this server writes; 400 for
     /// bad `_summary`/`_elements`/`_pretty` values.
     pub fn negotiate(req: &HttpRequest) -> Result<Self, ApiError> {
+        let format = Self::negotiate_bundle(req)?;
         Ok(Self {
             shape: Shape::parse(req.query_string()).map_err(ApiError::from)?,
-            ..Self::negotiate_bundle(req)?
+            ..format
         })
     }
 

@@ -18,19 +18,28 @@ pub enum PreferReturn {
 
 /// `Prefer: return=...`, representation when absent or unknown (a preference, not a demand).
 pub fn prefer_return(req: &HttpRequest) -> PreferReturn {
+    preferences(req)
+        .find_map(|p| match p.strip_prefix("return=")?.trim_matches('"') {
+            "minimal" => Some(PreferReturn::Minimal),
+            "representation" => Some(PreferReturn::Representation),
+            "OperationOutcome" => Some(PreferReturn::OperationOutcome),
+            _ => None,
+        })
+        .unwrap_or(PreferReturn::Representation)
+}
+
+/// `Prefer: handling=strict` (search.html#errors); lenient otherwise.
+pub fn prefer_handling_strict(req: &HttpRequest) -> bool {
+    preferences(req).any(|p| p == "handling=strict")
+}
+
+/// The preferences of every `Prefer` header (RFC 7240), one at a time.
+fn preferences(req: &HttpRequest) -> impl Iterator<Item = &str> {
     req.headers()
         .get_all("prefer")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split([',', ';']))
-        .find_map(
-            |p| match p.trim().strip_prefix("return=")?.trim_matches('"') {
-                "minimal" => Some(PreferReturn::Minimal),
-                "representation" => Some(PreferReturn::Representation),
-                "OperationOutcome" => Some(PreferReturn::OperationOutcome),
-                _ => None,
-            },
-        )
-        .unwrap_or(PreferReturn::Representation)
+        .map(str::trim)
 }
 
 /// The version named by `If-Match` (`W/"3"`, `"3"`).

@@ -50,20 +50,6 @@ impl Criteria {
             if RESULT_PARAMETERS.contains(&name.as_ref()) {
                 continue;
             }
-            if name.starts_with('_')
-                && !matches!(
-                    name.as_ref(),
-                    "_id" | "_lastUpdated" | "_tag" | "_profile" | "_security" | "_source"
-                )
-                && !name.starts_with("_has:")
-            {
-                return Err(ServiceError::invalid_at(
-                    name.as_ref(),
-                    format!(
-                        "'{name}' cannot be used in the criteria of a conditional interaction."
-                    ),
-                ));
-            }
             let filter = params::filter(&strict, &types, &name, &value)?.ok_or_else(|| {
                 ServiceError::invalid_at(
                     name.as_ref(),
@@ -71,7 +57,8 @@ impl Criteria {
                 )
             })?;
             if name == "identifier" {
-                identifier_codes.extend(split_values(&value).iter().map(|v| identifier_code(v)));
+                identifier_codes
+                    .extend(split_values(&value).iter().map(|v| params::split_bar(v).1));
             }
             filters.push(filter);
             pairs.push((name.into_owned(), value.into_owned()));
@@ -121,18 +108,6 @@ impl Criteria {
         keys.push(lock_key(&["criteria", &self.res_type, &self.canonical]));
         keys
     }
-}
-
-/// The code of an identifier token (`system|code`, `|code`, `code`).
-fn identifier_code(token: &str) -> String {
-    let mut escaped = false;
-    for (i, c) in token.char_indices() {
-        if c == '|' && !escaped {
-            return token[i + 1..].replace("\\|", "|");
-        }
-        escaped = c == '\\' && !escaped;
-    }
-    token.replace("\\|", "|")
 }
 
 #[cfg(test)]

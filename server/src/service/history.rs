@@ -9,7 +9,10 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::json;
 
 use super::bundle::BundleWriter;
-use super::{ensure_id, ensure_type, instant, Access, Service, ServiceError, StoredResource};
+use super::{
+    ensure_id, ensure_type, instant, parse_count, query_encode, Access, Service, ServiceError,
+    StoredResource,
+};
 use crate::auth::Permission;
 use crate::store::HistoryQuery;
 
@@ -43,19 +46,7 @@ impl HistoryParams {
         let mut params = HistoryParams::default();
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
-                "_count" => {
-                    let count = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            ServiceError::invalid_at(
-                                "_count",
-                                "_count must be a whole number, 0 or more.",
-                            )
-                        })?;
-                    params.count = Some(count.min(MAX_COUNT));
-                }
+                "_count" => params.count = Some(parse_count(&value, MAX_COUNT)?),
                 "_since" => {
                     let ms = parse_instant(&value).ok_or_else(|| {
                         ServiceError::invalid_at(
@@ -162,7 +153,7 @@ impl Service {
         let base = self.base_url();
         let mut common = vec![format!("_count={count}")];
         if let Some((_, since)) = &params.since {
-            common.push(format!("_since={}", encode(since)));
+            common.push(format!("_since={}", query_encode(since)));
         }
         let link = |cursor: Option<i64>| {
             let mut q = common.clone();
@@ -213,10 +204,6 @@ fn visible(access: &Access, permission: Permission, restricted: bool, r: &Stored
             Ok(content) => access.permits(permission, &content),
         },
     }
-}
-
-fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]

@@ -128,6 +128,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Checks that `res_type` is an R4 resource type (404 otherwise, http.html#read).
+/// `_count` of a search or history (search.html#count): a whole number, 0 or more, capped
+/// at `max`.
+fn parse_count(value: &str, max: i64) -> Result<i64, ServiceError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|c| *c >= 0)
+        .map(|c| c.min(max))
+        .ok_or_else(|| {
+            ServiceError::invalid_at("_count", "_count must be a whole number, 0 or more.")
+        })
+}
+
+/// A parameter name or value as written into a link's query string.
+fn query_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
     if fhir_format::is_resource_type(res_type) {
         Ok(())

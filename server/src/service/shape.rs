@@ -31,9 +31,19 @@ impl Shape {
     /// # Errors
     /// 400 for an unknown `_summary` value, `_summary=count` on a read, or both parameters.
     pub fn parse(query: &str) -> Result<Self, ServiceError> {
+        Self::from_params(url::form_urlencoded::parse(query.as_bytes()))
+    }
+
+    /// As [`Shape::parse`], from decoded parameters (other names are ignored).
+    ///
+    /// # Errors
+    /// As [`Shape::parse`].
+    pub fn from_params<N: AsRef<str>, V: AsRef<str>>(
+        params: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Self, ServiceError> {
         let mut shape = Shape::Full;
         let mut seen = 0;
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        for (name, value) in params {
             match name.as_ref() {
                 "_summary" => {
                     seen += 1;
@@ -60,6 +70,7 @@ impl Shape {
                     seen += 1;
                     shape = Shape::Elements(
                         value
+                            .as_ref()
                             .split(',')
                             .map(str::trim)
                             .filter(|s| !s.is_empty())

@@ -531,7 +531,7 @@ impl Tx<'_> {
         }
         let mut sql = Sql::default();
         sql.push("SELECT DISTINCT r.target_type AS res_type, r.target_id AS res_id FROM search_reference r WHERE r.target_id <> '' AND (");
-        keys_in(&mut sql, "r", sources);
+        keys_in(&mut sql, ("r.res_type", "r.res_id"), sources);
         sql.push(")");
         if !params.is_empty() {
             sql.push(" AND r.param IN ");
@@ -552,7 +552,7 @@ impl Tx<'_> {
     pub fn referrers(
         &mut self,
         targets: &[ResourceKey],
-        source_type: Option<&str>,
+        source_type: &str,
         param: Option<&str>,
     ) -> Result<Vec<ResourceKey>, StoreError> {
         if targets.is_empty() {
@@ -560,20 +560,8 @@ impl Tx<'_> {
         }
         let mut sql = Sql::default();
         sql.push("SELECT DISTINCT r.res_type, r.res_id FROM search_reference r WHERE (");
-        for (i, t) in targets.iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
-            }
-            sql.push("(r.target_type = ")
-                .text(&t.res_type)
-                .push(" AND r.target_id = ")
-                .text(&t.res_id)
-                .push(")");
-        }
-        sql.push(")");
-        if let Some(source_type) = source_type {
-            sql.push(" AND r.res_type = ").text(source_type);
-        }
+        keys_in(&mut sql, ("r.target_type", "r.target_id"), targets);
+        sql.push(") AND r.res_type = ").text(source_type);
         if let Some(param) = param {
             sql.push(" AND r.param = ").text(param);
         }
@@ -594,7 +582,7 @@ impl Tx<'_> {
             sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
         }
         sql.push(" FROM resource_versions rv WHERE rv.is_current AND NOT rv.deleted AND (");
-        keys_in(&mut sql, "rv", keys);
+        keys_in(&mut sql, ("rv.res_type", "rv.res_id"), keys);
         sql.push(")");
         load!(&mut *self.conn, sql, SearchRow)
     }
@@ -608,15 +596,15 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
     sql.list(types);
 }
 
-/// `(alias.res_type = ? AND alias.res_id = ?) OR ...`
-fn keys_in(sql: &mut Sql, alias: &str, keys: &[ResourceKey]) {
+/// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
+fn keys_in(sql: &mut Sql, (type_column, id_column): (&str, &str), keys: &[ResourceKey]) {
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             sql.push(" OR ");
         }
-        sql.push(&format!("({alias}.res_type = "))
+        sql.push(&format!("({type_column} = "))
             .text(&k.res_type)
-            .push(&format!(" AND {alias}.res_id = "))
+            .push(&format!(" AND {id_column} = "))
             .text(&k.res_id)
             .push(")");
     }

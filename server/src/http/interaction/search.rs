@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
 use crate::http::format::Representation;
+use crate::http::headers::prefer_handling_strict;
 use crate::http::respond::{read_body, AppState};
 use crate::service::search::{SearchRequest, SearchScope};
 use crate::service::Access;
@@ -106,7 +107,7 @@ async fn search(
     let request = SearchRequest {
         scope,
         params,
-        strict: handling_strict(req),
+        strict: prefer_handling_strict(req),
     };
     let bundle = state.service.search(access, request).await?;
     let body = repr.render(&bundle)?;
@@ -148,13 +149,4 @@ async fn form_params(
     let mut params = query_params(req.query_string());
     params.extend(url::form_urlencoded::parse(&body).into_owned());
     Ok(params)
-}
-
-/// `Prefer: handling=strict` (search.html#errors); lenient otherwise.
-fn handling_strict(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all("prefer")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .any(|p| p.trim() == "handling=strict")
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::fhirpath;
 use crate::store::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewStringRow,
-    NewTokenRow, NewUriRow,
+    NewTokenRow, NewUriRow, Table,
 };
 
 /// What indexing needs to know about the server.
@@ -56,24 +56,46 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
     rows.finish()
 }
 
+/// The index table of a parameter type; `None` for composite and special parameters,
+/// which are not indexed.
+pub fn table_of(sp: &fhir_profiles::SearchParameter) -> Option<Table> {
+    Some(match sp.kind.as_str() {
+        "token" => Table::Token,
+        "string" => Table::String,
+        "date" => Table::Date,
+        "number" => Table::Number,
+        "quantity" => Table::Quantity,
+        "reference" => Table::Reference,
+        "uri" => Table::Uri,
+        _ => return None,
+    })
+}
+
 type IndexPlan = Vec<(&'static fhir_profiles::SearchParameter, Vec<String>)>;
 
 static PLANS: OnceLock<HashMap<String, IndexPlan>> = OnceLock::new();
 
-/// The parameters indexed for `res_type` with their expressions, derived once per type
-/// (`_id` and `_lastUpdated` live in the versions table).
-fn indexed_parameters(
+/// The parameters indexed for `res_type` with their expressions, derived once per type:
+/// those of an indexed type whose expressions the FHIRPath subset evaluates (`_id` and
+/// `_lastUpdated` live in the versions table).
+pub fn indexed_parameters(
     res_type: &str,
 ) -> &'static [(&'static fhir_profiles::SearchParameter, Vec<String>)] {
     let plans = PLANS.get_or_init(|| {
         fhir_format::resource_types()
             .iter()
             .map(|t| {
+                let empty = serde_json::json!({ "resourceType": t });
                 let plan = fhir_profiles::search_parameters_for(t)
                     .iter()
-                    .filter(|sp| !matches!(sp.code.as_str(), "_id" | "_lastUpdated"))
+                    .filter(|sp| {
+                        !matches!(sp.code.as_str(), "_id" | "_lastUpdated")
+                            && table_of(sp).is_some()
+                    })
                     .map(|sp| (*sp, expressions(sp, t)))
-                    .filter(|(_, e)| !e.is_empty())
+                    .filter(|(_, e)| {
+                        !e.is_empty() && e.iter().all(|e| fhirpath::select(&empty, e).is_ok())
+                    })
                     .collect();
                 ((*t).to_owned(), plan)
             })

@@ -26,7 +26,9 @@ use serde_json::{json, Value};
 
 use super::bundle::BundleWriter;
 use super::shape::Shape;
-use super::{access, ensure_id, ensure_type, Access, Service, ServiceError};
+use super::{
+    access, ensure_id, ensure_type, parse_count, query_encode, Access, Service, ServiceError,
+};
 use crate::auth::Permission;
 use crate::store::{
     Filter, KeyKind, KeyValue, Position, ResourceKey, SearchQuery, SearchRow, SortKey,
@@ -179,15 +181,7 @@ impl Service {
                 rows.truncate(plan.count as usize);
             }
         }
-        let matches: Vec<(SearchRow, Value)> = rows
-            .into_iter()
-            .filter_map(|row| {
-                let json: Value = serde_json::from_str(&row.content).ok()?;
-                access
-                    .permits(Permission::Read, &json)
-                    .then_some((row, json))
-            })
-            .collect();
+        let matches: Vec<SearchRow> = rows.into_iter().filter(|r| readable(access, r)).collect();
         let total = total.or_else(|| {
             (plan.total == Total::Default && plan.position.is_none() && !has_more)
                 .then_some(matches.len() as i64)
@@ -204,7 +198,7 @@ impl Service {
             let mut q: Vec<String> = plan
                 .applied
                 .iter()
-                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .map(|(k, v)| format!("{}={}", query_encode(k), query_encode(v)))
                 .collect();
             if let Some(p) = position {
                 q.push(format!("_cursor={}", encode_cursor(p)));
@@ -218,10 +212,10 @@ impl Service {
         } else {
             plan.position.is_some()
         };
-        if let (true, Some((last, _))) = (more_after, matches.last()) {
+        if let (true, Some(last)) = (more_after, matches.last()) {
             links.push(("next", link(Some(&edge(last, &plan.sort, false)))));
         }
-        if let (true, Some((first, _))) = (more_before, matches.first()) {
+        if let (true, Some(first)) = (more_before, matches.first()) {
             links.push(("previous", link(Some(&edge(first, &plan.sort, true)))));
         }
 
@@ -235,9 +229,9 @@ impl Service {
             .iter()
             .map(|m| (m, "match"))
             .chain(included.iter().map(|i| (i, "include")));
-        for ((row, json), mode) in entries {
+        for (row, mode) in entries {
             let full_url = format!("{base}/{}/{}", row.res_type, row.res_id);
-            let content = shaped(&plan.shape, &row.content, json);
+            let content = shaped(&plan.shape, &row.content);
             bundle.entry(
                 &full_url,
                 Some(&content),
@@ -316,25 +310,13 @@ impl Service {
             applied: Vec::new(),
         };
         let mut cursor = None;
-        let mut shape_query = Vec::new();
+        let mut shape_params = Vec::new();
         for (name, value) in &request.params {
             let keep = |plan: &mut Plan| plan.applied.push((name.clone(), value.clone()));
             match name.as_str() {
                 "_format" | "_pretty" => {}
                 "_type" if matches!(request.scope, SearchScope::System) => keep(&mut plan),
-                "_count" => {
-                    plan.count = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            ServiceError::invalid_at(
-                                "_count",
-                                "_count must be a whole number, 0 or more.",
-                            )
-                        })?
-                        .min(MAX_COUNT);
-                }
+                "_count" => plan.count = parse_count(value, MAX_COUNT)?,
                 "_sort" => {
                     plan.sort = params::sort(&types, value)?;
                     keep(&mut plan);
@@ -358,7 +340,7 @@ impl Service {
                     keep(&mut plan);
                 }
                 "_summary" | "_elements" => {
-                    shape_query.push(format!("{}={}", encode(name), encode(value)));
+                    shape_params.push((name.as_str(), value.as_str()));
                     keep(&mut plan);
                 }
                 "_contained" | "_containedType" => {
@@ -397,7 +379,7 @@ impl Service {
         }
         plan.applied
             .push(("_count".to_owned(), plan.count.to_string()));
-        plan.shape = Shape::parse(&shape_query.join("&"))?;
+        plan.shape = Shape::from_params(shape_params)?;
         if let Some(cursor) = cursor {
             plan.position = Some(decode_cursor(&cursor, &plan.sort)?);
         }
@@ -409,16 +391,16 @@ impl Service {
         &self,
         access: &Access,
         plan: &Plan,
-        matches: &[(SearchRow, Value)],
-    ) -> Result<Vec<(SearchRow, Value)>, ServiceError> {
+        matches: &[SearchRow],
+    ) -> Result<Vec<SearchRow>, ServiceError> {
         if plan.includes.is_empty() && plan.revincludes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut seen: HashSet<ResourceKey> = matches.iter().map(|(r, _)| key_of(r)).collect();
+        let mut seen: HashSet<ResourceKey> = matches.iter().map(key_of).collect();
         let mut frontier: Vec<ResourceKey> = seen.iter().cloned().collect();
         let includes = plan.includes.clone();
         let revincludes = plan.revincludes.clone();
-        let mut out: Vec<(SearchRow, Value)> = Vec::new();
+        let mut out: Vec<SearchRow> = Vec::new();
         for round in 0..=MAX_ITERATE {
             if frontier.is_empty() || out.len() >= MAX_INCLUDED {
                 break;
@@ -458,7 +440,7 @@ impl Service {
                             .collect();
                         keys.extend(tx.referrers(
                             &targets,
-                            Some(&inc.source_type),
+                            &inc.source_type,
                             inc.param.as_deref(),
                         )?);
                     }
@@ -471,22 +453,14 @@ impl Service {
             frontier.clear();
             for row in rows {
                 let key = key_of(&row);
-                if !seen.insert(key.clone()) {
-                    continue;
-                }
-                let Ok(json) = serde_json::from_str::<Value>(&row.content) else {
-                    continue;
-                };
                 // An included resource is shown only when the token may read it.
-                if access.require(Permission::Read, &row.res_type).is_ok()
-                    && access.permits(Permission::Read, &json)
-                {
+                if seen.insert(key.clone()) && readable(access, &row) {
                     frontier.push(key);
-                    out.push((row, json));
+                    out.push(row);
                 }
             }
         }
-        out.sort_by(|(a, _), (b, _)| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
+        out.sort_by(|a, b| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
         Ok(out)
     }
 }
@@ -501,18 +475,13 @@ pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles:
         fhir_format::resource_types()
             .iter()
             .map(|t| {
-                let empty = json!({ "resourceType": t });
+                let indexed = super::index::indexed_parameters(t);
                 let supported = fhir_profiles::search_parameters_for(t)
                     .iter()
                     .copied()
                     .filter(|sp| {
-                        let expressions = super::index::expressions(sp, t);
                         matches!(sp.code.as_str(), "_id" | "_lastUpdated")
-                            || (params::table_of(sp).is_some()
-                                && !expressions.is_empty()
-                                && expressions
-                                    .iter()
-                                    .all(|e| super::fhirpath::select(&empty, e).is_ok()))
+                            || indexed.iter().any(|(i, _)| std::ptr::eq(*i, *sp))
                     })
                     .collect();
                 ((*t).to_owned(), supported)
@@ -635,15 +604,25 @@ fn decode_cursor(cursor: &str, sort: &[SortKey]) -> Result<Position, ServiceErro
 }
 
 /// The entry's resource text: stored as is, or shaped by `_summary` / `_elements`.
-fn shaped(shape: &Shape, content: &str, json: &Value) -> String {
+fn shaped(shape: &Shape, content: &str) -> String {
     if shape.is_full() {
         return content.to_owned();
     }
-    let mut json = json.clone();
-    shape.apply(&mut json);
-    json.to_string()
+    match serde_json::from_str::<Value>(content) {
+        Ok(mut json) => {
+            shape.apply(&mut json);
+            json.to_string()
+        }
+        Err(_) => content.to_owned(),
+    }
 }
 
-fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+/// Whether the request may read a found resource (`Access::permits`); the stored JSON is
+/// parsed only when a token has to be checked against it.
+fn readable(access: &Access, row: &SearchRow) -> bool {
+    match access {
+        Access::Open => true,
+        Access::Token(_) => serde_json::from_str::<Value>(&row.content)
+            .is_ok_and(|json| access.permits(Permission::Read, &json)),
+    }
 }

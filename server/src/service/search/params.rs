@@ -15,7 +15,7 @@
 use chrono::FixedOffset;
 use fhir_profiles::SearchParameter;
 
-use crate::service::index::{date, fold, ucum};
+use crate::service::index::{date, fold, table_of, ucum};
 use crate::service::ServiceError;
 use crate::store::{Cond, Filter, Prefix, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS};
 
@@ -148,39 +148,26 @@ fn definition(
 ) -> Result<Option<&'static SearchParameter>, ParamError> {
     let mut found: Option<&'static SearchParameter> = None;
     for t in types {
-        match fhir_profiles::search_parameter(t, code) {
-            None => return Ok(None),
-            Some(sp) => match found {
-                Some(prev) if prev.kind != sp.kind => {
-                    return invalid(format!(
-                        "'{code}' has different types on {}; search one type at a time.",
-                        types.join(", ")
-                    ))
-                }
-                _ => found = Some(sp),
-            },
+        // Only what the server searches (`supported_parameters`): composite and special
+        // parameters, `_text` and `_content` are unknown parameters to the client.
+        let Some(sp) = super::supported_parameters(t)
+            .iter()
+            .copied()
+            .find(|sp| sp.code == code)
+        else {
+            return Ok(None);
+        };
+        match found {
+            Some(prev) if prev.kind != sp.kind => {
+                return invalid(format!(
+                    "'{code}' has different types on {}; search one type at a time.",
+                    types.join(", ")
+                ))
+            }
+            _ => found = Some(sp),
         }
     }
-    // Composite and special parameters, and those without an expression (`_text`,
-    // `_content`), are not searched yet: to the client they are unknown parameters.
-    if found.is_some_and(|sp| sp.expression.is_none() || table_of(sp).is_none()) {
-        return Ok(None);
-    }
     Ok(found)
-}
-
-/// The index table of a parameter type.
-pub fn table_of(sp: &SearchParameter) -> Option<Table> {
-    Some(match sp.kind.as_str() {
-        "token" => Table::Token,
-        "string" => Table::String,
-        "date" => Table::Date,
-        "number" => Table::Number,
-        "quantity" => Table::Quantity,
-        "reference" => Table::Reference,
-        "uri" => Table::Uri,
-        _ => return None,
-    })
 }
 
 /// Splits a value on commas not escaped with `\` and unescapes `\,` `\|` `\$` `\\`.
@@ -206,7 +193,7 @@ pub fn split_values(value: &str) -> Vec<String> {
 }
 
 /// Splits `system|code` on the first `|` not escaped with `\`.
-fn split_bar(value: &str) -> (Option<String>, String) {
+pub fn split_bar(value: &str) -> (Option<String>, String) {
     let mut prev_backslash = false;
     for (i, c) in value.char_indices() {
         if c == '|' && !prev_backslash {
