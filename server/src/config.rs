@@ -16,6 +16,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub bundle: BundleSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
@@ -50,6 +51,16 @@ impl ServerSettings {
             .ok()
             .map(|t| *t.offset())
     }
+}
+
+/// `[bundle]`: limits of batch and transaction Bundles.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSettings {
+    /// Most entries a Bundle may hold.
+    pub max_entries: usize,
+    /// Largest Bundle body accepted, in bytes.
+    pub body_limit_bytes: usize,
 }
 
 /// `[server.tls]`
@@ -238,6 +249,12 @@ impl Settings {
         }
         if self.server.body_limit_bytes == 0 {
             return fail("server.body_limit_bytes", "must be more than 0");
+        }
+        if self.bundle.max_entries == 0 {
+            return fail("bundle.max_entries", "must be more than 0");
+        }
+        if self.bundle.body_limit_bytes == 0 {
+            return fail("bundle.body_limit_bytes", "must be more than 0");
         }
         if !(self.database.url.starts_with("sqlite://")
             || self.database.url.starts_with("postgres://")

@@ -83,6 +83,7 @@ impl Application {
                     .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset")),
             ),
             body_limit: settings.server.body_limit_bytes,
+            bundle: settings.bundle.clone(),
             authenticator: Arc::clone(&authenticator),
         };
         let server = http::server(state, listener, &settings.server)?;

@@ -157,6 +157,23 @@ impl From<ServiceError> for ApiError {
                 "HB-NOT-ALLOWED",
                 message,
             ),
+            ServiceError::InEntry {
+                index,
+                request,
+                source,
+            } => {
+                let inner = ApiError::from(*source);
+                let at = inner
+                    .expression
+                    .as_deref()
+                    .map(|e| format!(" (at {e})"))
+                    .unwrap_or_default();
+                ApiError {
+                    message: format!("Bundle.entry[{index}] ({request}): {}{at}", inner.message),
+                    expression: Some(format!("Bundle.entry[{index}]")),
+                    ..inner
+                }
+            }
             ServiceError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(error.cause = %cause, "database unavailable");
                 ApiError {

@@ -7,6 +7,7 @@ use actix_web::HttpRequest;
 use chrono::DateTime;
 
 use super::error::ApiError;
+use crate::service::version_of_etag;
 
 /// What the client prefers to get back from a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         Some(v) => v
             .to_str()
             .ok()
-            .and_then(parse_etag)
+            .and_then(version_of_etag)
             .map(Some)
             .ok_or_else(|| {
                 ApiError::bad_request("If-Match must be a version ETag such as W/\"3\".")
@@ -68,7 +69,7 @@ pub fn if_none_match_hits(req: &HttpRequest, version_id: i64) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
-                .any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version_id))
+                .any(|tag| tag.trim() == "*" || version_of_etag(tag) == Some(version_id))
         })
 }
 
@@ -102,22 +103,9 @@ pub fn http_date(ms: i64) -> String {
         .to_string()
 }
 
-fn parse_etag(tag: &str) -> Option<i64> {
-    let tag = tag.trim();
-    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    tag.trim_matches('"').parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etags() {
-        assert_eq!(parse_etag("W/\"3\""), Some(3));
-        assert_eq!(parse_etag("\"12\""), Some(12));
-        assert_eq!(parse_etag("W/\"x\""), None);
-    }
 
     #[test]
     fn http_dates_round_trip() {

@@ -11,7 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage};
 
-use super::respond::{AppState, AuditTarget};
+use super::respond::{AppState, AuditTarget, BundleAudit};
 use crate::service::audit::{AuditEntry, AuditedInteraction};
 use crate::service::Access;
 use actix_web::middleware::Next;
@@ -112,9 +112,19 @@ async fn record_audit(
         .get::<AuditTarget>()
         .cloned();
     let path = request.match_info();
+    let bundle = response
+        .response()
+        .extensions()
+        .get::<BundleAudit>()
+        .cloned();
+    let interaction = match &bundle {
+        Some(b) if b.transaction => AuditedInteraction::Transaction,
+        _ => interaction,
+    };
+    let access = request.extensions().get::<Access>().cloned();
     let entry = AuditEntry {
         interaction,
-        access: request.extensions().get::<Access>().cloned(),
+        access: access.clone(),
         res_type: target
             .as_ref()
             .map(|t| t.res_type.clone())
@@ -129,6 +139,20 @@ async fn record_audit(
         request_id: request_id.to_owned(),
     };
     state.service.audit(entry).await;
+    // Each entry of a batch or transaction is audited as the request it stands for.
+    for e in bundle.map(|b| b.entries).unwrap_or_default() {
+        let entry = AuditEntry {
+            interaction: e.interaction,
+            access: access.clone(),
+            res_type: Some(e.res_type),
+            id: e.target.as_ref().map(|t| t.id.clone()),
+            version_id: e.target.as_ref().map(|t| t.version_id),
+            patients: e.target.map(|t| t.patients).unwrap_or_default(),
+            status: e.status,
+            request_id: request_id.to_owned(),
+        };
+        state.service.audit(entry).await;
+    }
 }
 
 /// Replaces a 500 body with a generic OperationOutcome (no cause, no data).

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::format::Representation;
 use super::headers::{http_date, prefer_return, PreferReturn};
+use crate::service::audit::AuditedInteraction;
 use crate::service::{StoredResource, Written};
 
 /// Shared state of the handlers.
@@ -17,6 +18,8 @@ pub struct AppState {
     pub service: crate::service::Service,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Limits of batch and transaction Bundles.
+    pub bundle: crate::config::BundleSettings,
     /// Turns bearer tokens into principals.
     pub authenticator: std::sync::Arc<crate::auth::Authenticator>,
 }
@@ -54,7 +57,8 @@ pub struct AuditTarget {
 }
 
 impl AuditTarget {
-    fn of(r: &StoredResource) -> Self {
+    /// What a request did to `r`.
+    pub fn of(r: &StoredResource) -> Self {
         let patients = r
             .json()
             .map(|content| crate::service::access::patients_of(&content))
@@ -66,6 +70,23 @@ impl AuditTarget {
             patients,
         }
     }
+}
+
+/// What the entries of a batch or transaction did, for one AuditEvent each (set on the
+/// response beside the Bundle's own).
+#[derive(Debug, Clone)]
+pub struct BundleAudit {
+    pub transaction: bool,
+    pub entries: Vec<EntryAudit>,
+}
+
+/// One entry of a batch or transaction, as audited.
+#[derive(Debug, Clone)]
+pub struct EntryAudit {
+    pub interaction: AuditedInteraction,
+    pub res_type: String,
+    pub target: Option<AuditTarget>,
+    pub status: u16,
 }
 
 /// Reads the request body (within the limit) and parses it as a FHIR resource in the

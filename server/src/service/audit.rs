@@ -41,6 +41,7 @@ pub enum AuditedInteraction {
     SearchType,
     SearchSystem,
     Batch,
+    Transaction,
 }
 
 impl AuditedInteraction {
@@ -58,6 +59,7 @@ impl AuditedInteraction {
             Self::SearchType => "search-type",
             Self::SearchSystem => "search-system",
             Self::Batch => "batch",
+            Self::Transaction => "transaction",
         }
     }
 
@@ -67,7 +69,7 @@ impl AuditedInteraction {
             Self::Create => "C",
             Self::Update | Self::Patch => "U",
             Self::Delete => "D",
-            Self::Batch => "E",
+            Self::Batch | Self::Transaction => "E",
             _ => "R",
         }
     }

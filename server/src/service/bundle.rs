@@ -35,26 +35,31 @@ impl BundleWriter {
         Self { out, entries: 0 }
     }
 
-    /// Appends an entry: `fullUrl`, the stored resource JSON (if any), then the other
-    /// entry elements (`search`, `request`, `response`) in the order given.
-    pub fn entry(&mut self, full_url: &str, resource: Option<&str>, rest: &[(&str, Value)]) {
+    /// Appends an entry: `fullUrl` (if any), the stored resource JSON (if any), then the
+    /// other entry elements (`search`, `request`, `response`) in the order given.
+    pub fn entry(
+        &mut self,
+        full_url: Option<&str>,
+        resource: Option<&str>,
+        rest: &[(&str, Value)],
+    ) {
         self.out.push_str(if self.entries == 0 {
             r#","entry":[{"#
         } else {
             ",{"
         });
         self.entries += 1;
-        self.out.push_str(r#""fullUrl":"#);
-        self.out
-            .push_str(&Value::String(full_url.to_owned()).to_string());
+        let mut elements = Vec::with_capacity(2 + rest.len());
+        if let Some(url) = full_url {
+            elements.push(format!(r#""fullUrl":{}"#, Value::String(url.to_owned())));
+        }
         if let Some(resource) = resource {
-            self.out.push_str(r#","resource":"#);
-            self.out.push_str(resource);
+            elements.push(format!(r#""resource":{resource}"#));
         }
         for (name, value) in rest {
-            self.out
-                .push_str(&format!(",{}:{}", Value::String((*name).to_owned()), value));
+            elements.push(format!("{}:{}", Value::String((*name).to_owned()), value));
         }
+        self.out.push_str(&elements.join(","));
         self.out.push('}');
     }
 
@@ -80,15 +85,21 @@ mod tests {
             &[("self", "http://x/fhir/_history".into())],
         );
         w.entry(
-            "http://x/fhir/Patient/1",
+            Some("http://x/fhir/Patient/1"),
             Some(r#"{"resourceType":"Patient","id":"1"}"#),
             &[("request", json!({"method":"POST","url":"Patient"}))],
         );
-        w.entry("http://x/fhir/Patient/2", None, &[]);
+        w.entry(Some("http://x/fhir/Patient/2"), None, &[]);
+        w.entry(
+            None,
+            None,
+            &[("response", json!({"status": "204 No Content"}))],
+        );
         let v: Value = serde_json::from_str(&w.finish()).unwrap();
         assert_eq!(v["total"], 2);
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["entry"][1]["fullUrl"], "http://x/fhir/Patient/2");
+        assert_eq!(v["entry"][2]["response"]["status"], "204 No Content");
         let empty: Value =
             serde_json::from_str(&BundleWriter::new("history", None, &[]).finish()).unwrap();
         assert!(empty.get("entry").is_none());

@@ -98,6 +98,11 @@ impl Criteria {
         Ok(rows.into_iter().map(|r| r.res_id).collect())
     }
 
+    /// The resource type the criteria search.
+    pub fn res_type(&self) -> &str {
+        &self.res_type
+    }
+
     /// Lock keys that serialise writers testing these criteria.
     pub fn lock_keys(&self) -> Vec<i64> {
         let mut keys: Vec<i64> = self

@@ -28,13 +28,11 @@ impl Service {
         resource: Value,
         if_none_exist: Option<String>,
     ) -> Result<Written, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_body_type(&res_type, &resource)?;
+        check_create(access, &res_type, &resource)?;
         let criteria = if_none_exist
             .as_deref()
             .map(|q| Criteria::parse(&self.parse_context(), &res_type, q))
             .transpose()?;
-        access.require(Permission::Create, &res_type)?;
         if !access.permits(Permission::Create, &resource) {
             return Err(outside_compartment());
         }
@@ -47,31 +45,16 @@ impl Service {
                 .unwrap_or_default();
             keys.extend(identifier_keys(&res_type, &resource));
             lock_all(tx, keys)?;
-            if let Some(criteria) = &criteria {
-                let found = criteria.matches(tx)?;
-                match found.as_slice() {
-                    [] => {}
-                    [id] => {
-                        let row = tx.current(&res_type, id)?.ok_or_else(|| {
-                            ServiceError::Fault("a matched resource has no current version".into())
-                        })?;
-                        let existing = StoredResource::from(row);
-                        if !access.permits(Permission::Read, &existing.json()?) {
-                            return Err(outside_compartment());
-                        }
-                        return Ok(Written {
-                            resource: existing,
-                            created: false,
-                        });
-                    }
-                    _ => {
-                        return Err(ServiceError::PreconditionFailed(format!(
-                            "The If-None-Exist criteria match {} resources; a conditional create \
-                             needs at most one.",
-                            found.len()
-                        )))
-                    }
-                }
+            if let Some(existing) = criteria
+                .as_ref()
+                .map(|c| matched(tx, &access, c))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(Written {
+                    resource: existing,
+                    created: false,
+                });
             }
             // http.html#create: an id in the body SHALL be ignored; the server assigns one.
             let id = uuid::Uuid::new_v4().to_string();
@@ -82,6 +65,47 @@ impl Service {
             })
         })
         .await
+    }
+}
+
+/// What a create needs before any work: a known type, a body of that type, and the scope
+/// letter `c` (whether the content lies inside what the token may write is checked on the
+/// final content).
+pub(super) fn check_create(
+    access: &Access,
+    res_type: &str,
+    resource: &Value,
+) -> Result<(), ServiceError> {
+    ensure_type(res_type)?;
+    ensure_body_type(res_type, resource)?;
+    access.require(Permission::Create, res_type)
+}
+
+/// The resource a conditional create's criteria find (http.html#ccreate): none, the one
+/// (which the token must be allowed to read), or 412 when several match.
+pub(super) fn matched(
+    tx: &mut Tx<'_>,
+    access: &Access,
+    criteria: &Criteria,
+) -> Result<Option<StoredResource>, ServiceError> {
+    let found = criteria.matches(tx)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [id] => {
+            let row = tx.current(criteria.res_type(), id)?.ok_or_else(|| {
+                ServiceError::Fault("a matched resource has no current version".into())
+            })?;
+            let existing = StoredResource::from(row);
+            if !access.permits(Permission::Read, &existing.json()?) {
+                return Err(outside_compartment());
+            }
+            Ok(Some(existing))
+        }
+        _ => Err(ServiceError::PreconditionFailed(format!(
+            "The If-None-Exist criteria match {} resources; a conditional create needs at \
+             most one.",
+            found.len()
+        ))),
     }
 }
 

@@ -23,10 +23,8 @@ impl Service {
         res_type: String,
         id: String,
     ) -> Result<Option<i64>, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_mutable(&res_type)?;
+        check_delete(access, &res_type)?;
         ensure_id(&id)?;
-        access.require(Permission::Delete, &res_type)?;
         let access = access.clone();
         self.write_tx(move |tx| remove(tx, &access, &res_type, &id))
             .await
@@ -43,27 +41,42 @@ impl Service {
         res_type: String,
         criteria: String,
     ) -> Result<Option<i64>, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_mutable(&res_type)?;
+        check_delete(access, &res_type)?;
         let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
-        access.require(Permission::Delete, &res_type)?;
         let access = access.clone();
         self.write_tx(move |tx| {
             super::create::lock_all(tx, criteria.lock_keys())?;
-            match criteria.matches(tx)?.as_slice() {
-                [] => Ok(None),
-                [id] => remove(tx, &access, &res_type, id),
-                several => Err(ServiceError::PreconditionFailed(format!(
-                    "The criteria match {} resources; a conditional delete removes at most one.",
-                    several.len()
-                ))),
+            match delete_target(&criteria.matches(tx)?)? {
+                None => Ok(None),
+                Some(id) => remove(tx, &access, &res_type, &id),
             }
         })
         .await
     }
 }
 
-fn remove(
+/// What a delete needs before any work: a known, changeable type and the scope letter `d`.
+pub(super) fn check_delete(access: &Access, res_type: &str) -> Result<(), ServiceError> {
+    ensure_type(res_type)?;
+    ensure_mutable(res_type)?;
+    access.require(Permission::Delete, res_type)
+}
+
+/// The resource a conditional delete removes (http.html#cdelete): none, the one found,
+/// or 412 when several match.
+pub(super) fn delete_target(found: &[String]) -> Result<Option<String>, ServiceError> {
+    match found {
+        [] => Ok(None),
+        [id] => Ok(Some(id.clone())),
+        several => Err(ServiceError::PreconditionFailed(format!(
+            "The criteria match {} resources; a conditional delete removes at most one.",
+            several.len()
+        ))),
+    }
+}
+
+/// Records the deletion of (type, id) when it exists and the token may delete it.
+pub(super) fn remove(
     tx: &mut Tx<'_>,
     access: &Access,
     res_type: &str,

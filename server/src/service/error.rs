@@ -33,6 +33,15 @@ pub enum ServiceError {
     /// The interaction is not supported on this target (405).
     #[error("{0}")]
     NotAllowed(String),
+    /// An entry of a batch or transaction Bundle failed (http.html#transaction): `index`
+    /// is its place in `Bundle.entry`, `request` its method and resource type (never its
+    /// query, which may hold identifiers).
+    #[error("Bundle.entry[{index}] ({request}): {source}")]
+    InEntry {
+        index: usize,
+        request: String,
+        source: Box<ServiceError>,
+    },
     /// The storage layer failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,6 +81,7 @@ impl AsStoreError for ServiceError {
     fn as_store_error(&self) -> Option<&StoreError> {
         match self {
             ServiceError::Store(e) => Some(e),
+            ServiceError::InEntry { source, .. } => source.as_store_error(),
             _ => None,
         }
     }

@@ -178,7 +178,7 @@ impl Service {
                 _ => (format!("{}/{}", r.res_type, r.id), "200 OK"),
             };
             bundle.entry(
-                &full_url,
+                Some(&full_url),
                 r.content.as_deref(),
                 &[
                     ("request", json!({"method": r.method, "url": request_url})),

@@ -3,10 +3,12 @@
 
 pub mod access;
 pub mod audit;
+mod batch;
 mod bundle;
 mod conditional;
 mod create;
 mod delete;
+pub mod entry;
 mod error;
 pub mod fhirpath;
 mod history;
@@ -16,14 +18,16 @@ mod read;
 pub mod search;
 pub mod shape;
 mod stored;
+mod transaction;
 mod update;
 
 pub use access::Access;
+pub use bundle::BundleWriter;
 pub use conditional::Criteria;
 pub use error::ServiceError;
 pub use history::{HistoryParams, HistoryScope};
 pub use patch::Patch;
-pub use stored::{instant, StoredResource};
+pub use stored::{instant, version_of_etag, StoredResource};
 
 use std::sync::Arc;
 

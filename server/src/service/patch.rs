@@ -14,12 +14,14 @@ use serde_json::Value;
 
 use super::create::{identifier_keys, lock_all};
 use super::index::resource_lock_key;
+use super::index::IndexContext;
 use super::update::put;
 use super::{
     ensure_id, ensure_mutable, ensure_type, outside_compartment, Access, Service, ServiceError,
     Written,
 };
 use crate::auth::Permission;
+use crate::store::Tx;
 
 /// A parsed patch document.
 #[derive(Debug, Clone)]
@@ -92,61 +94,68 @@ impl Service {
         patch: Patch,
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_mutable(&res_type)?;
-        ensure_id(&id)?;
-        access.require(Permission::Update, &res_type)?;
+        check_patch(access, &res_type, &id)?;
         let access = access.clone();
         let ctx = Arc::clone(&self.index);
-        self.write_tx(move |tx| {
-            tx.lock(resource_lock_key(&res_type, &id))?;
-            let current = tx.current(&res_type, &id)?;
-            let content = match current {
-                None => {
-                    return Err(ServiceError::NotFound(format!(
-                        "{res_type}/{id} is not known."
-                    )))
-                }
-                Some(row) if row.deleted => {
-                    return Err(ServiceError::Gone {
-                        res_type: res_type.clone(),
-                        id: id.clone(),
-                    })
-                }
-                Some(row) => row.content.unwrap_or_default(),
-            };
-            let mut resource: Value = serde_json::from_str(&content)
-                .map_err(|e| ServiceError::Fault(format!("stored JSON unreadable: {e}")))?;
-            patch.apply(&mut resource)?;
-            if resource.get("id").and_then(Value::as_str) != Some(id.as_str())
-                || resource.get("resourceType").and_then(Value::as_str) != Some(res_type.as_str())
-            {
-                return Err(ServiceError::Unprocessable {
-                    message: "A patch cannot change the resource's id or type.".into(),
-                    path: Some(format!("{res_type}.id")),
-                });
-            }
-            let patched =
-                fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
-                    message: format!("The patched resource is not valid: {}", e.message),
-                    path: e.path,
-                })?;
-            // The patch may add identifiers: take their locks too (after the resource's, in
-            // the same order every writer uses, so no two writers deadlock for long).
-            lock_all(tx, identifier_keys(&res_type, &patched))?;
-            if !access.permits(Permission::Update, &patched) {
-                return Err(outside_compartment());
-            }
-            put(
-                tx,
-                &ctx,
-                &access,
-                (&res_type, &id),
-                &patched,
-                if_match,
-                "PATCH",
-            )
-        })
-        .await
+        self.write_tx(move |tx| apply_patch(tx, &ctx, &access, (&res_type, &id), &patch, if_match))
+            .await
     }
+}
+
+/// What a patch needs before any work: a known, changeable type, a valid id and the scope
+/// letter `u`.
+pub(super) fn check_patch(access: &Access, res_type: &str, id: &str) -> Result<(), ServiceError> {
+    ensure_type(res_type)?;
+    ensure_mutable(res_type)?;
+    ensure_id(id)?;
+    access.require(Permission::Update, res_type)
+}
+
+/// Applies `patch` to the current version of (type, id) and writes the result as the next
+/// version, in `tx`.
+pub(super) fn apply_patch(
+    tx: &mut Tx<'_>,
+    ctx: &IndexContext,
+    access: &Access,
+    (res_type, id): (&str, &str),
+    patch: &Patch,
+    if_match: Option<i64>,
+) -> Result<Written, ServiceError> {
+    tx.lock(resource_lock_key(res_type, id))?;
+    let content = match tx.current(res_type, id)? {
+        None => {
+            return Err(ServiceError::NotFound(format!(
+                "{res_type}/{id} is not known."
+            )))
+        }
+        Some(row) if row.deleted => {
+            return Err(ServiceError::Gone {
+                res_type: res_type.to_owned(),
+                id: id.to_owned(),
+            })
+        }
+        Some(row) => row.content.unwrap_or_default(),
+    };
+    let mut resource: Value = serde_json::from_str(&content)
+        .map_err(|e| ServiceError::Fault(format!("stored JSON unreadable: {e}")))?;
+    patch.apply(&mut resource)?;
+    if resource.get("id").and_then(Value::as_str) != Some(id)
+        || resource.get("resourceType").and_then(Value::as_str) != Some(res_type)
+    {
+        return Err(ServiceError::Unprocessable {
+            message: "A patch cannot change the resource's id or type.".into(),
+            path: Some(format!("{res_type}.id")),
+        });
+    }
+    let patched = fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
+        message: format!("The patched resource is not valid: {}", e.message),
+        path: e.path,
+    })?;
+    // The patch may add identifiers: take their locks too (after the resource's, in the
+    // same order every writer uses, so no two writers deadlock for long).
+    lock_all(tx, identifier_keys(res_type, &patched))?;
+    if !access.permits(Permission::Update, &patched) {
+        return Err(outside_compartment());
+    }
+    put(tx, ctx, access, (res_type, id), &patched, if_match, "PATCH")
 }

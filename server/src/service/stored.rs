@@ -103,6 +103,13 @@ pub fn stamp(resource: &Value, id: &str, version_id: i64, last_updated: i64) -> 
     Value::Object(out).to_string()
 }
 
+/// The version a version ETag names (`W/"3"`, `"3"`; http.html#concurrency).
+pub fn version_of_etag(tag: &str) -> Option<i64> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.trim_matches('"').parse().ok()
+}
+
 /// Whether `id` is a valid FHIR id (datatypes.html#id: 1-64 of `A-Z a-z 0-9 - .`).
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -125,6 +132,13 @@ mod tests {
         assert_eq!(out["meta"]["tag"][0]["code"], "t");
         let keys: Vec<_> = out.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["resourceType", "id", "meta", "gender"]);
+    }
+
+    #[test]
+    fn etags() {
+        assert_eq!(version_of_etag("W/\"3\""), Some(3));
+        assert_eq!(version_of_etag("\"12\""), Some(12));
+        assert_eq!(version_of_etag("W/\"x\""), None);
     }
 
     #[test]

@@ -30,32 +30,9 @@ impl Service {
         resource: Value,
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_mutable(&res_type)?;
-        ensure_body_type(&res_type, &resource)?;
+        check_update(access, &res_type, &id, &resource)?;
         writable(access, &resource)?;
         let access = access.clone();
-        match resource.get("id").and_then(Value::as_str) {
-            Some(body_id) if body_id == id => {}
-            Some(body_id) => {
-                return Err(ServiceError::invalid_at(
-                    format!("{res_type}.id"),
-                    format!("The body's id '{body_id}' differs from the id in the URL '{id}'."),
-                ))
-            }
-            None => {
-                return Err(ServiceError::invalid_at(
-                    format!("{res_type}.id"),
-                    "An update needs the resource's id in the body, equal to the id in the URL.",
-                ))
-            }
-        }
-        if !is_valid_id(&id) {
-            return Err(ServiceError::invalid_at(
-                format!("{res_type}.id"),
-                "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
-            ));
-        }
         let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             let mut keys = identifier_keys(&res_type, &resource);
@@ -88,9 +65,7 @@ impl Service {
         resource: Value,
         if_match: Option<i64>,
     ) -> Result<Written, ServiceError> {
-        ensure_type(&res_type)?;
-        ensure_mutable(&res_type)?;
-        ensure_body_type(&res_type, &resource)?;
+        check_conditional_update(access, &res_type, &resource)?;
         let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         writable(access, &resource)?;
         let access = access.clone();
@@ -98,35 +73,13 @@ impl Service {
             .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if let Some(id) = body_id.as_deref().filter(|id| !is_valid_id(id)) {
-            return Err(ServiceError::invalid_at(
-                format!("{res_type}.id"),
-                format!("'{id}' is not a valid FHIR id."),
-            ));
-        }
         let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             let mut keys = criteria.lock_keys();
             keys.extend(identifier_keys(&res_type, &resource));
             lock_all(tx, keys)?;
             let found = criteria.matches(tx)?;
-            let id = match (found.as_slice(), &body_id) {
-                ([], Some(id)) => id.clone(),
-                ([], None) => uuid::Uuid::new_v4().to_string(),
-                ([matched], Some(id)) if matched != id => {
-                    return Err(ServiceError::invalid_at(
-                        format!("{res_type}.id"),
-                        "The body's id is not the id of the resource the criteria match.",
-                    ))
-                }
-                ([matched], _) => matched.clone(),
-                (several, _) => {
-                    return Err(ServiceError::PreconditionFailed(format!(
-                        "The criteria match {} resources; a conditional update needs at most one.",
-                        several.len()
-                    )))
-                }
-            };
+            let id = conditional_target(&res_type, &found, body_id.as_deref())?;
             tx.lock(resource_lock_key(&res_type, &id))?;
             put(
                 tx,
@@ -139,6 +92,84 @@ impl Service {
             )
         })
         .await
+    }
+}
+
+/// What an update needs before any work (http.html#update): a known, changeable type, a
+/// body of that type whose id is the URL's (a SHALL), and the scope letter `u`.
+pub(super) fn check_update(
+    access: &Access,
+    res_type: &str,
+    id: &str,
+    resource: &Value,
+) -> Result<(), ServiceError> {
+    ensure_type(res_type)?;
+    ensure_mutable(res_type)?;
+    ensure_body_type(res_type, resource)?;
+    access.require(Permission::Update, res_type)?;
+    match resource.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id == id => {}
+        Some(body_id) => {
+            return Err(ServiceError::invalid_at(
+                format!("{res_type}.id"),
+                format!("The body's id '{body_id}' differs from the id in the URL '{id}'."),
+            ))
+        }
+        None => {
+            return Err(ServiceError::invalid_at(
+                format!("{res_type}.id"),
+                "An update needs the resource's id in the body, equal to the id in the URL.",
+            ))
+        }
+    }
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid_at(
+            format!("{res_type}.id"),
+            "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
+        ))
+    }
+}
+
+/// What a conditional update needs before any work (http.html#cond-update).
+pub(super) fn check_conditional_update(
+    access: &Access,
+    res_type: &str,
+    resource: &Value,
+) -> Result<(), ServiceError> {
+    ensure_type(res_type)?;
+    ensure_mutable(res_type)?;
+    ensure_body_type(res_type, resource)?;
+    access.require(Permission::Update, res_type)?;
+    match resource.get("id").and_then(Value::as_str) {
+        Some(id) if !is_valid_id(id) => Err(ServiceError::invalid_at(
+            format!("{res_type}.id"),
+            format!("'{id}' is not a valid FHIR id."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The id a conditional update writes (http.html#cond-update): none found, the body's id
+/// or a new one; one found, that one (a different body id is a 400); several, 412.
+pub(super) fn conditional_target(
+    res_type: &str,
+    found: &[String],
+    body_id: Option<&str>,
+) -> Result<String, ServiceError> {
+    match (found, body_id) {
+        ([], Some(id)) => Ok(id.to_owned()),
+        ([], None) => Ok(uuid::Uuid::new_v4().to_string()),
+        ([matched], Some(id)) if matched != id => Err(ServiceError::invalid_at(
+            format!("{res_type}.id"),
+            "The body's id is not the id of the resource the criteria match.",
+        )),
+        ([matched], _) => Ok(matched.clone()),
+        (several, _) => Err(ServiceError::PreconditionFailed(format!(
+            "The criteria match {} resources; a conditional update needs at most one.",
+            several.len()
+        ))),
     }
 }
 
@@ -195,7 +226,7 @@ pub(super) fn put(
 }
 
 /// The scope letter `u` on the type, and the new content inside what the token may write.
-fn writable(access: &Access, resource: &Value) -> Result<(), ServiceError> {
+pub(super) fn writable(access: &Access, resource: &Value) -> Result<(), ServiceError> {
     let res_type = resource
         .get("resourceType")
         .and_then(Value::as_str)

@@ -233,7 +233,7 @@ impl Service {
             let full_url = format!("{base}/{}/{}", row.res_type, row.res_id);
             let content = shaped(&plan.shape, &row.content);
             bundle.entry(
-                &full_url,
+                Some(&full_url),
                 Some(&content),
                 &[("search", json!({ "mode": mode }))],
             );
