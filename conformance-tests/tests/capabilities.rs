@@ -112,3 +112,29 @@ fn metadata_in_xml() {
         );
     }
 }
+
+/// capabilitystatement.html: system interactions `transaction` and `batch`, and the
+/// Patient `$everything` operation with its canonical definition.
+#[test]
+fn metadata_lists_bundles_and_everything() {
+    for s in servers() {
+        let cs = metadata(&s);
+        let system: Vec<&str> = cs["rest"][0]["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["code"].as_str())
+            .collect();
+        assert!(system.contains(&"transaction") && system.contains(&"batch"));
+        let patient = cs["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "Patient")
+            .unwrap();
+        assert_eq!(
+            patient["operation"][0]["definition"],
+            "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+        );
+    }
+}

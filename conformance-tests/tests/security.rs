@@ -611,3 +611,123 @@ fn search_is_confined_to_what_the_token_may_see() {
             .expect_status(403);
     }
 }
+
+/// Every entry of a batch or transaction passes the same access decision as the request
+/// alone (SMART scopes, patient compartment); `$everything` shows a patient token its own
+/// record and hides everyone else's (404, as a read would).
+#[test]
+fn bundles_and_everything_pass_the_access_decision() {
+    for backend in [Backend::Sqlite, Backend::Postgres]
+        .into_iter()
+        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
+    {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let me = create_with(&s, &admin, &patient("Me"));
+        let other = create_with(&s, &admin, &patient("Kín-Đáo"));
+        let my_shot = create_with(&s, &admin, &immunization_for(&me));
+        let their_shot = create_with(&s, &admin, &immunization_for(&other));
+        let token = idp.token_with(
+            "patient/*.cruds",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        let post_bundle = |kind: &str, entries: Value| {
+            bearer(&s, Method::POST, "", &token)
+                .fhir_json(&json!({"resourceType": "Bundle", "type": kind, "entry": entries}))
+                .fetch()
+        };
+
+        // Batch: reads of another patient's resources are 404 in their entries; a write
+        // into another compartment is 403; my own entries succeed.
+        let resp = post_bundle(
+            "batch",
+            json!([
+                {"request": {"method": "GET", "url": format!("Immunization/{their_shot}")}},
+                {"request": {"method": "GET", "url": format!("Immunization/{my_shot}")}},
+                {"resource": immunization_for(&other), "request": {"method": "POST", "url": "Immunization"}},
+                {"request": {"method": "GET", "url": "Immunization"}},
+            ]),
+        )
+        .expect_status(200)
+        .json();
+        let e = entries(&resp);
+        let status = |i: usize| e[i]["response"]["status"].as_str().unwrap().to_owned();
+        assert!(status(0).starts_with("404"), "[{}] {resp}", s.backend);
+        assert_eq!(status(1), "200 OK");
+        assert!(status(2).starts_with("403"));
+        let found: Vec<String> = entries(&e[3]["resource"])
+            .iter()
+            .map(|x| id_of(&x["resource"]))
+            .collect();
+        assert_eq!(found, vec![my_shot.clone()]);
+        assert!(!resp.to_string().contains("Kín-Đáo"));
+
+        // Transaction: one entry outside the compartment fails the whole Bundle.
+        let sys = unique_system();
+        let mut mine = immunization_for(&me);
+        mine["identifier"] = json!([{"system": sys, "value": "1"}]);
+        post_bundle(
+            "transaction",
+            json!([
+                {"resource": mine, "request": {"method": "POST", "url": "Immunization"}},
+                {"request": {"method": "DELETE", "url": format!("Immunization/{their_shot}")}},
+            ]),
+        )
+        .expect_error(403);
+        bearer(
+            &s,
+            Method::GET,
+            &format!("Immunization/{their_shot}"),
+            &admin,
+        )
+        .fetch()
+        .expect_status(200);
+        let none = bearer(
+            &s,
+            Method::GET,
+            &format!("Immunization?identifier={sys}|1&_total=accurate"),
+            &admin,
+        )
+        .fetch()
+        .expect_status(200)
+        .json();
+        assert_eq!(none["total"], 0, "[{}] nothing was written", s.backend);
+
+        // $everything: my record; another patient's is hidden.
+        let mine = bearer(
+            &s,
+            Method::GET,
+            &format!("Patient/{me}/$everything"),
+            &token,
+        )
+        .fetch()
+        .expect_status(200)
+        .json();
+        let ids: Vec<String> = entries(&mine)
+            .iter()
+            .map(|x| id_of(&x["resource"]))
+            .collect();
+        assert!(
+            ids.contains(&me) && ids.contains(&my_shot),
+            "[{}]",
+            s.backend
+        );
+        assert!(!mine.to_string().contains("Kín-Đáo"));
+        bearer(
+            &s,
+            Method::GET,
+            &format!("Patient/{other}/$everything"),
+            &token,
+        )
+        .fetch()
+        .expect_error(404);
+        let all = bearer(&s, Method::GET, "Patient/$everything", &token)
+            .fetch()
+            .expect_status(200)
+            .json();
+        assert!(!all.to_string().contains(&their_shot), "[{}]", s.backend);
+    }
+}

@@ -73,6 +73,7 @@ fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
     use AuditedInteraction as I;
     let read = method == Method::GET || method == Method::HEAD;
     Some(match route {
+        "/fhir/Patient/{id}/$everything" | "/fhir/Patient/$everything" => I::Operation,
         "/fhir/{type}/{id}" if read => I::Read,
         "/fhir/{type}/{id}" if method == Method::PUT => I::Update,
         "/fhir/{type}/{id}" if method == Method::PATCH => I::Patch,

@@ -16,8 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use interaction::{
-    batch, capabilities, create, delete, health, history, patch, read, search, smart_configuration,
-    update, vread,
+    batch, capabilities, create, delete, everything, health, history, patch, read, search,
+    smart_configuration, update, vread,
 };
 
 /// A bound HTTP server; awaiting it serves until SIGTERM/SIGINT, then drains.
@@ -135,6 +135,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/metadata", web::get().to(capabilities::capabilities))
                 .route("/metadata", web::head().to(capabilities::capabilities))
                 .route("/_history", web::get().to(history::history_system))
+                .route(
+                    "/Patient/$everything",
+                    web::get().to(everything::everything_type),
+                )
+                .route(
+                    "/Patient/$everything",
+                    web::post().to(everything::everything_type_post),
+                )
+                .route(
+                    "/Patient/{id}/$everything",
+                    web::get().to(everything::everything_instance),
+                )
+                .route(
+                    "/Patient/{id}/$everything",
+                    web::post().to(everything::everything_instance_post),
+                )
                 .service(
                     web::resource("/{type}")
                         .route(web::post().to(create::create))

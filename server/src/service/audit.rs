@@ -42,6 +42,8 @@ pub enum AuditedInteraction {
     SearchSystem,
     Batch,
     Transaction,
+    /// An operation such as `$everything`.
+    Operation,
 }
 
 impl AuditedInteraction {
@@ -60,6 +62,7 @@ impl AuditedInteraction {
             Self::SearchSystem => "search-system",
             Self::Batch => "batch",
             Self::Transaction => "transaction",
+            Self::Operation => "operation",
         }
     }
 
@@ -69,7 +72,7 @@ impl AuditedInteraction {
             Self::Create => "C",
             Self::Update | Self::Patch => "U",
             Self::Delete => "D",
-            Self::Batch | Self::Transaction => "E",
+            Self::Batch | Self::Transaction | Self::Operation => "E",
             _ => "R",
         }
     }

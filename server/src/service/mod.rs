@@ -10,6 +10,7 @@ mod create;
 mod delete;
 pub mod entry;
 mod error;
+mod everything;
 pub mod fhirpath;
 mod history;
 mod index;

@@ -80,7 +80,7 @@ pub fn capability_statement(base_url: &str) -> Value {
     let resources: Vec<Value> = fhir_format::resource_types()
         .iter()
         .map(|t| {
-            json!({
+            let mut resource = json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
                 "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
@@ -97,7 +97,14 @@ pub fn capability_statement(base_url: &str) -> Value {
                     .iter()
                     .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
                     .collect::<Vec<_>>(),
-            })
+            });
+            if *t == "Patient" {
+                resource["operation"] = json!([{
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }]);
+            }
+            resource
         })
         .collect();
     json!({
@@ -114,7 +121,12 @@ pub fn capability_statement(base_url: &str) -> Value {
         "rest": [{
             "mode": "server",
             "resource": resources,
-            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "interaction": [
+                {"code": "transaction"},
+                {"code": "batch"},
+                {"code": "history-system"},
+                {"code": "search-system"},
+            ],
         }],
     })
 }

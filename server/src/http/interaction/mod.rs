@@ -1,9 +1,10 @@
-//! One handler file per FHIR interaction, named as in http.html.
+//! One handler file per FHIR interaction (named as in http.html) or operation.
 
 pub mod batch;
 pub mod capabilities;
 pub mod create;
 pub mod delete;
+pub mod everything;
 pub mod health;
 pub mod history;
 pub mod patch;

@@ -52,6 +52,9 @@ pub enum SearchScope {
     Type(String),
     /// `[base]/Patient/[id]/[type]` (compartment.html#search).
     PatientCompartment { patient: String, res_type: String },
+    /// `[base]/Patient/[id]/$everything`, or `[base]/Patient/$everything` for every
+    /// patient (patient-operation-everything.html).
+    Everything { patient: Option<String> },
 }
 
 /// A search as the client sent it.
@@ -102,6 +105,9 @@ struct Plan {
     position: Option<Position>,
     /// What the self link shows.
     applied: Vec<(String, String)>,
+    /// `$everything`: the page's references to resources outside any Patient compartment
+    /// (Practitioner, Organization, Location, Medication...) are included.
+    everything: bool,
 }
 
 impl Service {
@@ -265,7 +271,33 @@ impl Service {
                 )
             }
             SearchScope::System => (Vec::new(), String::new(), None),
+            SearchScope::Everything { patient } => {
+                let types = everything_types(&request.params)?;
+                let path = match patient {
+                    Some(p) => {
+                        ensure_id(p)?;
+                        format!("Patient/{p}/$everything")
+                    }
+                    None => "Patient/$everything".to_owned(),
+                };
+                let compartment = patient.as_ref().map(|p| {
+                    Filter::Or(
+                        types
+                            .iter()
+                            .map(|t| {
+                                Filter::And(vec![
+                                    Filter::Types(vec![t.clone()]),
+                                    access::compartment_filter(t, p),
+                                ])
+                            })
+                            .collect(),
+                    )
+                });
+                every_type = true;
+                (types, path, compartment)
+            }
         };
+        let everything = matches!(request.scope, SearchScope::Everything { .. });
         if matches!(request.scope, SearchScope::System) {
             for (name, value) in &request.params {
                 if name == "_type" {
@@ -308,11 +340,46 @@ impl Service {
             revincludes: Vec::new(),
             position: None,
             applied: Vec::new(),
+            everything,
         };
         let mut cursor = None;
         let mut shape_params = Vec::new();
         for (name, value) in &request.params {
             let keep = |plan: &mut Plan| plan.applied.push((name.clone(), value.clone()));
+            if everything {
+                // The parameters of patient-operation-everything.html; `start` and `end`
+                // (care dates) are not supported, so they are unknown parameters.
+                match name.as_str() {
+                    "_format" | "_pretty" | "_count" | "_cursor" | "_summary" | "_elements" => {}
+                    "_type" => {
+                        keep(&mut plan);
+                        continue;
+                    }
+                    "_since" => {
+                        let since =
+                            params::filter(&ctx, &types, "_lastUpdated", &format!("ge{value}"))
+                                .ok()
+                                .flatten()
+                                .filter(|_| value.len() > 10 && value.contains('T'))
+                                .ok_or_else(|| {
+                                    ServiceError::invalid_at(
+                                        "_since",
+                                        "_since is an instant such as 2021-07-01T00:00:00+07:00.",
+                                    )
+                                })?;
+                        plan.filters.push(since);
+                        keep(&mut plan);
+                        continue;
+                    }
+                    _ if request.strict => {
+                        return Err(ServiceError::invalid_at(
+                            name.clone(),
+                            format!("'{name}' is not a parameter of Patient/$everything."),
+                        ))
+                    }
+                    _ => continue,
+                }
+            }
             match name.as_str() {
                 "_format" | "_pretty" => {}
                 "_type" if matches!(request.scope, SearchScope::System) => keep(&mut plan),
@@ -393,6 +460,9 @@ impl Service {
         plan: &Plan,
         matches: &[SearchRow],
     ) -> Result<Vec<SearchRow>, ServiceError> {
+        if plan.everything {
+            return self.referenced(access, matches).await;
+        }
         if plan.includes.is_empty() && plan.revincludes.is_empty() {
             return Ok(Vec::new());
         }
@@ -463,6 +533,81 @@ impl Service {
         out.sort_by(|a, b| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
         Ok(out)
     }
+}
+
+impl Service {
+    /// `$everything`'s included resources: what the page refers to outside any Patient
+    /// compartment (one level; a resource of a compartment type is never included, so
+    /// nothing of another person's record can come in by reference).
+    async fn referenced(
+        &self,
+        access: &Access,
+        matches: &[SearchRow],
+    ) -> Result<Vec<SearchRow>, ServiceError> {
+        static OUTSIDE: OnceLock<Vec<String>> = OnceLock::new();
+        let outside = OUTSIDE
+            .get_or_init(|| {
+                fhir_format::resource_types()
+                    .iter()
+                    .filter(|t| {
+                        **t != "Patient" && fhir_profiles::patient_compartment_params(t).is_none()
+                    })
+                    .map(|t| (*t).to_owned())
+                    .collect()
+            })
+            .clone();
+        let sources: Vec<ResourceKey> = matches.iter().map(key_of).collect();
+        let rows = self
+            .read_tx(move |tx| {
+                let mut keys = tx.reference_targets(&sources, &[], &outside)?;
+                keys.truncate(MAX_INCLUDED);
+                tx.current_many(&keys)
+            })
+            .await?;
+        let mut out: Vec<SearchRow> = rows.into_iter().filter(|r| readable(access, r)).collect();
+        out.sort_by(|a, b| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
+        Ok(out)
+    }
+}
+
+/// The types `$everything` returns: the Patient and every type of its compartment
+/// (compartmentdefinition-patient.html), narrowed by `_type`. AuditEvents (the record of
+/// who looked) come only when `_type` names them.
+fn everything_types(params: &[(String, String)]) -> Result<Vec<String>, ServiceError> {
+    let in_compartment = |t: &str| {
+        t == "Patient"
+            || fhir_profiles::patient_compartment_params(t).is_some_and(|p| !p.is_empty())
+    };
+    let mut wanted: Vec<String> = Vec::new();
+    for (name, value) in params.iter().filter(|(n, _)| n == "_type") {
+        for t in value.split(',').map(str::trim) {
+            if !fhir_format::is_resource_type(t) {
+                return Err(ServiceError::invalid_at(
+                    name.clone(),
+                    format!("'{t}' is not a FHIR R4 resource type."),
+                ));
+            }
+            if !in_compartment(t) {
+                return Err(ServiceError::invalid_at(
+                    name.clone(),
+                    format!(
+                        "{t} is not in the Patient compartment; $everything does not return it."
+                    ),
+                ));
+            }
+            if !wanted.iter().any(|w| w == t) {
+                wanted.push(t.to_owned());
+            }
+        }
+    }
+    if wanted.is_empty() {
+        wanted = fhir_format::resource_types()
+            .iter()
+            .filter(|t| **t != "AuditEvent" && in_compartment(t))
+            .map(|t| (*t).to_owned())
+            .collect();
+    }
+    Ok(wanted)
 }
 
 /// The search parameters of `res_type` this server searches: every standard parameter of
