@@ -113,10 +113,11 @@ fn metadata_in_xml() {
     }
 }
 
-/// capabilitystatement.html: system interactions `transaction` and `batch`, and the
-/// Patient `$everything` operation with its canonical definition.
+/// capabilitystatement.html: system interactions `transaction` and `batch`, the Patient
+/// `$everything` and `$validate` operations with their canonical definitions, and the
+/// profiles shipped (`supportedProfile`).
 #[test]
-fn metadata_lists_bundles_and_everything() {
+fn metadata_lists_bundles_operations_and_profiles() {
     for s in servers() {
         let cs = metadata(&s);
         let system: Vec<&str> = cs["rest"][0]["interaction"]
@@ -132,9 +133,17 @@ fn metadata_lists_bundles_and_everything() {
             .iter()
             .find(|r| r["type"] == "Patient")
             .unwrap();
+        let operations: Vec<&str> = patient["operation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["definition"].as_str())
+            .collect();
+        assert!(operations.contains(&"http://hl7.org/fhir/OperationDefinition/Patient-everything"));
+        assert!(operations.contains(&"http://hl7.org/fhir/OperationDefinition/Resource-validate"));
         assert_eq!(
-            patient["operation"][0]["definition"],
-            "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+            patient["supportedProfile"][0],
+            "https://healthbook.example.org/fhir/StructureDefinition/vn-core-patient"
         );
     }
 }

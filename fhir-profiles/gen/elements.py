@@ -2,8 +2,13 @@
 
 - data/elements.json: per resource type, its summary and mandatory top-level elements.
 - data/types.json: per element path (Patient.birthDate, HumanName.family,
-  Patient.contact.name, Observation.value[x]) its type codes, max cardinality, and
-  contentReference target; what the primitive-format checks walk.
+  Patient.contact.name, Observation.value[x]) its type codes, min (when 1 or more) and max
+  cardinality, contentReference target, and the value set of a required binding that can
+  be expanded here; what the structural checks walk.
+- data/valuesets.json: those value sets, expanded: url -> [[system, code], ...], from the
+  CodeSystems and ValueSets of valuesets.json (value sets with filters, or over code
+  systems not given in full such as mime types, UCUM or currencies, cannot be expanded and
+  are left out).
 
 Run from the project root: python3 fhir-profiles/gen/elements.py
 """
@@ -13,8 +18,44 @@ R4 = "../shared/fhir-r4/"
 resources = json.load(open(R4 + "profiles-resources.json"))
 types = json.load(open(R4 + "profiles-types.json"))
 
+terminology = json.load(open(R4 + "valuesets.json"))
+code_systems = {e["resource"]["url"]: e["resource"] for e in terminology["entry"] if e["resource"]["resourceType"] == "CodeSystem"}
+value_sets = {e["resource"]["url"]: e["resource"] for e in terminology["entry"] if e["resource"]["resourceType"] == "ValueSet"}
+
 summary_out = {}
 type_out = {}
+expansions = {}
+
+
+def concepts(concept_list):
+    for c in concept_list:
+        yield c["code"]
+        yield from concepts(c.get("concept", []))
+
+
+def expand(url, depth=0):
+    """[(system, code)] of a value set, or None when it cannot be expanded here."""
+    vs = value_sets.get(url.split("|")[0])
+    if vs is None or depth > 5:
+        return None
+    out = []
+    for include in vs.get("compose", {}).get("include", []):
+        if "filter" in include:
+            return None
+        for imported in include.get("valueSet", []):
+            more = expand(imported, depth + 1)
+            if more is None:
+                return None
+            out += more
+        system = include.get("system")
+        if "concept" in include:
+            out += [(system, c["code"]) for c in include["concept"]]
+        elif system:
+            cs = code_systems.get(system)
+            if cs is None or cs.get("content") != "complete":
+                return None
+            out += [(system, code) for code in concepts(cs.get("concept", []))]
+    return sorted(set(out))
 
 
 def definitions(bundle):
@@ -44,6 +85,15 @@ for sd in list(definitions(resources)) + list(definitions(types)):
             if element.get("min", 0) >= 1:
                 mandatory.append(parts[1])
         info = {"max": element.get("max", "1")}
+        if element.get("min", 0) >= 1:
+            info["min"] = element["min"]
+        binding = element.get("binding", {})
+        if binding.get("strength") == "required" and "valueSet" in binding:
+            url = binding["valueSet"].split("|")[0]
+            expansion = expand(url)
+            if expansion is not None:
+                info["binding"] = url
+                expansions[url] = [list(pair) for pair in expansion]
         codes = []
         for t in element.get("type", []):
             code = t["code"]
@@ -60,6 +110,7 @@ for sd in list(definitions(resources)) + list(definitions(types)):
 
 json.dump(summary_out, open("fhir-profiles/data/elements.json", "w"), separators=(",", ":"), sort_keys=True)
 json.dump(type_out, open("fhir-profiles/data/types.json", "w"), separators=(",", ":"), sort_keys=True)
+json.dump(expansions, open("fhir-profiles/data/valuesets.json", "w"), separators=(",", ":"), sort_keys=True)
 
 # data/search-parameters.json: the 1,378 standard SearchParameters, trimmed to what the
 # server evaluates (search.html); data/compartment-patient.json: per resource type, the

@@ -44,18 +44,90 @@ pub struct ElementDefinition {
     /// For elements defined by reference to another (`Questionnaire.item.item`), that path.
     #[serde(rename = "ref")]
     pub content_reference: Option<String>,
+    /// Minimum cardinality.
+    #[serde(default)]
+    pub min: u32,
+    /// The value set of a required binding, when it can be expanded ([`value_set`]).
+    pub binding: Option<String>,
 }
 
 static DEFINITIONS: OnceLock<HashMap<String, ElementDefinition>> = OnceLock::new();
 
+fn definitions() -> &'static HashMap<String, ElementDefinition> {
+    DEFINITIONS.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/types.json"))
+            .expect("the vendored types.json is valid")
+    })
+}
+
 /// The definition of an element path, if R4 defines it.
 pub fn element(path: &str) -> Option<&'static ElementDefinition> {
-    DEFINITIONS
+    definitions().get(path)
+}
+
+type Children = HashMap<&'static str, Vec<(&'static str, &'static ElementDefinition)>>;
+static CHILDREN: OnceLock<Children> = OnceLock::new();
+
+/// The elements directly under `path` (a resource or data type name, or an element path
+/// of a backbone element), by name (`status`, `value[x]`).
+pub fn children(path: &str) -> &'static [(&'static str, &'static ElementDefinition)] {
+    CHILDREN
         .get_or_init(|| {
-            serde_json::from_str(include_str!("../data/types.json"))
-                .expect("the vendored types.json is valid")
+            let mut out: Children = HashMap::new();
+            for (p, def) in definitions() {
+                if let Some((parent, name)) = p.rsplit_once('.') {
+                    out.entry(parent).or_default().push((name, def));
+                }
+            }
+            out
         })
         .get(path)
+        .map_or(&[], Vec::as_slice)
+}
+
+static VALUE_SETS: OnceLock<HashMap<String, Vec<(String, String)>>> = OnceLock::new();
+
+/// The (system, code) pairs of a value set bound as required somewhere in R4, expanded from
+/// the official CodeSystems (`data/valuesets.json`).
+pub fn value_set(url: &str) -> Option<&'static [(String, String)]> {
+    VALUE_SETS
+        .get_or_init(|| {
+            serde_json::from_str(include_str!("../data/valuesets.json"))
+                .expect("the vendored valuesets.json is valid")
+        })
+        .get(url)
+        .map(Vec::as_slice)
+}
+
+/// A COVID-19 vaccine of the national campaign (`vn/covid-19-vaccines.json`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vaccine {
+    /// Code in http://hl7.org/fhir/sid/cvx.
+    pub cvx: String,
+    pub name: String,
+    /// EU DCC medicinal product.
+    pub mp: String,
+    /// EU DCC marketing authorisation holder.
+    pub ma: String,
+    /// Doses of the primary series.
+    pub primary_doses: u32,
+    /// First authorisation for use anywhere (`YYYY-MM-DD`).
+    pub first_authorised: String,
+}
+
+/// The COVID-19 vaccines of the campaign.
+pub fn covid_vaccines() -> &'static [Vaccine] {
+    #[derive(Deserialize)]
+    struct Table {
+        vaccines: Vec<Vaccine>,
+    }
+    static VACCINES: OnceLock<Vec<Vaccine>> = OnceLock::new();
+    VACCINES.get_or_init(|| {
+        serde_json::from_str::<Table>(include_str!("../vn/covid-19-vaccines.json"))
+            .expect("the vendored vaccine table is valid")
+            .vaccines
+    })
 }
 
 /// One standard R4 SearchParameter (search.html), trimmed to what the server evaluates.

@@ -9,6 +9,8 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::service::validate::{Action, Policy, VnCore};
+
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// All settings of a Healthbook process.
@@ -17,6 +19,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub bundle: BundleSettings,
+    pub validation: ValidationSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
@@ -61,6 +64,33 @@ pub struct BundleSettings {
     pub max_entries: usize,
     /// Largest Bundle body accepted, in bytes.
     pub body_limit_bytes: usize,
+}
+
+/// `[validation]` (docs/VALIDATION.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// `vi` or `en`: messages when `Accept-Language` names neither.
+    pub language: String,
+    /// Whether the VN Core profiles apply to every Patient and Immunization.
+    pub vn_core: VnCore,
+    /// Per rule code or profile id: `error`, `warning` or `off`.
+    #[serde(default)]
+    pub rules: std::collections::BTreeMap<String, Action>,
+}
+
+impl ValidationSettings {
+    /// The validation policy these settings describe.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            vn_core: self.vn_core,
+            actions: self
+                .rules
+                .iter()
+                .map(|(k, v)| (crate::service::validate::rule_key(k), *v))
+                .collect(),
+        }
+    }
 }
 
 /// `[server.tls]`
@@ -249,6 +279,9 @@ impl Settings {
         }
         if self.server.body_limit_bytes == 0 {
             return fail("server.body_limit_bytes", "must be more than 0");
+        }
+        if !matches!(self.validation.language.as_str(), "vi" | "en") {
+            return fail("validation.language", "must be \"vi\" or \"en\"");
         }
         if self.bundle.max_entries == 0 {
             return fail("bundle.max_entries", "must be more than 0");

@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
+use crate::service::validate::{Language, Validator};
 use crate::service::Service;
 use crate::store::{Backend, Store, StoreOptions};
 
@@ -72,18 +73,21 @@ impl Application {
             );
         }
         let (audit_log, audit_writer) = audit::channel(store.clone());
+        let offset = settings
+            .server
+            .offset()
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
         let state = AppState {
             service: Service::new(
                 store,
                 base_url.clone(),
                 audit_log,
-                settings
-                    .server
-                    .offset()
-                    .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset")),
+                offset,
+                Validator::new(settings.validation.policy(), offset),
             ),
             body_limit: settings.server.body_limit_bytes,
             bundle: settings.bundle.clone(),
+            language: Language::parse(&settings.validation.language).unwrap_or(Language::Vi),
             authenticator: Arc::clone(&authenticator),
         };
         let server = http::server(state, listener, &settings.server)?;

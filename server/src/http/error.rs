@@ -6,11 +6,38 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use crate::service::validate::{Issue, Language};
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// The code system of Healthbook's stable error codes (in `issue.details.coding`).
 pub const ERROR_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/error";
+/// The code system of validation rule codes (docs/VALIDATION.md).
+pub const RULE_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/validation-rule";
+
+/// Validation issues in an answer, re-rendered in the request's language by the request
+/// middleware (set on the response).
+#[derive(Debug, Clone)]
+pub struct LocalizedIssues(pub Vec<Issue>);
+
+/// An OperationOutcome of validation issues, in `language`.
+pub fn validation_outcome(issues: &[Issue], language: Language) -> Value {
+    let issues: Vec<Value> = issues
+        .iter()
+        .map(|i| {
+            json!({
+                "severity": i.severity.code(),
+                "code": i.kind,
+                "details": {
+                    "coding": [{"system": RULE_CODE_SYSTEM, "code": i.rule}],
+                    "text": i.message(language),
+                },
+                "expression": [i.expression],
+            })
+        })
+        .collect();
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
 
 /// An error answer: status, issue type, stable code, message and location.
 #[derive(Debug)]
@@ -21,11 +48,13 @@ pub struct ApiError {
     /// Stable Healthbook code, e.g. `HB-INVALID`.
     pub code: &'static str,
     pub message: String,
-    pub expression: Option<String>,
+    pub expression: Option<Box<str>>,
     /// Seconds, for 503.
     pub retry_after: Option<u32>,
     /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3).
-    pub challenge: Option<String>,
+    pub challenge: Option<Box<str>>,
+    /// Validation issues: the OperationOutcome lists them instead of the one message.
+    pub validation: Box<[Issue]>,
 }
 
 impl ApiError {
@@ -44,6 +73,7 @@ impl ApiError {
             expression: None,
             retry_after: None,
             challenge: None,
+            validation: Box::default(),
         }
     }
 
@@ -54,12 +84,20 @@ impl ApiError {
 
     /// With the location of the offending element or parameter.
     pub fn at(mut self, expression: Option<String>) -> Self {
-        self.expression = expression;
+        self.expression = expression.map(String::into_boxed_str);
         self
     }
 
-    /// The OperationOutcome body.
+    /// The OperationOutcome body (validation issues in English).
     pub fn outcome(&self) -> Value {
+        self.outcome_in(Language::En)
+    }
+
+    /// The OperationOutcome body, validation issues in `language`.
+    pub fn outcome_in(&self, language: Language) -> Value {
+        if !self.validation.is_empty() {
+            return validation_outcome(&self.validation, language);
+        }
         let mut issue = json!({
             "severity": if self.status.is_server_error() { "fatal" } else { "error" },
             "code": self.issue_type,
@@ -93,9 +131,15 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if let Some(challenge) = &self.challenge {
-            response.insert_header((header::WWW_AUTHENTICATE, challenge.clone()));
+            response.insert_header((header::WWW_AUTHENTICATE, challenge.to_string()));
         }
-        response.body(self.outcome().to_string())
+        let mut response = response.body(self.outcome().to_string());
+        if !self.validation.is_empty() {
+            response
+                .extensions_mut()
+                .insert(LocalizedIssues(self.validation.to_vec()));
+        }
+        response
     }
 }
 
@@ -147,7 +191,7 @@ impl From<ServiceError> for ApiError {
                     )
                 };
                 ApiError {
-                    challenge: Some(challenge),
+                    challenge: Some(challenge.into()),
                     ..ApiError::new(S::FORBIDDEN, "forbidden", "HB-FORBIDDEN", message)
                 }
             }
@@ -157,12 +201,31 @@ impl From<ServiceError> for ApiError {
                 "HB-NOT-ALLOWED",
                 message,
             ),
+            ServiceError::Rejected(issues) => ApiError {
+                validation: issues.into_boxed_slice(),
+                ..ApiError::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "processing",
+                    "HB-INVALID-RESOURCE",
+                    "The resource breaks validation rules.",
+                )
+            },
             ServiceError::InEntry {
                 index,
                 request,
                 source,
             } => {
-                let inner = ApiError::from(*source);
+                let mut inner = ApiError::from(*source);
+                // Validation issues are located in the Bundle: `Patient.gender` of entry 2
+                // is `Bundle.entry[2].resource.gender`.
+                for issue in inner.validation.iter_mut() {
+                    let rest = issue.expression.split_once('.').map_or("", |(_, r)| r);
+                    issue.expression = if rest.is_empty() {
+                        format!("Bundle.entry[{index}].resource")
+                    } else {
+                        format!("Bundle.entry[{index}].resource.{rest}")
+                    };
+                }
                 let at = inner
                     .expression
                     .as_deref()
@@ -170,7 +233,7 @@ impl From<ServiceError> for ApiError {
                     .unwrap_or_default();
                 ApiError {
                     message: format!("Bundle.entry[{index}] ({request}): {}{at}", inner.message),
-                    expression: Some(format!("Bundle.entry[{index}]")),
+                    expression: Some(format!("Bundle.entry[{index}]").into()),
                     ..inner
                 }
             }
@@ -221,7 +284,7 @@ impl From<crate::auth::AuthError> for ApiError {
         use crate::auth::AuthError;
         match e {
             AuthError::Missing => ApiError {
-                challenge: Some(r#"Bearer realm="healthbook""#.to_owned()),
+                challenge: Some(r#"Bearer realm="healthbook""#.into()),
                 ..ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "login",
@@ -230,9 +293,12 @@ impl From<crate::auth::AuthError> for ApiError {
                 )
             },
             AuthError::Invalid(why) => ApiError {
-                challenge: Some(format!(
-                    r#"Bearer realm="healthbook", error="invalid_token", error_description="{why}""#
-                )),
+                challenge: Some(
+                    format!(
+                        r#"Bearer realm="healthbook", error="invalid_token", error_description="{why}""#
+                    )
+                    .into(),
+                ),
                 ..ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "login",

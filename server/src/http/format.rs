@@ -227,7 +227,22 @@ pub fn parse_resource(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError>
         Format::Json => fhir_format::parse_json(body),
         Format::Xml => fhir_format::parse_xml(body),
     };
-    parsed.map_err(ApiError::from)
+    parsed.map_err(|e| located(e, body))
+}
+
+/// A structural error with its location: the parser names a missing required element
+/// but not where it is missing; the base validation's walk of the JSON finds it.
+fn located(mut e: fhir_format::FormatError, body: &[u8]) -> ApiError {
+    if e.message.contains("required element") {
+        if let Ok(raw) = serde_json::from_slice::<Value>(body) {
+            let mut issues = Vec::new();
+            crate::service::validate::base::check(&raw, &mut issues);
+            if let Some(missing) = issues.iter().find(|i| i.rule == "HB-REQUIRED") {
+                e.path = Some(missing.expression.clone());
+            }
+        }
+    }
+    ApiError::from(e)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use actix_web::HttpRequest;
 use chrono::DateTime;
 
 use super::error::ApiError;
+use crate::service::validate::Language;
 use crate::service::version_of_etag;
 
 /// What the client prefers to get back from a write.
@@ -27,6 +28,28 @@ pub fn prefer_return(req: &HttpRequest) -> PreferReturn {
             _ => None,
         })
         .unwrap_or(PreferReturn::Representation)
+}
+
+/// The language of messages (RFC 9110 §12.5.4 `Accept-Language`): the most preferred of
+/// Vietnamese and English, else `default`.
+pub fn language(req: &HttpRequest, default: Language) -> Language {
+    let mut ranges: Vec<(f32, Language)> = req
+        .headers()
+        .get_all(header::ACCEPT_LANGUAGE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let language = Language::parse(parts.next()?)?;
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q > 0.0).then_some((q, language))
+        })
+        .collect();
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranges.first().map_or(default, |(_, l)| *l)
 }
 
 /// `Prefer: handling=strict` (search.html#errors); lenient otherwise.

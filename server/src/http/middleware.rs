@@ -11,8 +11,10 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage};
 
+use super::error::{validation_outcome, LocalizedIssues};
 use super::respond::{AppState, AuditTarget, BundleAudit};
 use crate::service::audit::{AuditEntry, AuditedInteraction};
+use crate::service::validate::{Issue, Language};
 use crate::service::Access;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
@@ -56,8 +58,15 @@ pub async fn request_context(
             "request finished"
         );
     });
+    let issues = response
+        .response()
+        .extensions()
+        .get::<LocalizedIssues>()
+        .cloned();
     let mut response = if status == StatusCode::INTERNAL_SERVER_ERROR {
         scrub(response, &request_id)
+    } else if let Some(issues) = issues {
+        localize(response, &issues.0)
     } else {
         response.map_into_boxed_body()
     };
@@ -73,7 +82,10 @@ fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
     use AuditedInteraction as I;
     let read = method == Method::GET || method == Method::HEAD;
     Some(match route {
-        "/fhir/Patient/{id}/$everything" | "/fhir/Patient/$everything" => I::Operation,
+        "/fhir/Patient/{id}/$everything"
+        | "/fhir/Patient/$everything"
+        | "/fhir/{type}/$validate"
+        | "/fhir/{type}/{id}/$validate" => I::Operation,
         "/fhir/{type}/{id}" if read => I::Read,
         "/fhir/{type}/{id}" if method == Method::PUT => I::Update,
         "/fhir/{type}/{id}" if method == Method::PATCH => I::Patch,
@@ -154,6 +166,29 @@ async fn record_audit(
         };
         state.service.audit(entry).await;
     }
+}
+
+/// Writes a validation OperationOutcome in the language the request prefers
+/// (`Accept-Language`, else `validation.language`).
+fn localize(
+    response: ServiceResponse<impl MessageBody + 'static>,
+    issues: &[Issue],
+) -> ServiceResponse<BoxBody> {
+    let default = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .map_or(Language::Vi, |s| s.language);
+    let language = super::headers::language(response.request(), default);
+    let body = validation_outcome(issues, language).to_string();
+    let (req, res) = response.into_parts();
+    let mut localized = HttpResponse::build(res.status());
+    for (name, value) in res.headers() {
+        // The new body is sent as it is (the compressed one is dropped).
+        if name != header::CONTENT_ENCODING && name != header::CONTENT_LENGTH {
+            localized.append_header((name.clone(), value.clone()));
+        }
+    }
+    ServiceResponse::new(req, localized.body(body))
 }
 
 /// Replaces a 500 body with a generic OperationOutcome (no cause, no data).

@@ -17,7 +17,7 @@ use actix_web::{web, HttpResponse};
 
 use interaction::{
     batch, capabilities, create, delete, everything, health, history, patch, read, search,
-    smart_configuration, update, vread,
+    smart_configuration, update, validate, vread,
 };
 
 /// A bound HTTP server; awaiting it serves until SIGTERM/SIGINT, then drains.
@@ -150,6 +150,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/Patient/{id}/$everything",
                     web::post().to(everything::everything_instance_post),
+                )
+                .route("/{type}/$validate", web::post().to(validate::validate_type))
+                .route(
+                    "/{type}/{id}/$validate",
+                    web::post().to(validate::validate_instance),
                 )
                 .service(
                     web::resource("/{type}")

@@ -7,10 +7,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
+use super::error::validation_outcome;
 use super::error::ApiError;
 use super::format::Representation;
-use super::headers::{http_date, prefer_return, PreferReturn};
+use super::headers::{http_date, language, prefer_return, PreferReturn};
 use crate::service::audit::AuditedInteraction;
+use crate::service::validate::Language;
 use crate::service::{StoredResource, Written};
 
 /// Shared state of the handlers.
@@ -20,6 +22,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Limits of batch and transaction Bundles.
     pub bundle: crate::config::BundleSettings,
+    /// The language of validation messages when `Accept-Language` names no other.
+    pub language: crate::service::validate::Language,
     /// Turns bearer tokens into principals.
     pub authenticator: std::sync::Arc<crate::auth::Authenticator>,
 }
@@ -168,21 +172,35 @@ fn written_response(
                 .body(body))
         }
         PreferReturn::OperationOutcome => {
-            let what = if w.created { "created" } else { "stored" };
-            let mut outcome = json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{
-                    "severity": "information",
-                    "code": "informational",
-                    "details": {"text": format!("{}/{} version {} {what}.", r.res_type, r.id, r.version_id)}
-                }]
-            });
+            let default = req
+                .app_data::<web::Data<AppState>>()
+                .map_or(Language::Vi, |s| s.language);
+            let mut outcome = write_outcome(w, language(req, default));
             let body = repr.render_value(&mut outcome)?;
             Ok(builder
                 .insert_header((header::CONTENT_TYPE, repr.content_type()))
                 .body(body))
         }
     }
+}
+
+/// The OperationOutcome of a write: what was stored, and the validation warnings it was
+/// stored with.
+pub fn write_outcome(w: &Written, language: Language) -> serde_json::Value {
+    let r = &w.resource;
+    let what = if w.created { "created" } else { "stored" };
+    let mut outcome = validation_outcome(&w.issues, language);
+    if let Some(issues) = outcome["issue"].as_array_mut() {
+        issues.insert(
+            0,
+            json!({
+                "severity": "information",
+                "code": "informational",
+                "details": {"text": format!("{}/{} version {} {what}.", r.res_type, r.id, r.version_id)}
+            }),
+        );
+    }
+    outcome
 }
 
 fn with_version_headers<'a>(

@@ -29,6 +29,7 @@ impl Service {
         if_none_exist: Option<String>,
     ) -> Result<Written, ServiceError> {
         check_create(access, &res_type, &resource)?;
+        let issues = self.validated(&resource)?;
         let criteria = if_none_exist
             .as_deref()
             .map(|q| Criteria::parse(&self.parse_context(), &res_type, q))
@@ -54,6 +55,7 @@ impl Service {
                 return Ok(Written {
                     resource: existing,
                     created: false,
+                    issues: Vec::new(),
                 });
             }
             // http.html#create: an id in the body SHALL be ignored; the server assigns one.
@@ -62,6 +64,7 @@ impl Service {
             Ok(Written {
                 resource: stored,
                 created: true,
+                issues: issues.clone(),
             })
         })
         .await
@@ -121,10 +124,7 @@ pub(super) fn identifier_keys(res_type: &str, resource: &Value) -> Vec<i64> {
 pub(super) fn lock_all(tx: &mut Tx<'_>, mut keys: Vec<i64>) -> Result<(), ServiceError> {
     keys.sort_unstable();
     keys.dedup();
-    for key in keys {
-        tx.lock(key)?;
-    }
-    Ok(())
+    Ok(tx.lock_many(&keys)?)
 }
 
 /// Writes `resource` as version `version_id` of (type, id), current, with its index rows.

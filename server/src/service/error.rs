@@ -26,6 +26,10 @@ pub enum ServiceError {
         message: String,
         path: Option<String>,
     },
+    /// The resource breaks validation rules (422); every issue, errors first
+    /// (validate/).
+    #[error("the resource is not valid ({} issues)", .0.len())]
+    Rejected(Vec<super::validate::Issue>),
     /// The token lacks the scope, or the resource is outside the patient's compartment
     /// (403). `scope` names what would be needed, when one scope would do.
     #[error("access denied")]

@@ -21,6 +21,7 @@ pub mod shape;
 mod stored;
 mod transaction;
 mod update;
+pub mod validate;
 
 pub use access::Access;
 pub use bundle::BundleWriter;
@@ -38,12 +39,13 @@ use serde_json::Value;
 use crate::store::{Store, StoreError, Tx};
 use index::IndexContext;
 
-/// The outcome of a write: the version now current, and whether a resource was created
-/// (201) rather than updated or found (200).
+/// The outcome of a write: the version now current, whether a resource was created (201)
+/// rather than updated or found (200), and the validation warnings it was stored with.
 #[derive(Debug, Clone)]
 pub struct Written {
     pub resource: StoredResource,
     pub created: bool,
+    pub issues: Vec<validate::Issue>,
 }
 
 /// The FHIR service over one store. Cheap to clone.
@@ -53,17 +55,19 @@ pub struct Service {
     base_url: String,
     audit: audit::AuditLog,
     index: Arc<IndexContext>,
+    validator: Arc<validate::Validator>,
 }
 
 impl Service {
     /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`),
-    /// recording AuditEvents into `audit`.
+    /// recording AuditEvents into `audit`, validating writes with `validator`.
     /// Dates without a zone are read in `default_offset`.
     pub fn new(
         store: Store,
         base_url: String,
         audit: audit::AuditLog,
         default_offset: FixedOffset,
+        validator: validate::Validator,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
         Self {
@@ -74,7 +78,14 @@ impl Service {
             }),
             base_url,
             audit,
+            validator: Arc::new(validator),
         }
+    }
+
+    /// Validates content about to be written (validate/): issues of error severity refuse
+    /// the write (422); warnings are returned to be reported.
+    fn validated(&self, resource: &Value) -> Result<Vec<validate::Issue>, ServiceError> {
+        validated(&self.validator, resource)
     }
 
     /// Queues the AuditEvent of one request.
@@ -119,6 +130,22 @@ impl Service {
     ) -> Result<T, ServiceError> {
         let store = self.store.clone();
         blocking(move || store.write(f)).await
+    }
+}
+
+/// [`Service::validated`], where only the validator is at hand (inside a transaction).
+fn validated(
+    validator: &validate::Validator,
+    resource: &Value,
+) -> Result<Vec<validate::Issue>, ServiceError> {
+    let issues = validator.validate(resource, stored::now_ms());
+    if issues
+        .iter()
+        .any(|i| i.severity == validate::Severity::Error)
+    {
+        Err(ServiceError::Rejected(issues))
+    } else {
+        Ok(issues)
     }
 }
 

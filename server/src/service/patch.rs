@@ -16,9 +16,10 @@ use super::create::{identifier_keys, lock_all};
 use super::index::resource_lock_key;
 use super::index::IndexContext;
 use super::update::put;
+use super::validate::Validator;
 use super::{
-    ensure_id, ensure_mutable, ensure_type, outside_compartment, Access, Service, ServiceError,
-    Written,
+    ensure_id, ensure_mutable, ensure_type, outside_compartment, validated, Access, Service,
+    ServiceError, Written,
 };
 use crate::auth::Permission;
 use crate::store::Tx;
@@ -97,8 +98,12 @@ impl Service {
         check_patch(access, &res_type, &id)?;
         let access = access.clone();
         let ctx = Arc::clone(&self.index);
-        self.write_tx(move |tx| apply_patch(tx, &ctx, &access, (&res_type, &id), &patch, if_match))
-            .await
+        let validator = Arc::clone(&self.validator);
+        self.write_tx(move |tx| {
+            let ctx = (ctx.as_ref(), validator.as_ref());
+            apply_patch(tx, ctx, &access, (&res_type, &id), &patch, if_match)
+        })
+        .await
     }
 }
 
@@ -115,7 +120,7 @@ pub(super) fn check_patch(access: &Access, res_type: &str, id: &str) -> Result<(
 /// version, in `tx`.
 pub(super) fn apply_patch(
     tx: &mut Tx<'_>,
-    ctx: &IndexContext,
+    (ctx, validator): (&IndexContext, &Validator),
     access: &Access,
     (res_type, id): (&str, &str),
     patch: &Patch,
@@ -157,5 +162,8 @@ pub(super) fn apply_patch(
     if !access.permits(Permission::Update, &patched) {
         return Err(outside_compartment());
     }
-    put(tx, ctx, access, (res_type, id), &patched, if_match, "PATCH")
+    let issues = validated(validator, &patched)?;
+    let mut written = put(tx, ctx, access, (res_type, id), &patched, if_match, "PATCH")?;
+    written.issues = issues;
+    Ok(written)
 }

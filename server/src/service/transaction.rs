@@ -10,10 +10,11 @@
 //!    resource the Bundle touches are taken in one fixed order, so that a site resending
 //!    the same Bundle on two connections at once queues behind itself: the second copy
 //!    finds what the first created and creates nothing twice.
-//! 3. Identities are resolved: conditional deletes and updates find their resource,
+//! 3. DELETEs (plain and conditional) are processed first, so that what follows sees
+//!    them; then identities are resolved: conditional updates find their resource,
 //!    conditional creates (`ifNoneExist`) find theirs or get a new id, plain creates get a
-//!    new id. Two entries that touch the same resource are a 400 (http.html#trules: "If any
-//!    resource identities ... overlap ... the transaction SHALL fail").
+//!    new id. Two entries that touch the same resource are a 400 (http.html#trules: "If
+//!    any resource identities ... overlap ... the transaction SHALL fail").
 //! 4. Every `fullUrl` (`urn:uuid:`, `urn:oid:` or absolute) of a created or updated
 //!    resource, and every conditional reference (`Patient?identifier=...`: exactly one
 //!    match, else 404 or 412), is replaced by the resource's `[type]/[id]` wherever the
@@ -21,8 +22,8 @@
 //!    in `href`/`src` attributes of narratives (http.html#transaction: "Servers SHALL
 //!    replace all matching links in the bundle"). A `urn:` reference that names no entry
 //!    is a 400.
-//! 5. DELETE, then POST, then PUT and PATCH entries are processed; each with the same
-//!    checks as alone (`ifMatch`, access to the existing and the new content).
+//! 5. POST, then PUT and PATCH entries are processed; each with the same checks as alone
+//!    (`ifMatch`, access to the existing and the new content).
 //! 6. GET and HEAD entries are answered after the commit, so they see its writes.
 
 use std::collections::{HashMap, HashSet};
@@ -36,6 +37,7 @@ use super::entry::{self, Entry, EntryOutcome, EntryResult, Method, Target};
 use super::index::{resource_lock_key, IndexContext};
 use super::patch::{apply_patch, check_patch};
 use super::update::{check_conditional_update, check_update, conditional_target, put, writable};
+use super::validate::{Issue, Validator};
 use super::{
     ensure_id, outside_compartment, Access, Criteria, Patch, Service, ServiceError, StoredResource,
     Written,
@@ -65,11 +67,12 @@ impl Write {
     }
 }
 
-/// A write entry and what it does.
+/// A write entry, what it does, and the validation warnings of its content.
 #[derive(Debug, Clone)]
 struct Planned {
     entry: Entry,
     write: Write,
+    issues: Vec<Issue>,
 }
 
 /// The resource a write entry turned out to touch.
@@ -125,17 +128,29 @@ impl Service {
                 reads.push(e);
             } else {
                 let write = self.plan_write(access, &e).map_err(|err| e.failed(err))?;
-                writes.push(Planned { entry: e, write });
+                let issues = match (&write, &e.resource) {
+                    (Write::Patch { .. }, _) | (_, None) => Vec::new(),
+                    (_, Some(body)) => self.validated(body).map_err(|err| e.failed(err))?,
+                };
+                writes.push(Planned {
+                    entry: e,
+                    write,
+                    issues,
+                });
             }
         }
         let references = self.conditional_references(&writes)?;
         let mut results: Vec<(usize, EntryResult)> = Vec::new();
         if !writes.is_empty() {
             let ctx = Arc::clone(&self.index);
+            let validator = Arc::clone(&self.validator);
             let writer = access.clone();
             let planned = writes.clone();
             let written = self
-                .write_tx(move |tx| run(tx, &ctx, &writer, planned.clone(), &references))
+                .write_tx(move |tx| {
+                    let ctx = (ctx.as_ref(), validator.as_ref());
+                    run(tx, ctx, &writer, planned.clone(), &references)
+                })
                 .await?;
             for (w, outcome) in writes.iter().zip(written) {
                 results.push((w.entry.index, EntryResult::of(&w.entry, Ok(outcome))));
@@ -249,7 +264,7 @@ impl Service {
 /// store retries a lost race).
 fn run(
     tx: &mut Tx<'_>,
-    ctx: &IndexContext,
+    (ctx, validator): (&IndexContext, &Validator),
     access: &Access,
     mut writes: Vec<Planned>,
     references: &[ConditionalReference],
@@ -282,8 +297,8 @@ fn run(
                 }
             }
             if deletes {
-                let outcome =
-                    apply(tx, ctx, access, w, &identity).map_err(|err| w.entry.failed(err))?;
+                let outcome = apply(tx, (ctx, validator), access, w, &identity)
+                    .map_err(|err| w.entry.failed(err))?;
                 outcomes[i] = Some(outcome);
             }
             identities[i] = Some(identity);
@@ -356,7 +371,8 @@ fn run(
                     "a write entry without its identity".into(),
                 ));
             };
-            let outcome = apply(tx, ctx, access, w, identity).map_err(|err| w.entry.failed(err))?;
+            let outcome = apply(tx, (ctx, validator), access, w, identity)
+                .map_err(|err| w.entry.failed(err))?;
             outcomes[i] = Some(outcome);
         }
     }
@@ -439,7 +455,7 @@ fn identity(tx: &mut Tx<'_>, access: &Access, w: &Planned) -> Result<Identity, S
 /// Performs one write entry.
 fn apply(
     tx: &mut Tx<'_>,
-    ctx: &IndexContext,
+    (ctx, validator): (&IndexContext, &Validator),
     access: &Access,
     w: &Planned,
     identity: &Identity,
@@ -451,6 +467,7 @@ fn apply(
         (Write::Create { .. }, Identity::Found(existing)) => EntryOutcome::Written(Written {
             resource: existing.clone(),
             created: false,
+            issues: Vec::new(),
         }),
         (Write::Create { .. }, Identity::New(id)) => {
             let resource = w.entry.body()?;
@@ -461,24 +478,19 @@ fn apply(
             EntryOutcome::Written(Written {
                 resource: stored,
                 created: true,
+                issues: w.issues.clone(),
             })
         }
         (Write::Update { .. } | Write::ConditionalUpdate { .. }, Identity::Existing(id)) => {
             let resource = w.entry.body()?;
             writable(access, resource)?;
-            EntryOutcome::Written(put(
-                tx,
-                ctx,
-                access,
-                (res_type, id),
-                resource,
-                if_match,
-                "PUT",
-            )?)
+            let mut written = put(tx, ctx, access, (res_type, id), resource, if_match, "PUT")?;
+            written.issues = w.issues.clone();
+            EntryOutcome::Written(written)
         }
         (Write::Patch { patch, .. }, Identity::Existing(id)) => EntryOutcome::Written(apply_patch(
             tx,
-            ctx,
+            (ctx, validator),
             access,
             (res_type, id),
             patch,

@@ -32,23 +32,27 @@ impl Service {
     ) -> Result<Written, ServiceError> {
         check_update(access, &res_type, &id, &resource)?;
         writable(access, &resource)?;
+        let issues = self.validated(&resource)?;
         let access = access.clone();
         let ctx = Arc::clone(&self.index);
-        self.write_tx(move |tx| {
-            let mut keys = identifier_keys(&res_type, &resource);
-            keys.push(resource_lock_key(&res_type, &id));
-            lock_all(tx, keys)?;
-            put(
-                tx,
-                &ctx,
-                &access,
-                (&res_type, &id),
-                &resource,
-                if_match,
-                "PUT",
-            )
-        })
-        .await
+        let mut written = self
+            .write_tx(move |tx| {
+                let mut keys = identifier_keys(&res_type, &resource);
+                keys.push(resource_lock_key(&res_type, &id));
+                lock_all(tx, keys)?;
+                put(
+                    tx,
+                    &ctx,
+                    &access,
+                    (&res_type, &id),
+                    &resource,
+                    if_match,
+                    "PUT",
+                )
+            })
+            .await?;
+        written.issues = issues;
+        Ok(written)
     }
 
     /// Updates the one resource matching `criteria`, creates one when none matches, and
@@ -68,30 +72,34 @@ impl Service {
         check_conditional_update(access, &res_type, &resource)?;
         let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         writable(access, &resource)?;
+        let issues = self.validated(&resource)?;
         let access = access.clone();
         let body_id = resource
             .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned);
         let ctx = Arc::clone(&self.index);
-        self.write_tx(move |tx| {
-            let mut keys = criteria.lock_keys();
-            keys.extend(identifier_keys(&res_type, &resource));
-            lock_all(tx, keys)?;
-            let found = criteria.matches(tx)?;
-            let id = conditional_target(&res_type, &found, body_id.as_deref())?;
-            tx.lock(resource_lock_key(&res_type, &id))?;
-            put(
-                tx,
-                &ctx,
-                &access,
-                (&res_type, &id),
-                &resource,
-                if_match,
-                "PUT",
-            )
-        })
-        .await
+        let mut written = self
+            .write_tx(move |tx| {
+                let mut keys = criteria.lock_keys();
+                keys.extend(identifier_keys(&res_type, &resource));
+                lock_all(tx, keys)?;
+                let found = criteria.matches(tx)?;
+                let id = conditional_target(&res_type, &found, body_id.as_deref())?;
+                tx.lock(resource_lock_key(&res_type, &id))?;
+                put(
+                    tx,
+                    &ctx,
+                    &access,
+                    (&res_type, &id),
+                    &resource,
+                    if_match,
+                    "PUT",
+                )
+            })
+            .await?;
+        written.issues = issues;
+        Ok(written)
     }
 }
 
@@ -222,6 +230,7 @@ pub(super) fn put(
     Ok(Written {
         resource: stored,
         created,
+        issues: Vec::new(),
     })
 }
 

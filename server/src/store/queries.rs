@@ -154,6 +154,25 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// [`Tx::lock`] on each of `keys`, in the order given, in one round trip.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn lock_many(&mut self, keys: &[i64]) -> Result<(), StoreError> {
+        if let (Backend::Postgres, DbConnection::Postgres(pg), false) =
+            (self.backend, &mut *self.conn, keys.is_empty())
+        {
+            // unnest yields the array's elements in order, and the locks are taken row by
+            // row as they come.
+            diesel::sql_query(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1) WITH ORDINALITY AS t(k, n)",
+            )
+            .bind::<diesel::sql_types::Array<BigInt>, _>(keys)
+            .execute(pg)?;
+        }
+        Ok(())
+    }
+
     /// Marks `version_id` of (type, id) as no longer current. Returns false when it was not
     /// the current version any more (a concurrent writer got there first).
     ///

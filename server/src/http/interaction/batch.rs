@@ -16,9 +16,12 @@ use serde_json::{json, Value};
 
 use crate::http::error::ApiError;
 use crate::http::format::{parse_resource, Representation};
-use crate::http::headers::{prefer_return, PreferReturn};
-use crate::http::respond::{read_body, AppState, AuditTarget, BundleAudit, EntryAudit};
+use crate::http::headers::{language, prefer_return, PreferReturn};
+use crate::http::respond::{
+    read_body, write_outcome, AppState, AuditTarget, BundleAudit, EntryAudit,
+};
 use crate::service::entry::{EntryOutcome, EntryResult};
+use crate::service::validate::Language;
 use crate::service::{instant, Access, BundleWriter};
 
 /// `POST [base]` and `POST [base]/`
@@ -77,10 +80,16 @@ pub async fn batch(
         "batch-response"
     };
     let prefer = prefer_return(&req);
+    let language = language(&req, state.language);
     let mut writer = BundleWriter::new(response_type, None, &[]);
     let mut audit = Vec::with_capacity(results.len());
     for result in results {
-        audit.push(write_entry(&mut writer, result, prefer, service.base_url()));
+        audit.push(write_entry(
+            &mut writer,
+            result,
+            (prefer, language),
+            service.base_url(),
+        ));
     }
     let body = repr.render(&writer.finish())?;
     let mut response = HttpResponse::Ok()
@@ -97,7 +106,7 @@ pub async fn batch(
 fn write_entry(
     writer: &mut BundleWriter,
     result: EntryResult,
-    prefer: PreferReturn,
+    (prefer, language): (PreferReturn, Language),
     base_url: &str,
 ) -> EntryAudit {
     let EntryResult {
@@ -125,17 +134,14 @@ fn write_entry(
                 "etag": r.etag(),
                 "lastModified": instant(r.last_updated),
             });
+            // Warnings are always reported (Bundle.entry.response.outcome: "hints and
+            // warnings produced as part of processing this entry").
+            if prefer == PreferReturn::OperationOutcome || !w.issues.is_empty() {
+                response["outcome"] = write_outcome(&w, language);
+            }
             let resource = match prefer {
                 PreferReturn::Representation => r.content.as_deref(),
-                PreferReturn::Minimal => None,
-                PreferReturn::OperationOutcome => {
-                    let what = if w.created { "created" } else { "stored" };
-                    response["outcome"] = information(&format!(
-                        "{}/{} version {} {what}.",
-                        r.res_type, r.id, r.version_id
-                    ));
-                    None
-                }
+                PreferReturn::Minimal | PreferReturn::OperationOutcome => None,
             };
             let full_url = format!("{base_url}/{}/{}", r.res_type, r.id);
             writer.entry(Some(&full_url), resource, &[("response", response)]);
@@ -172,7 +178,7 @@ fn write_entry(
             let error = ApiError::from(e);
             let response = json!({
                 "status": status_line(error.status),
-                "outcome": error.outcome(),
+                "outcome": error.outcome_in(language),
             });
             writer.entry(None, None, &[("response", response)]);
             audit.status = error.status.as_u16();
@@ -188,11 +194,4 @@ fn status_line(status: StatusCode) -> String {
         status.as_u16(),
         status.canonical_reason().unwrap_or_default()
     )
-}
-
-fn information(text: &str) -> Value {
-    json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "information", "code": "informational", "details": {"text": text}}]
-    })
 }

@@ -98,11 +98,23 @@ pub fn capability_statement(base_url: &str) -> Value {
                     .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
                     .collect::<Vec<_>>(),
             });
+            let mut operations = vec![json!({
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            })];
             if *t == "Patient" {
-                resource["operation"] = json!([{
+                operations.push(json!({
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }]);
+                }));
+            }
+            resource["operation"] = Value::Array(operations);
+            let profiles: Vec<String> = crate::service::validate::vn::profiles_for(t)
+                .iter()
+                .map(|p| p.url())
+                .collect();
+            if !profiles.is_empty() {
+                resource["supportedProfile"] = json!(profiles);
             }
             resource
         })

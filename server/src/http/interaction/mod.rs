@@ -12,4 +12,5 @@ pub mod read;
 pub mod search;
 pub mod smart_configuration;
 pub mod update;
+pub mod validate;
 pub mod vread;

@@ -1,0 +1,326 @@
+//! Validation on every write and by `$validate` (docs/VALIDATION.md): the base R4 checks
+//! (profiling.html: cardinality, required bindings terminologies.html#required, core
+//! invariants), the Vietnamese profiles, the policy, the language of the messages, and
+//! resource-operation-validate.html. Each case asserts the status, the rule code and the
+//! expression.
+
+use conformance_tests::*;
+
+const CCCD: &str = "https://healthbook.example.org/fhir/sid/cccd";
+const VN_CORE_PATIENT: &str =
+    "https://healthbook.example.org/fhir/StructureDefinition/vn-core-patient";
+
+/// The rule codes and expressions of an OperationOutcome's issues.
+fn issues(outcome: &Value) -> Vec<(String, String)> {
+    outcome["issue"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no issues: {outcome}"))
+        .iter()
+        .map(|i| {
+            (
+                i["details"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                i["expression"][0].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_issue(outcome: &Value, rule: &str, expression: &str) {
+    assert!(
+        issues(outcome).contains(&(rule.to_owned(), expression.to_owned())),
+        "no {rule} at {expression}: {outcome}"
+    );
+}
+
+/// A VN Core Patient: a man born in 1990 in Hà Nội, with his mobile number.
+fn citizen(cccd: &str, gender: &str, birth: &str, phone: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": CCCD, "value": cccd}],
+        "name": [{"family": "Nguyễn", "given": ["Văn", "An"]}],
+        "gender": gender,
+        "birthDate": birth,
+        "telecom": [{"system": "phone", "value": phone, "use": "mobile"}]
+    })
+}
+
+fn dose(date: &str, lot: Option<&str>) -> Value {
+    let mut shot = json!({
+        "resourceType": "Immunization",
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+        "patient": {"reference": "Patient/someone"},
+        "occurrenceDateTime": date,
+        "location": {"display": "Trạm Y tế Phường 1"},
+        "protocolApplied": [{"doseNumberPositiveInt": 1, "seriesDosesPositiveInt": 2}]
+    });
+    if let Some(lot) = lot {
+        shot["lotNumber"] = json!(lot);
+    }
+    shot
+}
+
+fn vn_server() -> Server {
+    Server::start_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__VALIDATION__VN_CORE", "all")],
+    )
+}
+
+/// elementdefinition.html#min-max and terminologies.html#required: a missing mandatory
+/// element is a 400 naming the element (422 HB-REQUIRED from `$validate`), a code outside
+/// a required value set a 422 naming it.
+#[test]
+fn base_cardinality_and_required_bindings() {
+    for s in servers() {
+        // A missing element is refused by the structural check (400), located.
+        let mut shot = dose("2021-08-01", Some("FF1234"));
+        shot["protocolApplied"] = json!([{"series": "primary"}]);
+        let outcome = s.post("Immunization", &shot).expect_error(400);
+        assert_issue_path(&outcome, "Immunization.protocolApplied[0].doseNumber");
+        // $validate reports it with its rule code.
+        let outcome = s
+            .post("Immunization/$validate", &shot)
+            .expect_status(200)
+            .json();
+        assert_issue(
+            &outcome,
+            "HB-REQUIRED",
+            "Immunization.protocolApplied[0].doseNumber",
+        );
+
+        let mut p = patient("Lê");
+        p["gender"] = json!("man");
+        p["telecom"] = json!([{"system": "pigeon", "value": "x"}]);
+        let outcome = s.post("Patient", &p).expect_error(422);
+        assert_issue(&outcome, "HB-CODE", "Patient.gender");
+        assert_issue(&outcome, "HB-CODE", "Patient.telecom[0].system");
+        assert_eq!(outcome["issue"][0]["severity"], "error");
+        assert_eq!(outcome["issue"][0]["code"], "code-invalid");
+
+        // A patch whose result breaks a rule writes nothing (http.html#patch: 422).
+        let id = id_of(&s.create(&patient("Lê")));
+        let outcome = s
+            .patch(
+                &format!("Patient/{id}"),
+                &json!([{"op": "replace", "path": "/gender", "value": "woman"}]),
+            )
+            .expect_error(422);
+        assert_issue(&outcome, "HB-CODE", "Patient.gender");
+        assert_eq!(s.read("Patient", &id)["gender"], "male", "[{}]", s.backend);
+    }
+}
+
+/// The campaign's data-entry errors, stopped at entry (VN Core Patient, VN Immunization).
+#[test]
+fn vietnamese_rules_stop_the_campaigns_errors() {
+    let s = vn_server();
+    let cases = [
+        // A man recorded with a woman's CCCD digit.
+        (
+            citizen("001190012345", "male", "1990-02-14", "0912345678"),
+            "VN-CCCD-SEX",
+            "Patient.identifier[0].value",
+        ),
+        // A birth year that disagrees with the CCCD.
+        (
+            citizen("001090012345", "male", "1991-02-14", "0912345678"),
+            "VN-CCCD-YEAR",
+            "Patient.identifier[0].value",
+        ),
+        // An unknown province code.
+        (
+            citizen("003090012345", "male", "1990-02-14", "0912345678"),
+            "VN-CCCD-PROVINCE",
+            "Patient.identifier[0].value",
+        ),
+        // A landline where a mobile is required.
+        (
+            citizen("001090012345", "male", "1990-02-14", "024 3825 1234"),
+            "VN-PHONE-MOBILE",
+            "Patient.telecom[0].value",
+        ),
+        // A future vaccination date.
+        (
+            dose("2099-08-01", Some("FF1234")),
+            "VN-IMM-FUTURE",
+            "Immunization.occurrence",
+        ),
+        // A missing lot number.
+        (
+            dose("2021-08-01", None),
+            "VN-IMM-LOT",
+            "Immunization.lotNumber",
+        ),
+    ];
+    for (resource, rule, expression) in cases {
+        let ty = resource["resourceType"].as_str().unwrap();
+        let outcome = s.post(ty, &resource).expect_error(422);
+        assert_issue(&outcome, rule, expression);
+    }
+    s.create(&citizen(
+        "001090012345",
+        "male",
+        "1990-02-14",
+        "+84 912 345 678",
+    ));
+    s.create(&dose("2021-08-01", Some("FF1234")));
+}
+
+/// By default VN Core applies to the resources that declare it in `meta.profile`.
+#[test]
+fn profiles_apply_when_declared() {
+    for s in servers() {
+        let wrong = citizen("001190012345", "male", "1990-02-14", "0912345678");
+        s.create(&wrong);
+        let mut declared = wrong.clone();
+        declared["meta"] = json!({"profile": [VN_CORE_PATIENT]});
+        let outcome = s.post("Patient", &declared).expect_error(422);
+        assert_issue(&outcome, "VN-CCCD-SEX", "Patient.identifier[0].value");
+    }
+}
+
+/// Messages in Vietnamese or English by Accept-Language; Vietnamese by default.
+#[test]
+fn messages_follow_accept_language() {
+    let s = vn_server();
+    let wrong = citizen("001190012345", "male", "1990-02-14", "0912345678");
+    let text = |accept: Option<&str>| {
+        let mut req = s.req(Method::POST, "Patient").fhir_json(&wrong);
+        if let Some(a) = accept {
+            req = req.header("Accept-Language", a);
+        }
+        req.fetch().expect_error(422)["issue"][0]["details"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(text(Some("en-US,en;q=0.9")).contains("Digit 4 of the CCCD"));
+    assert!(text(Some("vi")).contains("Chữ số thứ 4 của CCCD"));
+    assert!(text(Some("fr, en;q=0.5, vi;q=0.8")).contains("Chữ số thứ 4"));
+    assert!(text(None).contains("Chữ số thứ 4"));
+}
+
+/// Policy: a rule set to `warning` stores the resource and reports the issue (with
+/// `Prefer: return=OperationOutcome`); `off` says nothing.
+#[test]
+fn policy_switches() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("HEALTHBOOK__VALIDATION__VN_CORE", "all"),
+            ("HEALTHBOOK__VALIDATION__RULES__VN_PHONE_MOBILE", "warning"),
+            ("HEALTHBOOK__VALIDATION__RULES__VN_IMMUNIZATION", "off"),
+        ],
+    );
+    let landline = citizen("001090012345", "male", "1990-02-14", "024 3825 1234");
+    let outcome = s
+        .req(Method::POST, "Patient")
+        .header("Prefer", "return=OperationOutcome")
+        .fhir_json(&landline)
+        .fetch()
+        .expect_status(201)
+        .json();
+    assert_issue(&outcome, "VN-PHONE-MOBILE", "Patient.telecom[0].value");
+    let warning = outcome["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["details"]["coding"][0]["code"] == "VN-PHONE-MOBILE")
+        .unwrap();
+    assert_eq!(warning["severity"], "warning");
+    // The whole VN Immunization profile is off: a lot number is not required.
+    s.create(&dose("2021-08-01", None));
+    // Other rules still refuse.
+    s.post(
+        "Patient",
+        &citizen("001190012345", "male", "1990-02-14", "0912345678"),
+    )
+    .expect_error(422);
+}
+
+/// resource-operation-validate.html at type and instance level: 200 with the issues (or
+/// an information issue when there are none), modes create, update and delete, a profile
+/// asked for.
+#[test]
+fn validate_operation() {
+    for s in servers() {
+        let wrong = citizen("001190012345", "male", "1990-02-14", "0912345678");
+        let params = |resource: &Value, extra: Vec<Value>| {
+            let mut parameter = vec![json!({"name": "resource", "resource": resource})];
+            parameter.extend(extra);
+            json!({"resourceType": "Parameters", "parameter": parameter})
+        };
+        let outcome = s
+            .post(
+                "Patient/$validate",
+                &params(
+                    &wrong,
+                    vec![json!({"name": "profile", "valueUri": VN_CORE_PATIENT})],
+                ),
+            )
+            .expect_status(200)
+            .json();
+        assert_issue(&outcome, "VN-CCCD-SEX", "Patient.identifier[0].value");
+        // Without the profile (VN Core applies to declared resources only) it is valid.
+        let ok = s
+            .post("Patient/$validate", &params(&wrong, vec![]))
+            .expect_status(200)
+            .json();
+        assert_eq!(
+            ok["issue"][0]["severity"], "information",
+            "[{}] {ok}",
+            s.backend
+        );
+        // A bare resource as the body; a structural error is reported, not refused.
+        let mut broken = patient("X");
+        broken["birthDate"] = json!("14/02/1990");
+        let outcome = s
+            .post("Patient/$validate", &broken)
+            .expect_status(200)
+            .json();
+        assert_eq!(outcome["issue"][0]["severity"], "error");
+        assert_eq!(issues(&outcome)[0].0, "HB-STRUCTURE");
+        // Instance level, mode update: the id must be the URL's.
+        let existing = s.create(&patient("Y"));
+        let id = id_of(&existing);
+        let mut other = existing.clone();
+        other["id"] = json!("not-this-one");
+        let outcome = s
+            .post(&format!("Patient/{id}/$validate"), &params(&other, vec![]))
+            .expect_status(200)
+            .json();
+        assert_issue(&outcome, "HB-ID", "Patient.id");
+        // mode=delete: the instance must exist.
+        let delete = json!({"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]});
+        s.post(&format!("Patient/{id}/$validate"), &delete)
+            .expect_status(200);
+        s.post("Patient/missing/$validate", &delete)
+            .expect_error(404);
+        // Nothing was written.
+        assert_eq!(version_of(&s.read("Patient", &id)), "1");
+    }
+}
+
+/// A transaction entry that breaks a rule fails the Bundle; the issue is located in it.
+#[test]
+fn bundle_entries_are_validated() {
+    for s in servers() {
+        let mut p = patient("Đỗ");
+        p["gender"] = json!("man");
+        let outcome = s
+            .post(
+                "",
+                &json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                    {"resource": patient("Ok"), "request": {"method": "POST", "url": "Patient"}},
+                    {"resource": p, "request": {"method": "POST", "url": "Patient"}}
+                ]}),
+            )
+            .expect_error(422);
+        assert_issue(&outcome, "HB-CODE", "Bundle.entry[1].resource.gender");
+    }
+}

@@ -1,0 +1,253 @@
+//! Validation of resources: on every write (create, update, the result of a patch, every
+//! write entry of a Bundle) and by `$validate` (resource-operation-validate.html).
+//!
+//! What is checked, beyond what `fhir-format` already rejects (unknown elements, wrong
+//! types, malformed primitives, empty arrays):
+//! - [`base`]: the R4 StructureDefinitions (`fhir-profiles/data/types.json`): minimum
+//!   cardinality of every element whose parent is present, required bindings to the core
+//!   value sets that can be expanded (`data/valuesets.json`), and the core invariants that
+//!   matter for data quality, written out in Rust (ele-1, ext-1, dom-2..dom-5, pat-1,
+//!   imm-1, obs-6, obs-7).
+//! - [`vn`]: the Vietnamese profiles VN Core Patient and VN Immunization (`docs/VALIDATION.md`).
+//!
+//! Every rule has a stable code (`HB-REQUIRED`, `dom-3`, `VN-CCCD-SEX`), a default
+//! severity, and a message in Vietnamese and English. The policy (`[validation]`) sets any
+//! rule, or a whole profile, to `error` (the write is refused with 422), `warning` (the
+//! write is accepted and the issues are reported) or `off`.
+
+pub mod base;
+pub mod operation;
+pub mod vn;
+
+use std::collections::HashMap;
+
+use chrono::FixedOffset;
+use serde_json::Value;
+
+/// How serious an issue is (OperationOutcome.issue.severity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    /// The issue-severity code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// The language of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Vi,
+    En,
+}
+
+impl Language {
+    /// `vi` or `en`.
+    pub fn parse(tag: &str) -> Option<Self> {
+        match tag.split(['-', '_']).next()?.to_ascii_lowercase().as_str() {
+            "vi" => Some(Language::Vi),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
+
+/// One problem found in a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub severity: Severity,
+    /// The issue-type code (`required`, `code-invalid`, `invariant`, `value`...).
+    pub kind: &'static str,
+    /// The stable rule code (`HB-REQUIRED`, `dom-3`, `VN-CCCD-SEX`).
+    pub rule: &'static str,
+    /// Where, as a FHIRPath (`Patient.identifier[0].value`).
+    pub expression: String,
+    /// The message in English.
+    pub en: String,
+    /// The message in Vietnamese.
+    pub vi: String,
+}
+
+impl Issue {
+    /// The message in `language`.
+    pub fn message(&self, language: Language) -> &str {
+        match language {
+            Language::Vi => &self.vi,
+            Language::En => &self.en,
+        }
+    }
+
+    /// An issue of `rule` at `expression` with the rule's default severity `error`.
+    pub fn error(
+        kind: &'static str,
+        rule: &'static str,
+        expression: impl Into<String>,
+        en: impl Into<String>,
+        vi: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            kind,
+            rule,
+            expression: expression.into(),
+            en: en.into(),
+            vi: vi.into(),
+        }
+    }
+}
+
+/// What the policy does with a rule's issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Error,
+    Warning,
+    Off,
+}
+
+/// Which resources the VN Core profiles apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VnCore {
+    /// Every Patient and Immunization.
+    All,
+    /// Only those that name the profile in `meta.profile`.
+    Declared,
+}
+
+/// The validation policy (`[validation]`).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub vn_core: VnCore,
+    /// By rule code or profile id (`base`, `vn-core-patient`, `vn-immunization`), keyed by
+    /// [`rule_key`]; a rule's own entry wins over its profile's.
+    pub actions: HashMap<String, Action>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            vn_core: VnCore::Declared,
+            actions: HashMap::new(),
+        }
+    }
+}
+
+/// Validates resources under a policy. Cheap to share.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    policy: Policy,
+    /// The zone of dates written without one.
+    offset: FixedOffset,
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Self::new(
+            Policy::default(),
+            FixedOffset::east_opt(7 * 3600).expect("+07:00 is an offset"),
+        )
+    }
+}
+
+impl Validator {
+    /// A validator applying `policy`, reading dates without a zone in `offset`.
+    pub fn new(policy: Policy, offset: FixedOffset) -> Self {
+        Self { policy, offset }
+    }
+
+    /// Every issue of `resource` under the policy, errors first (issues of rules that are
+    /// off are left out). `now_ms` is the present, for rules about dates in the future.
+    pub fn validate(&self, resource: &Value, now_ms: i64) -> Vec<Issue> {
+        self.validate_with(resource, now_ms, None)
+    }
+
+    /// [`Validator::validate`], also against `profile` when it does not apply anyway.
+    pub fn validate_with(
+        &self,
+        resource: &Value,
+        now_ms: i64,
+        profile: Option<vn::Profile>,
+    ) -> Vec<Issue> {
+        let mut found = Vec::new();
+        base::check(resource, &mut found);
+        let mut issues = self.apply("base", found);
+        let mut profiles = vn::profiles_of(resource, self.policy.vn_core);
+        if let Some(p) = profile.filter(|p| !profiles.contains(p)) {
+            profiles.push(p);
+        }
+        for profile in profiles {
+            let mut found = Vec::new();
+            profile.check(resource, now_ms, self.offset, &mut found);
+            issues.extend(self.apply(profile.id(), found));
+        }
+        issues.sort_by_key(|i| i.severity);
+        issues
+    }
+
+    fn apply(&self, profile: &str, issues: Vec<Issue>) -> Vec<Issue> {
+        issues
+            .into_iter()
+            .filter_map(|mut issue| {
+                let action = self
+                    .policy
+                    .actions
+                    .get(&rule_key(issue.rule))
+                    .or_else(|| self.policy.actions.get(&rule_key(profile)));
+                match action {
+                    Some(Action::Off) => return None,
+                    Some(Action::Warning) => issue.severity = Severity::Warning,
+                    Some(Action::Error) => issue.severity = Severity::Error,
+                    None => {}
+                }
+                Some(issue)
+            })
+            .collect()
+    }
+}
+
+/// A rule code or profile id as the policy keys it: lower case, `_` as `-` (so that
+/// `HEALTHBOOK__VALIDATION__RULES__VN_PHONE_FORMAT` names `VN-PHONE-FORMAT`).
+pub fn rule_key(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// The canonical base of the profiles Healthbook ships.
+pub const PROFILE_BASE: &str = "https://healthbook.example.org/fhir/StructureDefinition/";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_turns_rules_and_profiles_down() {
+        let patient = json!({"resourceType": "Patient", "gender": "unknown-gender", "link": [{"type": "seealso"}]});
+        let strict = Validator::default().validate(&patient, 0);
+        assert!(strict
+            .iter()
+            .any(|i| i.rule == "HB-CODE" && i.severity == Severity::Error));
+        assert!(strict.iter().any(|i| i.rule == "HB-REQUIRED"));
+        let relaxed = Validator::new(
+            Policy {
+                vn_core: VnCore::Declared,
+                actions: [
+                    (rule_key("HB_CODE"), Action::Warning),
+                    (rule_key("base"), Action::Off),
+                ]
+                .into(),
+            },
+            FixedOffset::east_opt(0).unwrap(),
+        )
+        .validate(&patient, 0);
+        assert_eq!(relaxed.len(), 1, "{relaxed:?}");
+        assert_eq!(relaxed[0].severity, Severity::Warning);
+    }
+}
