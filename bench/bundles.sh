@@ -10,8 +10,10 @@
 # of one with 500, at 1 and 16 connections. Figures go to
 # bench/results/<date>-bundles.txt.
 #
-# Environment: DURATION (s per scenario, default 15), PGHOST PGPORT PGUSER (default
-# 127.0.0.1 5432 postgres), SKIP_BUILD=1 (use target/release/healthbook as it is).
+# Environment: DURATION (s per scenario, default 15), POOL (database connections, default 8:
+# on 2 cores more connections only add contention, see bench/README.md), PGHOST PGPORT
+# PGUSER (default 127.0.0.1 5432 postgres), SKIP_BUILD=1 (use target/release/healthbook as
+# it is).
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,7 +35,7 @@ bin=$root/target/release/healthbook
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HEALTHBOOK__DATABASE__URL="postgres://$pg_user@$pg_host:$pg_port/$db"
 export HEALTHBOOK__SERVER__BIND="127.0.0.1:$port"
-export HEALTHBOOK__DATABASE__POOL_MAX_SIZE=32
+export HEALTHBOOK__DATABASE__POOL_MAX_SIZE=${POOL:-8}
 export HEALTHBOOK__LOG__LEVEL=warn
 psql_admin -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 "$bin" migrate >/dev/null
@@ -55,8 +57,13 @@ run_wrk() { # scenario conns script [env...]
 
 : >"$out"
 say "# Bundles and \$everything benchmark, $(date -u +%FT%TZ)"
-say "# $(nproc) cores; wrk and the server on the same machine; PostgreSQL $(psql_admin -c 'SHOW server_version'); fresh database"
-say "## transaction: 1 Patient + 3 Immunizations (urn:uuid, conditional creates), bundles/s"
+say "# $(nproc) cores; wrk and the server on the same machine; PostgreSQL $(psql_admin -c 'SHOW server_version'); fresh database; pool ${POOL:-8}"
+# Warm up, then give the planner statistics (a production database has them; an empty one
+# makes PostgreSQL plan the conditional creates' lookups for empty tables).
+BENCH_SCENARIO=warmup BENCH_CONNS=8 BENCH_BUNDLE=transaction \
+  wrk -t2 -c8 -d10s -s "$bench_dir/lua/bundle.lua" "$base" >/dev/null 2>&1
+psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d "$db" -qc "VACUUM ANALYZE"
+say "## transaction: 1 Patient + 3 Immunizations (urn:uuid, conditional creates), bundles/s (after 10 s of warm-up and ANALYZE)"
 for conns in 1 8 32; do
   run_wrk "transaction" "$conns" bundle.lua BENCH_BUNDLE=transaction
 done

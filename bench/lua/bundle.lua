@@ -23,9 +23,9 @@ local headers = common.authorize({
 local function dose(patient_ref, key, n)
   return string.format('{"resourceType":"Immunization","identifier":[{"system":"https://bench.example/dose","value":"%s-%d"}],'
     .. '"status":"completed","vaccineCode":{"coding":[{"system":"http://hl7.org/fhir/sid/cvx","code":"208"}]},'
-    .. '"patient":{"reference":"%s"},"occurrenceDateTime":"2021-08-0%dT09:00:00+07:00","lotNumber":"FF%04d",'
+    .. '"patient":{"reference":"%s"},"occurrenceDateTime":"2021-08-%02dT09:00:00+07:00","lotNumber":"FF%04d",'
     .. '"performer":[{"actor":{"display":"Trạm Y tế Phường 1"}}],"protocolApplied":[{"doseNumberPositiveInt":%d}]}',
-    key, n, patient_ref, n, n, n)
+    key, n, patient_ref, n % 28 + 1, n, n % 3 + 1)
 end
 
 local function transaction(key, counter)

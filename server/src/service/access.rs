@@ -162,22 +162,26 @@ impl Access {
 /// The resources of `res_type` in the compartment of `Patient/patient`, through the
 /// reference index of the compartment's parameters (compartmentdefinition-patient.html).
 pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {
-    let mut any: Vec<Filter> = fhir_profiles::patient_compartment_params(res_type)
-        .unwrap_or_default()
-        .iter()
-        .map(|param| Filter::Index {
-            table: Table::Reference,
-            param: param.clone(),
-            cond: Cond::Target {
-                types: vec!["Patient".to_owned()],
-                id: patient.to_owned(),
-            },
-        })
-        .collect();
-    if res_type == "Patient" {
-        any.push(Filter::Id(vec![patient.to_owned()]));
+    compartment_of(&[res_type.to_owned()], patient)
+}
+
+/// The resources of any of `types` in the compartment of `Patient/patient` (the Patient
+/// itself included when `types` holds Patient): one filter over every type.
+pub fn compartment_of(types: &[String], patient: &str) -> Filter {
+    Filter::Compartment {
+        target_type: "Patient".to_owned(),
+        target_id: patient.to_owned(),
+        members: types
+            .iter()
+            .flat_map(|t| {
+                fhir_profiles::patient_compartment_params(t)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(move |param| (t.clone(), param.clone()))
+            })
+            .collect(),
+        itself: types.iter().any(|t| t == "Patient"),
     }
-    Filter::Or(any)
 }
 
 /// A granular constraint (`category=system|code`) as a token filter; a constraint on

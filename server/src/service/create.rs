@@ -12,7 +12,7 @@ use super::{
     StoredResource, Written,
 };
 use crate::auth::Permission;
-use crate::store::{NewResourceVersion, Tx};
+use crate::store::{IndexRows, NewResourceVersion, Tx};
 
 impl Service {
     /// Creates a resource with a server-assigned id. With `if_none_exist` criteria: no
@@ -137,6 +137,20 @@ pub(super) fn insert_version(
     method: &str,
     resource: &Value,
 ) -> Result<StoredResource, ServiceError> {
+    let (version, rows, stored) = new_version(ctx, (res_type, id, version_id), method, resource);
+    tx.insert(&version)?;
+    tx.replace_index(res_type, id, &rows, version_id == 1)?;
+    Ok(stored)
+}
+
+/// Version `version_id` of (type, id) with `resource` as its content, as it will be stored:
+/// the row, its index rows, and the stored resource.
+pub(super) fn new_version(
+    ctx: &IndexContext,
+    (res_type, id, version_id): (&str, &str, i64),
+    method: &str,
+    resource: &Value,
+) -> (NewResourceVersion, IndexRows, StoredResource) {
     let last_updated = now_ms();
     let content = stamp(resource, id, version_id, last_updated);
     let version = NewResourceVersion {
@@ -149,16 +163,15 @@ pub(super) fn insert_version(
         last_updated,
         content: Some(content.clone()),
     };
-    tx.insert(&version)?;
     let rows = index::rows(ctx, res_type, id, resource);
-    tx.replace_index(res_type, id, &rows, version_id == 1)?;
-    Ok(StoredResource {
-        res_type: version.res_type,
-        id: version.res_id,
+    let stored = StoredResource {
+        res_type: version.res_type.clone(),
+        id: version.res_id.clone(),
         version_id,
         last_updated,
         deleted: false,
-        method: version.method,
+        method: version.method.clone(),
         content: Some(content),
-    })
+    };
+    (version, rows, stored)
 }

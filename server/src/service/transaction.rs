@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::create::{check_create, identifier_keys, insert_version, lock_all, matched};
+use super::create::{check_create, identifier_keys, lock_all, matched, new_version};
 use super::delete::{check_delete, delete_target, remove};
 use super::entry::{self, Entry, EntryOutcome, EntryResult, Method, Target};
 use super::index::{resource_lock_key, IndexContext};
@@ -43,7 +43,7 @@ use super::{
     Written,
 };
 use crate::auth::Permission;
-use crate::store::Tx;
+use crate::store::{IndexRows, NewResourceVersion, Tx};
 
 /// What a write entry does, checked before the transaction starts.
 #[derive(Debug, Clone)]
@@ -360,7 +360,9 @@ fn run(
         }
     }
 
-    // Then the creates, then the updates and patches (http.html#trules).
+    // Then the creates, then the updates and patches (http.html#trules). New resources
+    // are written together, a few statements for many entries.
+    let mut created = Created::default();
     for rank in [1, 2] {
         for (i, w) in writes.iter().enumerate() {
             if w.write.rank() != rank {
@@ -371,12 +373,60 @@ fn run(
                     "a write entry without its identity".into(),
                 ));
             };
-            let outcome = apply(tx, (ctx, validator), access, w, identity)
-                .map_err(|err| w.entry.failed(err))?;
+            let outcome = match identity {
+                Identity::New(id) => created.add(ctx, access, w, id),
+                _ => apply(tx, (ctx, validator), access, w, identity),
+            }
+            .map_err(|err| w.entry.failed(err))?;
             outcomes[i] = Some(outcome);
+            if created.versions.len() >= Created::CHUNK {
+                created.flush(tx)?;
+            }
         }
+        created.flush(tx)?;
     }
     Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// New resources of a transaction, written together.
+#[derive(Default)]
+struct Created {
+    versions: Vec<NewResourceVersion>,
+    rows: IndexRows,
+}
+
+impl Created {
+    /// Resources written per statement at most (bind parameter limits of the backends).
+    const CHUNK: usize = 100;
+
+    /// Version 1 of a create entry's resource, to be written at the next flush.
+    fn add(
+        &mut self,
+        ctx: &IndexContext,
+        access: &Access,
+        w: &Planned,
+        id: &str,
+    ) -> Result<EntryOutcome, ServiceError> {
+        let resource = w.entry.body()?;
+        if !access.permits(Permission::Create, resource) {
+            return Err(outside_compartment());
+        }
+        let at = (w.entry.target.res_type(), id, 1);
+        let (version, rows, stored) = new_version(ctx, at, "POST", resource);
+        self.versions.push(version);
+        self.rows.append(rows);
+        Ok(EntryOutcome::Written(Written {
+            resource: stored,
+            created: true,
+            issues: w.issues.clone(),
+        }))
+    }
+
+    fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), ServiceError> {
+        tx.insert_many(&std::mem::take(&mut self.versions))?;
+        tx.insert_index(&std::mem::take(&mut self.rows))?;
+        Ok(())
+    }
 }
 
 /// Every lock the Bundle's writes need that is known before any read.
@@ -469,18 +519,6 @@ fn apply(
             created: false,
             issues: Vec::new(),
         }),
-        (Write::Create { .. }, Identity::New(id)) => {
-            let resource = w.entry.body()?;
-            if !access.permits(Permission::Create, resource) {
-                return Err(outside_compartment());
-            }
-            let stored = insert_version(tx, ctx, res_type, id, 1, "POST", resource)?;
-            EntryOutcome::Written(Written {
-                resource: stored,
-                created: true,
-                issues: w.issues.clone(),
-            })
-        }
         (Write::Update { .. } | Write::ConditionalUpdate { .. }, Identity::Existing(id)) => {
             let resource = w.entry.body()?;
             writable(access, resource)?;

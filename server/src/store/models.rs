@@ -129,3 +129,32 @@ pub struct IndexRows {
     pub references: Vec<NewReferenceRow>,
     pub uris: Vec<NewUriRow>,
 }
+
+impl IndexRows {
+    /// Adds `other`'s rows (of other resources) to these.
+    pub fn append(&mut self, mut other: IndexRows) {
+        self.tokens.append(&mut other.tokens);
+        self.strings.append(&mut other.strings);
+        self.dates.append(&mut other.dates);
+        self.numbers.append(&mut other.numbers);
+        self.quantities.append(&mut other.quantities);
+        self.references.append(&mut other.references);
+        self.uris.append(&mut other.uris);
+    }
+
+    /// How many rows in all.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+            + self.strings.len()
+            + self.dates.len()
+            + self.numbers.len()
+            + self.quantities.len()
+            + self.references.len()
+            + self.uris.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

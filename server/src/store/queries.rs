@@ -219,6 +219,15 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Writes the index rows of first versions (nothing to replace), in one statement per
+    /// table.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn insert_index(&mut self, rows: &IndexRows) -> Result<(), StoreError> {
+        self.replace_index("", "", rows, true)
+    }
+
     /// Replaces every index row of (type, id) with `rows` (empty for a deletion). A first
     /// version (`fresh`) has no rows yet, so nothing is deleted.
     ///

@@ -147,6 +147,16 @@ pub enum Filter {
         param: String,
         filter: Box<Filter>,
     },
+    /// In the compartment of `target_type/target_id` (compartmentdefinition.html): one of
+    /// the `members` (type, reference parameter) points at it, or (with `itself`) it is
+    /// that resource. One lookup of the reverse reference index, whatever the number of
+    /// types.
+    Compartment {
+        target_type: String,
+        target_id: String,
+        members: Vec<(String, String)>,
+        itself: bool,
+    },
 }
 
 /// The kind of a sort key's value.
@@ -733,6 +743,44 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
                 Bind::Int(*lo),
                 Bind::Int(*hi),
             );
+        }
+        Filter::Compartment {
+            target_type,
+            target_id,
+            members,
+            itself,
+        } => {
+            if members.is_empty() && !itself {
+                sql.push("1 = 0");
+                return;
+            }
+            sql.push(&format!("({alias}.res_type, {alias}.res_id) IN ("));
+            if !members.is_empty() {
+                sql.push(
+                    "SELECT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ",
+                )
+                .text(target_type)
+                .push(" AND x.target_id = ")
+                .text(target_id)
+                .push(" AND (x.res_type, x.param) IN (VALUES ");
+                for (i, (t, p)) in members.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push("(").text(t).push(", ").text(p).push(")");
+                }
+                sql.push(")");
+                if *itself {
+                    sql.push(" UNION ALL ");
+                }
+            }
+            if *itself {
+                sql.push("SELECT ")
+                    .text(target_type)
+                    .push(", ")
+                    .text(target_id);
+            }
+            sql.push(")");
         }
         Filter::Index { table, param, cond } => {
             sql.push(&format!(

@@ -147,7 +147,7 @@ impl Service {
             }
         }
         if restricted {
-            plan.filters.push(Filter::Or(narrowed));
+            plan.filters.push(merged(narrowed));
         }
         let filter = Filter::And(plan.filters.clone());
         let query = SearchQuery {
@@ -280,19 +280,7 @@ impl Service {
                     }
                     None => "Patient/$everything".to_owned(),
                 };
-                let compartment = patient.as_ref().map(|p| {
-                    Filter::Or(
-                        types
-                            .iter()
-                            .map(|t| {
-                                Filter::And(vec![
-                                    Filter::Types(vec![t.clone()]),
-                                    access::compartment_filter(t, p),
-                                ])
-                            })
-                            .collect(),
-                    )
-                });
+                let compartment = patient.as_ref().map(|p| access::compartment_of(&types, p));
                 every_type = true;
                 (types, path, compartment)
             }
@@ -634,6 +622,52 @@ pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles:
             .collect()
     });
     all.get(res_type).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The per-type narrowing of a restricted token as one filter. When every type is
+/// narrowed to the same compartment (a `patient/` token), one compartment filter over all
+/// the types: a single index lookup instead of one per type.
+fn merged(narrowed: Vec<Filter>) -> Filter {
+    fn compartment(f: &Filter) -> Option<&Filter> {
+        match f {
+            Filter::And(parts) | Filter::Or(parts) if parts.len() == 1 => compartment(&parts[0]),
+            Filter::Compartment { .. } => Some(f),
+            _ => None,
+        }
+    }
+    let mut target: Option<(String, String)> = None;
+    let mut members = Vec::new();
+    let mut itself = false;
+    for f in &narrowed {
+        let Filter::And(parts) = f else {
+            return Filter::Or(narrowed);
+        };
+        let Some(Filter::Compartment {
+            target_type,
+            target_id,
+            members: m,
+            itself: i,
+        }) = parts.get(1).and_then(compartment)
+        else {
+            return Filter::Or(narrowed);
+        };
+        let this = (target_type.clone(), target_id.clone());
+        if parts.len() != 2 || target.as_ref().is_some_and(|t| *t != this) {
+            return Filter::Or(narrowed);
+        }
+        target = Some(this);
+        members.extend(m.iter().cloned());
+        itself |= *i;
+    }
+    match target {
+        Some((target_type, target_id)) => Filter::Compartment {
+            target_type,
+            target_id,
+            members,
+            itself,
+        },
+        None => Filter::Or(narrowed),
+    }
 }
 
 fn key_of(row: &SearchRow) -> ResourceKey {
