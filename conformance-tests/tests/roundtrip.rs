@@ -82,8 +82,10 @@ impl Definitions {
         }
         if out.is_empty() {
             let optional = children.iter().find(|(name, e)| {
-                !matches!(*name, "id" | "extension" | "modifierExtension" | "language" | "implicitRules")
-                    && e.content_reference.is_none()
+                !matches!(
+                    *name,
+                    "id" | "extension" | "modifierExtension" | "language" | "implicitRules"
+                ) && e.content_reference.is_none()
                     && e.types.len() == 1
                     && primitive(&e.types[0]).is_some()
                     && e.binding.is_none()
@@ -107,7 +109,10 @@ impl Definitions {
                     .unwrap_or_default();
                 (format!("{stem}{capitalised}"), t)
             }
-            None => (name.to_owned(), element.types.first().cloned().unwrap_or_default()),
+            None => (
+                name.to_owned(),
+                element.types.first().cloned().unwrap_or_default(),
+            ),
         };
         let value = if let Some(target) = &element.content_reference {
             self.object(target)
@@ -127,7 +132,11 @@ impl Definitions {
         } else {
             self.object(&type_code)
         };
-        let value = if element.max == "1" { value } else { json!([value]) };
+        let value = if element.max == "1" {
+            value
+        } else {
+            json!([value])
+        };
         (key, value)
     }
 }

@@ -324,3 +324,29 @@ fn bundle_entries_are_validated() {
         assert_issue(&outcome, "HB-CODE", "Bundle.entry[1].resource.gender");
     }
 }
+
+/// The shipped profiles are served (`GET [base]/StructureDefinition/[id]`, and a search by
+/// `url`), as StructureDefinitions of the store written at start.
+#[test]
+fn shipped_profiles_are_served() {
+    for s in servers() {
+        let mut served = None;
+        for _ in 0..100 {
+            let resp = s.get("StructureDefinition/vn-core-patient");
+            if resp.status == 200 {
+                served = Some(resp.json());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let sd = served.unwrap_or_else(|| panic!("[{}] vn-core-patient is not served", s.backend));
+        assert_eq!(sd["url"], VN_CORE_PATIENT);
+        assert_eq!(sd["type"], "Patient");
+        let found = s
+            .get(&format!("StructureDefinition?url={VN_CORE_PATIENT}"))
+            .expect_status(200)
+            .json();
+        assert_eq!(entries(&found).len(), 1, "[{}]", s.backend);
+        s.read("StructureDefinition", "vn-immunization");
+    }
+}

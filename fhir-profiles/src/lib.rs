@@ -99,6 +99,14 @@ pub fn value_set(url: &str) -> Option<&'static [(String, String)]> {
         .map(Vec::as_slice)
 }
 
+/// The StructureDefinitions Healthbook ships (`vn/`), as JSON.
+pub fn shipped_profiles() -> [&'static str; 2] {
+    [
+        include_str!("../vn/StructureDefinition-vn-core-patient.json"),
+        include_str!("../vn/StructureDefinition-vn-immunization.json"),
+    ]
+}
+
 /// A COVID-19 vaccine of the national campaign (`vn/covid-19-vaccines.json`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

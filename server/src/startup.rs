@@ -15,6 +15,7 @@ use crate::store::{Backend, Store, StoreOptions};
 
 /// A bound, not yet running server.
 pub struct Application {
+    service: Service,
     authenticator: Arc<Authenticator>,
     audit_writer: AuditWriter,
     server: http::Server,
@@ -77,14 +78,15 @@ impl Application {
             .server
             .offset()
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        let service = Service::new(
+            store,
+            base_url.clone(),
+            audit_log,
+            offset,
+            Validator::new(settings.validation.policy(), offset),
+        );
         let state = AppState {
-            service: Service::new(
-                store,
-                base_url.clone(),
-                audit_log,
-                offset,
-                Validator::new(settings.validation.policy(), offset),
-            ),
+            service: service.clone(),
             body_limit: settings.server.body_limit_bytes,
             bundle: settings.bundle.clone(),
             language: Language::parse(&settings.validation.language).unwrap_or(Language::Vi),
@@ -92,6 +94,7 @@ impl Application {
         };
         let server = http::server(state, listener, &settings.server)?;
         Ok(Self {
+            service,
             authenticator,
             audit_writer,
             server,
@@ -119,6 +122,25 @@ impl Application {
         let authenticator = Arc::clone(&self.authenticator);
         tokio::spawn(async move { authenticator.warm_up().await });
         let audit = tokio::spawn(self.audit_writer.run());
+        // The shipped profiles, as StructureDefinitions of the store; retried while the
+        // database is away.
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            loop {
+                match service.install_profiles().await {
+                    Ok(written) => {
+                        if written > 0 {
+                            tracing::info!(written, "shipped StructureDefinitions installed");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        });
         let served = self.server.await;
         // The workers are gone and with them every sender of the audit queue: the writer
         // drains what is queued and ends. Acknowledged requests keep their audit records.

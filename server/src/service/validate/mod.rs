@@ -16,6 +16,7 @@
 //! write is accepted and the issues are reported) or `off`.
 
 pub mod base;
+mod install;
 pub mod operation;
 pub mod vn;
 
@@ -226,6 +227,24 @@ pub const PROFILE_BASE: &str = "https://healthbook.example.org/fhir/StructureDef
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn shipped_profiles_are_valid_structure_definitions() {
+        for text in fhir_profiles::shipped_profiles() {
+            let sd = fhir_format::parse_json(text.as_bytes()).expect("valid R4 JSON");
+            let issues = Validator::default().validate(&sd, 0);
+            assert!(issues.is_empty(), "{issues:?}");
+            let url = sd["url"].as_str().unwrap();
+            assert!(url.starts_with(PROFILE_BASE));
+            let id = &url[PROFILE_BASE.len()..];
+            assert!(
+                [vn::Profile::Patient, vn::Profile::Immunization]
+                    .iter()
+                    .any(|p| p.id() == id && sd["id"] == id),
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn policy_turns_rules_and_profiles_down() {
