@@ -350,3 +350,63 @@ fn shipped_profiles_are_served() {
         s.read("StructureDefinition", "vn-immunization");
     }
 }
+
+/// profiling.html: a StructureDefinition posted to the server is used for the resources
+/// that name it in `meta.profile` (cardinality, fixed and pattern values of its
+/// differential), and by `$validate` with `profile`.
+#[test]
+fn posted_profiles_are_used() {
+    for s in servers() {
+        let url = format!("https://site.example/fhir/StructureDefinition/{}", new_id());
+        s.create(&json!({
+            "resourceType": "StructureDefinition",
+            "url": url,
+            "name": "SitePatient",
+            "title": "Site Patient",
+            "status": "active",
+            "kind": "resource",
+            "abstract": false,
+            "type": "Patient",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+            "derivation": "constraint",
+            "differential": {"element": [
+                {"id": "Patient", "path": "Patient"},
+                {"id": "Patient.identifier", "path": "Patient.identifier", "min": 1},
+                {"id": "Patient.identifier.system", "path": "Patient.identifier.system", "min": 1, "fixedUri": "https://site.example/mrn"},
+                {"id": "Patient.birthDate", "path": "Patient.birthDate", "min": 1}
+            ]}
+        }));
+        let mut p = patient_with_identifier("Hồ", "https://elsewhere.example/id", "7");
+        p["meta"] = json!({"profile": [url]});
+        let outcome = s.post("Patient", &p).expect_error(422);
+        assert_issue(&outcome, "HB-PROFILE-FIXED", "Patient.identifier[0].system");
+        assert_issue(&outcome, "HB-PROFILE-MIN", "Patient.birthDate");
+
+        let mut ok = patient_with_identifier("Hồ", "https://site.example/mrn", "7");
+        ok["birthDate"] = json!("1990-02-14");
+        ok["meta"] = json!({"profile": [url]});
+        s.create(&ok);
+
+        // $validate against the posted profile, the resource not naming it.
+        let plain = patient("Hồ");
+        let outcome = s
+            .post(
+                "Patient/$validate",
+                &json!({"resourceType": "Parameters", "parameter": [
+                    {"name": "resource", "resource": plain},
+                    {"name": "profile", "valueUri": url}
+                ]}),
+            )
+            .expect_status(200)
+            .json();
+        assert_issue(&outcome, "HB-PROFILE-MIN", "Patient.identifier");
+        let unknown = s
+            .post(
+                "Patient/$validate?profile=https://nowhere.example/sd",
+                &patient("Hồ"),
+            )
+            .expect_status(200)
+            .json();
+        assert_issue(&unknown, "HB-PROFILE-UNKNOWN", "profile");
+    }
+}

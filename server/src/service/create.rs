@@ -29,7 +29,7 @@ impl Service {
         if_none_exist: Option<String>,
     ) -> Result<Written, ServiceError> {
         check_create(access, &res_type, &resource)?;
-        let issues = self.validated(&resource)?;
+        let issues = self.validated(&resource).await?;
         let criteria = if_none_exist
             .as_deref()
             .map(|q| Criteria::parse(&self.parse_context(), &res_type, q))

@@ -82,10 +82,18 @@ impl Service {
         }
     }
 
-    /// Validates content about to be written (validate/): issues of error severity refuse
-    /// the write (422); warnings are returned to be reported.
-    fn validated(&self, resource: &Value) -> Result<Vec<validate::Issue>, ServiceError> {
-        validated(&self.validator, resource)
+    /// Validates content about to be written (validate/), also against the
+    /// StructureDefinitions of the store it names in `meta.profile`: issues of error
+    /// severity refuse the write (422); warnings are returned to be reported.
+    async fn validated(&self, resource: &Value) -> Result<Vec<validate::Issue>, ServiceError> {
+        let urls = validate::posted_profile_urls(resource);
+        let profiles = if urls.is_empty() {
+            Vec::new()
+        } else {
+            self.read_tx(move |tx| validate::posted_profiles(tx, &urls))
+                .await?
+        };
+        validated(&self.validator, resource, &profiles)
     }
 
     /// Queues the AuditEvent of one request.
@@ -133,12 +141,13 @@ impl Service {
     }
 }
 
-/// [`Service::validated`], where only the validator is at hand (inside a transaction).
+/// [`Service::validated`] with the posted `profiles` at hand (inside a transaction).
 fn validated(
     validator: &validate::Validator,
     resource: &Value,
+    profiles: &[Value],
 ) -> Result<Vec<validate::Issue>, ServiceError> {
-    let issues = validator.validate(resource, stored::now_ms());
+    let issues = validator.validate_against(resource, stored::now_ms(), None, profiles);
     if issues
         .iter()
         .any(|i| i.severity == validate::Severity::Error)

@@ -162,7 +162,9 @@ pub(super) fn apply_patch(
     if !access.permits(Permission::Update, &patched) {
         return Err(outside_compartment());
     }
-    let issues = validated(validator, &patched)?;
+    let profiles =
+        super::validate::posted_profiles(tx, &super::validate::posted_profile_urls(&patched))?;
+    let issues = validated(validator, &patched, &profiles)?;
     let mut written = put(tx, ctx, access, (res_type, id), &patched, if_match, "PATCH")?;
     written.issues = issues;
     Ok(written)

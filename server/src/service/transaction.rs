@@ -130,7 +130,7 @@ impl Service {
                 let write = self.plan_write(access, &e).map_err(|err| e.failed(err))?;
                 let issues = match (&write, &e.resource) {
                     (Write::Patch { .. }, _) | (_, None) => Vec::new(),
-                    (_, Some(body)) => self.validated(body).map_err(|err| e.failed(err))?,
+                    (_, Some(body)) => self.validated(body).await.map_err(|err| e.failed(err))?,
                 };
                 writes.push(Planned {
                     entry: e,

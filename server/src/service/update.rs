@@ -32,7 +32,7 @@ impl Service {
     ) -> Result<Written, ServiceError> {
         check_update(access, &res_type, &id, &resource)?;
         writable(access, &resource)?;
-        let issues = self.validated(&resource)?;
+        let issues = self.validated(&resource).await?;
         let access = access.clone();
         let ctx = Arc::clone(&self.index);
         let mut written = self
@@ -72,7 +72,7 @@ impl Service {
         check_conditional_update(access, &res_type, &resource)?;
         let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         writable(access, &resource)?;
-        let issues = self.validated(&resource)?;
+        let issues = self.validated(&resource).await?;
         let access = access.clone();
         let body_id = resource
             .get("id")

@@ -22,7 +22,7 @@ impl Service {
         let mut profiles = Vec::new();
         for text in fhir_profiles::shipped_profiles() {
             let sd = fhir_format::parse_json(text.as_bytes())?;
-            validated(&self.validator, &sd)?;
+            validated(&self.validator, &sd, &[])?;
             profiles.push(sd);
         }
         let ctx = Arc::clone(&self.index);

@@ -18,12 +18,15 @@
 pub mod base;
 mod install;
 pub mod operation;
+pub mod profile;
 pub mod vn;
 
 use std::collections::HashMap;
 
 use chrono::FixedOffset;
 use serde_json::Value;
+
+use crate::store::{Cond, Filter, SearchQuery, StoreError, Table, Tx, UriMode};
 
 /// How serious an issue is (OperationOutcome.issue.severity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -177,6 +180,18 @@ impl Validator {
         now_ms: i64,
         profile: Option<vn::Profile>,
     ) -> Vec<Issue> {
+        self.validate_against(resource, now_ms, profile, &[])
+    }
+
+    /// [`Validator::validate_with`], also against StructureDefinitions of the store
+    /// (`posted`, [`profile`]); their policy key is their id.
+    pub fn validate_against(
+        &self,
+        resource: &Value,
+        now_ms: i64,
+        profile: Option<vn::Profile>,
+        posted: &[Value],
+    ) -> Vec<Issue> {
         let mut found = Vec::new();
         base::check(resource, &mut found);
         let mut issues = self.apply("base", found);
@@ -188,6 +203,11 @@ impl Validator {
             let mut found = Vec::new();
             profile.check(resource, now_ms, self.offset, &mut found);
             issues.extend(self.apply(profile.id(), found));
+        }
+        for sd in posted {
+            let mut found = Vec::new();
+            profile::check(sd, resource, &mut found);
+            issues.extend(self.apply(sd["id"].as_str().unwrap_or("profile"), found));
         }
         issues.sort_by_key(|i| i.severity);
         issues
@@ -212,6 +232,51 @@ impl Validator {
             })
             .collect()
     }
+}
+
+/// The `meta.profile` URLs of `resource` that are not profiles Healthbook implements in
+/// code (those are checked by [`vn`]).
+pub fn posted_profile_urls(resource: &Value) -> Vec<String> {
+    let ours = [vn::Profile::Patient.url(), vn::Profile::Immunization.url()];
+    resource
+        .pointer("/meta/profile")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|u| u.split('|').next().unwrap_or(u).to_owned())
+        .filter(|u| !ours.contains(u))
+        .collect()
+}
+
+/// The current StructureDefinitions of the store with these canonical URLs (a URL the
+/// store does not know is left out: a profile is checked "when the server knows it").
+///
+/// # Errors
+/// Database failures.
+pub fn posted_profiles(tx: &mut Tx<'_>, urls: &[String]) -> Result<Vec<Value>, StoreError> {
+    let mut out = Vec::new();
+    for url in urls {
+        let rows = tx.search(&SearchQuery {
+            types: vec!["StructureDefinition".to_owned()],
+            filter: Filter::Index {
+                table: Table::Uri,
+                param: "url".to_owned(),
+                cond: Cond::Uri {
+                    value: url.clone(),
+                    mode: UriMode::Equal,
+                },
+            },
+            sort: Vec::new(),
+            position: None,
+            limit: 1,
+        })?;
+        out.extend(
+            rows.iter()
+                .filter_map(|r| serde_json::from_str(&r.content).ok()),
+        );
+    }
+    Ok(out)
 }
 
 /// A rule code or profile id as the policy keys it: lower case, `_` as `-` (so that

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::vn::Profile;
-use super::{Issue, Severity};
+use super::{posted_profile_urls, posted_profiles, Issue, Severity};
 use crate::auth::Permission;
 use crate::service::stored::now_ms;
 use crate::service::{ensure_id, ensure_type, Access, Service, ServiceError};
@@ -142,26 +142,43 @@ impl Service {
                 ));
             }
         }
-        let named = match profile.as_deref() {
-            None => None,
-            Some(url) => match [Profile::Patient, Profile::Immunization]
+        // A profile asked for: one implemented in code, or a StructureDefinition of the
+        // store (as are those the resource names in meta.profile).
+        let asked = profile
+            .as_deref()
+            .map(|u| u.split('|').next().unwrap_or(u).to_owned());
+        let named = asked.as_deref().and_then(|url| {
+            [Profile::Patient, Profile::Immunization]
                 .into_iter()
-                .find(|p| url.split('|').next() == Some(p.url().as_str()))
-            {
-                Some(p) => Some(p),
-                None => {
-                    issues.push(Issue::error(
-                        "not-supported",
-                        "HB-PROFILE-UNKNOWN",
-                        "profile",
-                        format!("The profile {url} is not known to this server."),
-                        format!("Máy chủ không biết hồ sơ (profile) {url}."),
-                    ));
-                    None
-                }
-            },
+                .find(|p| p.url() == url)
+        });
+        let mut urls = posted_profile_urls(&resource);
+        if let (Some(url), None) = (&asked, named) {
+            urls.push(url.clone());
+        }
+        let posted = if urls.is_empty() {
+            Vec::new()
+        } else {
+            self.read_tx(move |tx| posted_profiles(tx, &urls)).await?
         };
-        issues.extend(self.validator.validate_with(&resource, now_ms(), named));
+        if let (Some(url), None) = (&asked, named) {
+            if !posted
+                .iter()
+                .any(|sd| sd["url"].as_str() == Some(url.as_str()))
+            {
+                issues.push(Issue::error(
+                    "not-supported",
+                    "HB-PROFILE-UNKNOWN",
+                    "profile",
+                    format!("The profile {url} is not known to this server."),
+                    format!("Máy chủ không biết hồ sơ (profile) {url}."),
+                ));
+            }
+        }
+        issues.extend(
+            self.validator
+                .validate_against(&resource, now_ms(), named, &posted),
+        );
         issues.sort_by_key(|i| i.severity == Severity::Warning);
         Ok(issues)
     }
