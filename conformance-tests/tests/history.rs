@@ -123,7 +123,8 @@ fn system_history_lists_all_types() {
         s.create(&observation());
         let bundle = s.get("_history").expect_status(200).json();
         assert_history_bundle(&bundle);
-        // The server's own AuditEvents (one per request) are resources too; leave them out.
+        // The server's own AuditEvents (one per request) and the StructureDefinitions it
+        // ships (written at start) are resources too; leave them out.
         let types: HashSet<String> = entries(&bundle)
             .iter()
             .map(|e| {
@@ -132,7 +133,7 @@ fn system_history_lists_all_types() {
                     .unwrap_or("")
                     .to_owned()
             })
-            .filter(|t| t != "AuditEvent")
+            .filter(|t| t != "AuditEvent" && t != "StructureDefinition")
             .collect();
         assert_eq!(
             types,
@@ -143,7 +144,10 @@ fn system_history_lists_all_types() {
         // Newest first across types: the Observation was created last.
         let first = entries(&bundle)
             .into_iter()
-            .find(|e| e["resource"]["resourceType"] != "AuditEvent")
+            .find(|e| {
+                !["AuditEvent", "StructureDefinition"]
+                    .contains(&e["resource"]["resourceType"].as_str().unwrap_or_default())
+            })
             .expect("entries besides AuditEvents");
         assert_eq!(first["resource"]["resourceType"], "Observation");
     }

@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {
     healthbook::http::block_on(async {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         tracing::info!(
             port = app.port(),
             base_url = app.base_url(),

@@ -16,6 +16,8 @@ use crate::store::{Backend, Store, StoreOptions};
 /// A bound, not yet running server.
 pub struct Application {
     service: Service,
+    /// The shipped StructureDefinitions could not be written at start.
+    profiles_pending: bool,
     authenticator: Arc<Authenticator>,
     audit_writer: AuditWriter,
     server: http::Server,
@@ -28,27 +30,31 @@ impl Application {
     ///
     /// # Errors
     /// Configuration, migration and bind failures.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = Store::open(&StoreOptions {
             url: settings.database.url.clone(),
             pool_max_size: settings.database.pool_max_size,
             acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
         })?;
-        match store.backend() {
+        let reachable = match store.backend() {
             Backend::Sqlite => {
                 let applied = store.migrate()?;
                 if applied > 0 {
                     tracing::info!(migrations = applied, "SQLite schema migrated");
                 }
+                true
             }
             // PostgreSQL is migrated by `healthbook migrate`; a database that is down now
             // may come up later, so only a reachable, unmigrated one stops start-up.
             Backend::Postgres => match store.has_pending_migrations() {
-                Ok(false) => {}
+                Ok(false) => true,
                 Ok(true) => anyhow::bail!("the PostgreSQL database has pending migrations; run `healthbook migrate` first"),
-                Err(e) => tracing::warn!(error = %e, "PostgreSQL is not reachable at start; serving 503 until it is"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL is not reachable at start; serving 503 until it is");
+                    false
+                }
             },
-        }
+        };
         // Load the vendored R4 tables now rather than on the first request.
         let _ = (
             fhir_profiles::element("Patient.id"),
@@ -85,6 +91,16 @@ impl Application {
             offset,
             Validator::new(settings.validation.policy(), offset),
         );
+        // The shipped profiles are in place before the first request, unless the database
+        // is away (then they are installed in the background once it is back).
+        let profiles_pending = !reachable
+            || match install_profiles(&service).await {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
+                    true
+                }
+            };
         let state = AppState {
             service: service.clone(),
             body_limit: settings.server.body_limit_bytes,
@@ -95,6 +111,7 @@ impl Application {
         let server = http::server(state, listener, &settings.server)?;
         Ok(Self {
             service,
+            profiles_pending,
             authenticator,
             audit_writer,
             server,
@@ -122,26 +139,25 @@ impl Application {
         let authenticator = Arc::clone(&self.authenticator);
         tokio::spawn(async move { authenticator.warm_up().await });
         let audit = tokio::spawn(self.audit_writer.run());
-        // The shipped profiles, as StructureDefinitions of the store; retried while the
-        // database is away.
-        let service = self.service.clone();
-        tokio::spawn(async move {
-            loop {
-                match service.install_profiles().await {
-                    Ok(written) => {
-                        if written > 0 {
-                            tracing::info!(written, "shipped StructureDefinitions installed");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
+        // The task holds the service (and with it a sender of the audit queue): it is
+        // stopped with the server, so that the audit writer can drain and end.
+        let service = self.service;
+        let install = if self.profiles_pending {
+            Some(tokio::spawn(async move {
+                while let Err(e) = install_profiles(&service).await {
+                    tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
-            }
-        });
+            }))
+        } else {
+            drop(service);
+            None
+        };
         let served = self.server.await;
+        if let Some(install) = install {
+            install.abort();
+            let _ = install.await;
+        }
         // The workers are gone and with them every sender of the audit queue: the writer
         // drains what is queued and ends. Acknowledged requests keep their audit records.
         if tokio::time::timeout(Duration::from_secs(60), audit)
@@ -152,4 +168,13 @@ impl Application {
         }
         served
     }
+}
+
+/// Writes the shipped StructureDefinitions that are missing or changed.
+async fn install_profiles(service: &Service) -> Result<(), crate::service::ServiceError> {
+    let written = service.install_profiles().await?;
+    if written > 0 {
+        tracing::info!(written, "shipped StructureDefinitions installed");
+    }
+    Ok(())
 }
