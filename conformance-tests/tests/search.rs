@@ -716,3 +716,35 @@ fn uri_common_parameters_and_reference_modifiers() {
         );
     }
 }
+
+/// search.html#token `:in` and `:not-in`: a code of (not of) the value set, here an R4
+/// value set expanded from its CodeSystem; an unknown value set is a 400.
+#[test]
+fn token_in_value_set() {
+    for s in servers() {
+        let obs = |system: &str, code: &str| {
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                   "category": [{"coding": [{"system": system, "code": code}]}]})
+        };
+        let categories = "http://terminology.hl7.org/CodeSystem/observation-category";
+        let lab = create_id(&s, obs(categories, "laboratory"));
+        let vitals = create_id(&s, obs(categories, "vital-signs"));
+        let other = create_id(&s, obs("http://site.example/category", "laboratory"));
+        let ids = format!("_id={lab},{vitals},{other}");
+        let vs = "http://hl7.org/fhir/ValueSet/observation-category";
+        assert_eq!(
+            matched_set(&s, &format!("Observation?{ids}&category:in={vs}")),
+            set(&[&lab, &vitals]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Observation?{ids}&category:not-in={vs}")),
+            set(&[&other])
+        );
+        let outcome = s
+            .get("Observation?category:in=http://nowhere.example/ValueSet/x")
+            .expect_error(400);
+        assert_issue_path(&outcome, "category:in");
+    }
+}

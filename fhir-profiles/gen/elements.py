@@ -5,10 +5,10 @@
   Patient.contact.name, Observation.value[x]) its type codes, min (when 1 or more) and max
   cardinality, contentReference target, and the value set of a required binding that can
   be expanded here; what the structural checks walk.
-- data/valuesets.json: those value sets, expanded: url -> [[system, code], ...], from the
-  CodeSystems and ValueSets of valuesets.json (value sets with filters, or over code
-  systems not given in full such as mime types, UCUM or currencies, cannot be expanded and
-  are left out).
+- data/valuesets.json: every value set of valuesets.json that can be expanded here,
+  url -> [[system, code], ...], from its CodeSystems and ValueSets (value sets with
+  filters, or over code systems not given in full such as mime types, UCUM or currencies,
+  are left out); what required bindings and the :in / :not-in search modifiers use.
 
 Run from the project root: python3 fhir-profiles/gen/elements.py
 """
@@ -110,6 +110,11 @@ for sd in list(definitions(resources)) + list(definitions(types)):
 
 json.dump(summary_out, open("fhir-profiles/data/elements.json", "w"), separators=(",", ":"), sort_keys=True)
 json.dump(type_out, open("fhir-profiles/data/types.json", "w"), separators=(",", ":"), sort_keys=True)
+for url in value_sets:
+    if url not in expansions:
+        expansion = expand(url)
+        if expansion:
+            expansions[url] = [list(pair) for pair in expansion]
 json.dump(expansions, open("fhir-profiles/data/valuesets.json", "w"), separators=(",", ":"), sort_keys=True)
 
 # data/search-parameters.json: the 1,378 standard SearchParameters, trimmed to what the

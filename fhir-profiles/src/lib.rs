@@ -87,8 +87,8 @@ pub fn children(path: &str) -> &'static [(&'static str, &'static ElementDefiniti
 
 static VALUE_SETS: OnceLock<HashMap<String, Vec<(String, String)>>> = OnceLock::new();
 
-/// The (system, code) pairs of a value set bound as required somewhere in R4, expanded from
-/// the official CodeSystems (`data/valuesets.json`).
+/// The (system, code) pairs of an R4 value set, expanded from the official CodeSystems
+/// (`data/valuesets.json`); `None` for a value set that cannot be expanded here.
 pub fn value_set(url: &str) -> Option<&'static [(String, String)]> {
     VALUE_SETS
         .get_or_init(|| {

@@ -79,6 +79,8 @@ pub enum Cond {
         system: Option<String>,
         code: Option<String>,
     },
+    /// Token that is one of these (system, code) pairs (`:in`, a value set's codes).
+    TokenIn(Vec<(String, String)>),
     /// Folded string starts with the (folded) value.
     StringStarts(String),
     /// The string exactly as written (`norm` is its folded form, to use the index).
@@ -845,6 +847,19 @@ fn condition(sql: &mut Sql, cond: &Cond) {
             if let Some(system) = system {
                 sql.push(" AND x.system = ").text(system);
             }
+        }
+        Cond::TokenIn(codes) if codes.is_empty() => {
+            sql.push(" AND 1 = 0");
+        }
+        Cond::TokenIn(codes) => {
+            sql.push(" AND (x.system, x.code) IN (VALUES ");
+            for (i, (system, code)) in codes.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").text(system).push(", ").text(code).push(")");
+            }
+            sql.push(")");
         }
         Cond::StringStarts(prefix) => {
             sql.value_sensitive = true;

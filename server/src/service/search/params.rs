@@ -134,7 +134,7 @@ fn parse(
     };
     // search.html#modifiers: :not matches resources without a matching token, including
     // those with no value at all.
-    Ok(Some(if modifier == Some("not") {
+    Ok(Some(if matches!(modifier, Some("not" | "not-in")) {
         Filter::Not(Box::new(any))
     } else {
         any
@@ -233,6 +233,22 @@ fn one_value(
                 format!("{code}:text"),
                 Cond::StringStarts(fold::fold(value)),
             )),
+            // search.html#token `:in` / `:not-in`: a code of the value set (an R4 value
+            // set expanded from the official CodeSystems); `:not-in` negates it below.
+            Some("in" | "not-in") => {
+                let url = value.split('|').next().unwrap_or(value);
+                let codes = fhir_profiles::value_set(url).ok_or_else(|| {
+                    ParamError::Invalid(format!(
+                        "The value set '{url}' is not known to this server (the R4 value sets \
+                         it can expand)."
+                    ))
+                })?;
+                Ok(index(
+                    Table::Token,
+                    code.to_owned(),
+                    Cond::TokenIn(codes.to_vec()),
+                ))
+            }
             Some("of-type") => {
                 let parts: Vec<&str> = value.splitn(3, '|').collect();
                 match parts.as_slice() {
