@@ -58,6 +58,13 @@ fn by_name(name: &str) -> Option<(Format, &'static str)> {
     }
 }
 
+/// Every parameter of the request's query string, in order, decoded.
+pub fn query_params(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
 /// The value of a query parameter (first occurrence), decoded.
 pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
     url::form_urlencoded::parse(req.query_string().as_bytes())

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-use crate::http::format::{parse_resource, Representation};
+use crate::http::format::{parse_resource, query_params, Representation};
 use crate::http::headers::prefer_handling_strict;
 use crate::http::respond::{read_body, AppState, AuditTarget};
 use crate::service::Access;
@@ -79,12 +79,6 @@ async fn everything(
         response.extensions_mut().insert(AuditTarget::of(&subject));
     }
     Ok(response)
-}
-
-fn query_params(req: &HttpRequest) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// The URL's parameters, then those of the body: a `Parameters` resource (each

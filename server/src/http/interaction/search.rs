@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
-use crate::http::format::Representation;
+use crate::http::format::{query_params, Representation};
 use crate::http::headers::prefer_handling_strict;
 use crate::http::respond::{read_body, AppState};
 use crate::service::search::{SearchRequest, SearchScope};
@@ -22,7 +22,7 @@ pub async fn search_type(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(req.query_string());
+    let params = query_params(&req);
     search(
         &req,
         &access,
@@ -58,7 +58,7 @@ pub async fn search_system(
     access: Access,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(req.query_string());
+    let params = query_params(&req);
     search(&req, &access, &state, SearchScope::System, params).await
 }
 
@@ -91,7 +91,7 @@ pub async fn search_compartment(
             ),
         ));
     }
-    let params = query_params(req.query_string());
+    let params = query_params(&req);
     let scope = SearchScope::PatientCompartment { patient, res_type };
     search(&req, &access, &state, scope, params).await
 }
@@ -114,12 +114,6 @@ async fn search(
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, repr.content_type()))
         .body(body))
-}
-
-fn query_params(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// The URL's parameters, then the form body's (http.html#search: both count).
@@ -146,7 +140,7 @@ async fn form_params(
             "POST _search takes its parameters as application/x-www-form-urlencoded.",
         ));
     }
-    let mut params = query_params(req.query_string());
+    let mut params = query_params(req);
     params.extend(url::form_urlencoded::parse(&body).into_owned());
     Ok(params)
 }

@@ -123,7 +123,8 @@ fn definition(
     None
 }
 
-fn capitalised(t: &str) -> String {
+/// A type code as it ends a choice element's name (`dateTime` → `DateTime`).
+pub(super) fn capitalised(t: &str) -> String {
     let mut chars = t.chars();
     chars
         .next()

@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 
+use super::base::capitalised;
 use super::Issue;
 
 /// Adds the issues of `resource` against the profile `sd` to `out`.
@@ -211,14 +212,6 @@ fn contains(value: &Value, pattern: &Value) -> bool {
         }
         (v, p) => v == p,
     }
-}
-
-fn capitalised(t: &str) -> String {
-    let mut chars = t.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
