@@ -731,3 +731,63 @@ fn bundles_and_everything_pass_the_access_decision() {
         assert!(!all.to_string().contains(&their_shot), "[{}]", s.backend);
     }
 }
+
+/// Conditional criteria (If-None-Exist, conditional update and delete, conditional
+/// references in a transaction) only ever match what the token may see: another
+/// patient's resource is neither found, counted nor hinted at by the status.
+#[test]
+fn conditional_criteria_match_only_what_the_token_may_see() {
+    for backend in [Backend::Sqlite, Backend::Postgres]
+        .into_iter()
+        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
+    {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let sys = unique_system();
+        let me = create_with(&s, &admin, &patient("Me"));
+        let other = create_with(
+            &s,
+            &admin,
+            &patient_with_identifier("Kín-Đáo", &sys, "OTHER"),
+        );
+        let mut their_shot = immunization_for(&other);
+        their_shot["identifier"] = json!([{"system": sys, "value": "SHOT"}]);
+        create_with(&s, &admin, &their_shot);
+        let token = idp.token_with(
+            "patient/*.cruds",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        // If-None-Exist on the other patient's shot: no match, so a create of my own.
+        let mut mine = immunization_for(&me);
+        mine["identifier"] = json!([{"system": sys, "value": "SHOT"}]);
+        bearer(&s, Method::POST, "Immunization", &token)
+            .header("If-None-Exist", format!("identifier={sys}|SHOT"))
+            .fhir_json(&mine)
+            .fetch()
+            .expect_status(201);
+        // A conditional delete of it: nothing of theirs to delete.
+        bearer(
+            &s,
+            Method::DELETE,
+            &format!("Patient?identifier={sys}|OTHER"),
+            &token,
+        )
+        .fetch()
+        .expect_status(204);
+        bearer(&s, Method::GET, &format!("Patient/{other}"), &admin)
+            .fetch()
+            .expect_status(200);
+        // A conditional reference to the other patient resolves to nothing: 404, as for a
+        // patient that does not exist.
+        bearer(&s, Method::POST, "", &token)
+            .fhir_json(&json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                              "subject": {"reference": format!("Patient?identifier={sys}|OTHER")}},
+                 "request": {"method": "POST", "url": "Observation"}}]}))
+            .fetch()
+            .expect_error(404);
+    }
+}

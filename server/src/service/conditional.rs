@@ -11,7 +11,7 @@
 
 use super::index::{identifier_lock_key, lock_key};
 use super::search::params::{self, split_values, ParseContext};
-use super::ServiceError;
+use super::{Access, ServiceError};
 use crate::store::{Filter, SearchQuery, StoreError, Tx};
 
 /// Parameters that shape the response, never the match.
@@ -82,15 +82,19 @@ impl Criteria {
         })
     }
 
-    /// Ids of the live resources that match every criterion (at most three: more than one
-    /// is already an error for every conditional interaction).
+    /// Ids of the live resources that match every criterion among those `access` may see
+    /// (at most three: more than one is already an error for every conditional
+    /// interaction). What the token may not see is never matched, so that neither the
+    /// outcome nor its status hints at it.
     ///
     /// # Errors
     /// Database failures.
-    pub fn matches(&self, tx: &mut Tx<'_>) -> Result<Vec<String>, StoreError> {
+    pub fn matches(&self, tx: &mut Tx<'_>, access: &Access) -> Result<Vec<String>, StoreError> {
+        let mut filters = self.filters.clone();
+        filters.extend(access.search_filter(&self.res_type));
         let rows = tx.search(&SearchQuery {
             types: vec![self.res_type.clone()],
-            filter: Filter::And(self.filters.clone()),
+            filter: Filter::And(filters),
             sort: Vec::new(),
             position: None,
             limit: 3,

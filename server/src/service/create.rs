@@ -91,7 +91,7 @@ pub(super) fn matched(
     access: &Access,
     criteria: &Criteria,
 ) -> Result<Option<StoredResource>, ServiceError> {
-    let found = criteria.matches(tx)?;
+    let found = criteria.matches(tx, access)?;
     match found.as_slice() {
         [] => Ok(None),
         [id] => {

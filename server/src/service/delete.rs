@@ -46,7 +46,7 @@ impl Service {
         let access = access.clone();
         self.write_tx(move |tx| {
             super::create::lock_all(tx, criteria.lock_keys())?;
-            match delete_target(&criteria.matches(tx)?)? {
+            match delete_target(&criteria.matches(tx, &access)?)? {
                 None => Ok(None),
                 Some(id) => remove(tx, &access, &res_type, &id),
             }

@@ -321,7 +321,7 @@ fn run(
         }
     }
     for r in references {
-        let found = r.criteria.matches(tx)?;
+        let found = r.criteria.matches(tx, access)?;
         let failed = |err| ServiceError::InEntry {
             index: r.index,
             request: "conditional reference".into(),
@@ -488,17 +488,19 @@ fn identity(tx: &mut Tx<'_>, access: &Access, w: &Planned) -> Result<Identity, S
                 .as_ref()
                 .and_then(|r| r.get("id"))
                 .and_then(Value::as_str);
-            let id = conditional_target(res_type, &criteria.matches(tx)?, body_id)?;
+            let id = conditional_target(res_type, &criteria.matches(tx, access)?, body_id)?;
             tx.lock(resource_lock_key(res_type, &id))?;
             Identity::Existing(id)
         }
-        Write::ConditionalDelete { criteria } => match delete_target(&criteria.matches(tx)?)? {
-            Some(id) => {
-                tx.lock(resource_lock_key(res_type, &id))?;
-                Identity::Existing(id)
+        Write::ConditionalDelete { criteria } => {
+            match delete_target(&criteria.matches(tx, access)?)? {
+                Some(id) => {
+                    tx.lock(resource_lock_key(res_type, &id))?;
+                    Identity::Existing(id)
+                }
+                None => Identity::Nothing,
             }
-            None => Identity::Nothing,
-        },
+        }
     })
 }
 

@@ -84,7 +84,7 @@ impl Service {
                 let mut keys = criteria.lock_keys();
                 keys.extend(identifier_keys(&res_type, &resource));
                 lock_all(tx, keys)?;
-                let found = criteria.matches(tx)?;
+                let found = criteria.matches(tx, &access)?;
                 let id = conditional_target(&res_type, &found, body_id.as_deref())?;
                 tx.lock(resource_lock_key(&res_type, &id))?;
                 put(
