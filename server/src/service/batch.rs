@@ -4,13 +4,18 @@
 //! same request sent alone would be: the same checks, the same access decision, the same
 //! answer. One failing entry never affects the others; its failure is its own response.
 //! Entries of a batch SHALL NOT depend on each other (http.html#transaction), so their
-//! `fullUrl`s are not resolved.
+//! `fullUrl`s are not resolved, and up to [`PARALLEL`] of them are processed at once (each
+//! commit waits for its own flush to disk; the answers keep the Bundle's order).
 
+use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
 use super::entry::{self, Entry, EntryOutcome, EntryResult, Method, Target};
 use super::search::{SearchRequest, SearchScope};
 use super::{Access, Service, ServiceError};
+
+/// Entries of one batch processed at once at most.
+const PARALLEL: usize = 4;
 
 impl Service {
     /// Processes a batch Bundle; one result per entry, in order.
@@ -23,12 +28,14 @@ impl Service {
         bundle: &Value,
     ) -> Result<Vec<EntryResult>, ServiceError> {
         let entries = entry::entries(bundle, self.base_url())?;
-        let mut results = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let result = self.entry(access, entry.clone()).await;
-            results.push(EntryResult::of(&entry, result));
-        }
-        Ok(results)
+        Ok(stream::iter(entries)
+            .map(|entry| async move {
+                let result = self.entry(access, entry.clone()).await;
+                EntryResult::of(&entry, result)
+            })
+            .buffered(PARALLEL)
+            .collect()
+            .await)
     }
 
     /// One entry, processed as the request it stands for (batch entries, and the reads of
