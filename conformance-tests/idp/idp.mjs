@@ -12,12 +12,17 @@
 //   client "fhir-server");
 // - the `resource` parameter picks the audience (http://other.example/fhir: a wrong one).
 //
+// A backend service, "backend-jwt" (SMART Backend Services: the ministry's PHR system),
+// authenticates with a private_key_jwt client assertion signed ES384; the private key is
+// written to $BACKEND_KEY_FILE for the client script backend-client.mjs.
+//
 // A patient-facing app, "phr-app", uses the authorization code flow with PKCE (S256):
 // /interaction/:uid logs in the account named by `login_hint` and consents headlessly (tests
 // only). The account is a person whose own Patient id is the account id: the access token
 // carries `patient` (SMART launch context) and the ID token `fhirUser`.
 import Provider from 'oidc-provider';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 const PORT = Number(process.env.IDP_PORT || 4000);
 const ISSUER = `http://127.0.0.1:${PORT}`;
@@ -31,10 +36,15 @@ const jwkOf = (key, kid, alg) => ({ ...key.export({ format: 'jwk' }), kid, alg, 
 const run = randomUUID().slice(0, 8);
 const es256 = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `es256-${run}`, 'ES256');
 const rs256 = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, `rs256-${run}`, 'RS256');
+const backend = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, `backend-${run}`, 'ES384');
+if (process.env.BACKEND_KEY_FILE) writeFileSync(process.env.BACKEND_KEY_FILE, JSON.stringify(backend));
+const { d: _private, ...backendPublic } = backend;
 
 const provider = new Provider(ISSUER, {
   jwks: { keys: [es256, rs256] },
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  // SMART Backend Services assertions are ES384 or RS384.
+  enabledJWA: { clientAuthSigningAlgValues: ['ES384', 'RS384', 'ES256', 'RS256'] },
   scopes: ['openid', 'offline_access', 'fhirUser', 'launch/patient'],
   claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
   findAccount: async (ctx, id) => ({
@@ -46,6 +56,12 @@ const provider = new Provider(ISSUER, {
     {
       client_id: 'tester', client_secret: 'tester-secret', grant_types: ['client_credentials'],
       response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // A backend service (SMART Backend Services, private_key_jwt).
+    {
+      client_id: 'backend-jwt', grant_types: ['client_credentials'], response_types: [],
+      redirect_uris: [], token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES384', jwks: { keys: [backendPublic] },
     },
     // A public patient-facing app (PKCE).
     {

@@ -48,7 +48,7 @@ impl Idp {
             let port = free_port();
             let mut idp = Idp {
                 issuer: format!("http://127.0.0.1:{port}"),
-                child: spawn(port, fhir_aud),
+                child: spawn(port, fhir_aud, &backend_key_file(port)),
                 client: crate::client(),
                 port,
                 fhir_aud: fhir_aud.to_owned(),
@@ -79,7 +79,7 @@ impl Idp {
     pub fn rotate_keys(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port, &self.fhir_aud);
+        self.child = spawn(self.port, &self.fhir_aud, &backend_key_file(self.port));
         self.wait_ready().expect("the test IdP did not restart");
     }
 
@@ -147,6 +147,30 @@ impl Idp {
             .expect("token request")
             .json()
             .expect("token JSON");
+        response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {response}"))
+            .to_owned()
+    }
+}
+
+impl Idp {
+    /// An access token for the backend service client `backend-jwt`, obtained as SMART
+    /// Backend Services prescribe (backend-services.html): a `client_credentials` grant
+    /// authenticated by a client assertion the client signs with its own ES384 key
+    /// (`private_key_jwt`, `idp/backend-client.mjs`).
+    pub fn backend_services_token(&self, scope: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
+        let output = Command::new("node")
+            .arg(dir.join("backend-client.mjs"))
+            .arg(format!("{}/token", self.issuer))
+            .arg(scope)
+            .arg(backend_key_file(self.port))
+            .output()
+            .expect("run node backend-client.mjs");
+        let answer = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "backend services token: {answer}");
+        let response: Value = serde_json::from_str(answer.trim()).expect("token JSON");
         response["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("no access token: {response}"))
@@ -238,13 +262,19 @@ impl Idp {
 }
 
 /// Runs `node idp/idp.mjs`, installing the pinned IdP with `npm ci` first if needed.
-fn spawn(port: u16, fhir_aud: &str) -> Child {
+/// Where the IdP on `port` writes the private key of the backend service client.
+fn backend_key_file(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("healthbook-test-idp-{port}-backend.jwk.json"))
+}
+
+fn spawn(port: u16, fhir_aud: &str, backend_key: &Path) -> Child {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
     install(&dir);
     Command::new("node")
         .arg(dir.join("idp.mjs"))
         .env("IDP_PORT", port.to_string())
         .env("FHIR_AUD", fhir_aud)
+        .env("BACKEND_KEY_FILE", backend_key)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -791,3 +791,38 @@ fn conditional_criteria_match_only_what_the_token_may_see() {
             .expect_error(404);
     }
 }
+
+/// SMART Backend Services (backend-services.html): the ministry's PHR system gets a token
+/// with a `private_key_jwt` client assertion (ES384) and its `system/` scopes apply: it
+/// reads and searches every patient's record, and may not write with read scopes only.
+#[test]
+fn backend_services_client_reads_with_system_scopes() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let a = create_with(&s, &admin, &patient("Một"));
+    let b = create_with(&s, &admin, &patient("Hai"));
+    create_with(&s, &admin, &immunization_for(&a));
+    let token = idp.backend_services_token("system/*.rs");
+    bearer(&s, Method::GET, &format!("Patient/{b}"), &token)
+        .fetch()
+        .expect_status(200);
+    let shots = bearer(
+        &s,
+        Method::GET,
+        &format!("Immunization?patient={a}"),
+        &token,
+    )
+    .fetch()
+    .expect_status(200)
+    .json();
+    assert_eq!(entries(&shots).len(), 1);
+    let everything = bearer(&s, Method::GET, &format!("Patient/{a}/$everything"), &token)
+        .fetch()
+        .expect_status(200)
+        .json();
+    assert_eq!(entries(&everything).len(), 2);
+    bearer(&s, Method::POST, "Patient", &token)
+        .fhir_json(&patient("Ba"))
+        .fetch()
+        .expect_error(403);
+}
