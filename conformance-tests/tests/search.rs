@@ -748,3 +748,47 @@ fn token_in_value_set() {
         assert_issue_path(&outcome, "category:in");
     }
 }
+
+/// search.html#composite: `code-value-quantity=[code]$[quantity]` matches an Observation
+/// whose code and value both match; `,` between alternatives; a value without its `$` part
+/// is a 400; a composite over repeating elements is not searched (strict: 400).
+#[test]
+fn composite_code_value() {
+    for s in servers() {
+        let loinc = "http://loinc.org";
+        let obs = |code: &str, value: f64| {
+            json!({"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": loinc, "code": code}]},
+                   "valueQuantity": {"value": value, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}})
+        };
+        let high = create_id(&s, obs("8480-6", 150.0));
+        let low = create_id(&s, obs("8480-6", 80.0));
+        let diastolic = create_id(&s, obs("8462-4", 120.0));
+        let ids = format!("_id={high},{low},{diastolic}");
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Observation?{ids}&code-value-quantity={loinc}|8480-6$gt100")
+            ),
+            set(&[&high]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Observation?{ids}&code-value-quantity={loinc}|8480-6$lt90,{loinc}|8462-4$ge120||mm[Hg]")
+            ),
+            set(&[&low, &diastolic])
+        );
+        let outcome = s
+            .get(&format!("Observation?code-value-quantity={loinc}|8480-6"))
+            .expect_error(400);
+        assert_issue_path(&outcome, "code-value-quantity");
+        s.req(Method::GET, "Observation?component-code-value-quantity=x$1")
+            .header("Accept", FHIR_JSON)
+            .header("Prefer", "handling=strict")
+            .fetch()
+            .expect_error(400);
+    }
+}

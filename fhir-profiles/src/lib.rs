@@ -152,6 +152,18 @@ pub struct SearchParameter {
     pub expression: Option<String>,
     #[serde(default)]
     pub target: Vec<String>,
+    /// The components of a composite parameter.
+    #[serde(default)]
+    pub component: Vec<Component>,
+}
+
+/// One component of a composite search parameter.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Component {
+    /// The canonical URL of the component's own SearchParameter.
+    pub definition: String,
+    /// Its FHIRPath, relative to the composite's expression.
+    pub expression: String,
 }
 
 impl SearchParameter {
@@ -218,6 +230,11 @@ pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchPar
         .get(&(res_type.to_owned(), code.to_owned()))
         .or_else(|| params.get(&("DomainResource".to_owned(), code.to_owned())))
         .or_else(|| params.get(&("Resource".to_owned(), code.to_owned())))
+}
+
+/// The standard search parameter with this canonical URL.
+pub fn search_parameter_by_url(url: &str) -> Option<&'static SearchParameter> {
+    search_parameters().values().find(|sp| sp.url == url)
 }
 
 static BY_TYPE: OnceLock<HashMap<String, Vec<&'static SearchParameter>>> = OnceLock::new();

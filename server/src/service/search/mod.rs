@@ -599,8 +599,9 @@ fn everything_types(params: &[(String, String)]) -> Result<Vec<String>, ServiceE
 }
 
 /// The search parameters of `res_type` this server searches: every standard parameter of
-/// a searchable type (not composite or special) whose expression it evaluates, plus `_id`
-/// and `_lastUpdated`. Derived once per process.
+/// a searchable type whose expression it evaluates, the composites over the resource itself
+/// (`params::composite_components`), plus `_id` and `_lastUpdated`. Derived once per
+/// process.
 pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles::SearchParameter] {
     static SUPPORTED: OnceLock<HashMap<String, Vec<&'static fhir_profiles::SearchParameter>>> =
         OnceLock::new();
@@ -615,6 +616,7 @@ pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles:
                     .filter(|sp| {
                         matches!(sp.code.as_str(), "_id" | "_lastUpdated")
                             || indexed.iter().any(|(i, _)| std::ptr::eq(*i, *sp))
+                            || params::composite_components(t, sp).is_some()
                     })
                     .collect();
                 ((*t).to_owned(), supported)

@@ -103,6 +103,9 @@ fn parse(
             Ok(None)
         };
     };
+    if sp.kind == "composite" {
+        return composite(ctx, types, sp, modifier, value).map(Some);
+    }
     if modifier == Some("missing") {
         let table = table_of(sp).ok_or_else(|| {
             ParamError::Invalid(format!("'{code}' cannot be searched with :missing."))
@@ -148,8 +151,9 @@ fn definition(
 ) -> Result<Option<&'static SearchParameter>, ParamError> {
     let mut found: Option<&'static SearchParameter> = None;
     for t in types {
-        // Only what the server searches (`supported_parameters`): composite and special
-        // parameters, `_text` and `_content` are unknown parameters to the client.
+        // Only what the server searches (`supported_parameters`): special parameters,
+        // composites over repeating elements, `_text` and `_content` are unknown
+        // parameters to the client.
         let Some(sp) = super::supported_parameters(t)
             .iter()
             .copied()
@@ -168,6 +172,107 @@ fn definition(
         }
     }
     Ok(found)
+}
+
+/// The component parameters of the composite `sp` on `res_type`, when this server searches
+/// it (search.html#composite): a composite over the resource itself, so that "both
+/// components match one element" is "both match the resource" (Observation
+/// `code-value-quantity`, `code-value-concept`, `code-value-date`, `code-value-string`),
+/// whose components are indexed parameters of the type. Composites over repeating elements
+/// (`component-code-value-quantity`, `context-type-value`...) need component tuples in the
+/// index and are not searched yet.
+pub fn composite_components(
+    res_type: &str,
+    sp: &SearchParameter,
+) -> Option<Vec<&'static SearchParameter>> {
+    if sp.kind != "composite" || sp.expressions_for(res_type) != [res_type] {
+        return None;
+    }
+    let indexed = crate::service::index::indexed_parameters(res_type);
+    sp.component
+        .iter()
+        .map(|c| {
+            let part = fhir_profiles::search_parameter_by_url(&c.definition)?;
+            let on_type = fhir_profiles::search_parameter(res_type, &part.code)?;
+            indexed
+                .iter()
+                .any(|(i, _)| std::ptr::eq(*i, on_type))
+                .then_some(on_type)
+        })
+        .collect()
+}
+
+/// A composite parameter (search.html#composite): `value$value` per component, `,` between
+/// alternatives; each component value read as its own parameter reads it.
+fn composite(
+    ctx: &ParseContext<'_>,
+    types: &[String],
+    sp: &SearchParameter,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Filter, ParamError> {
+    let code = &sp.code;
+    if let Some(m) = modifier {
+        return invalid(format!(
+            "The modifier :{m} is not supported on '{code}' (a composite parameter)."
+        ));
+    }
+    let [res_type] = types else {
+        return invalid(format!("Search '{code}' on one type at a time."));
+    };
+    let parts = composite_components(res_type, sp).ok_or_else(|| {
+        ParamError::Unknown(format!(
+            "'{code}' is not searched on {res_type} by this server."
+        ))
+    })?;
+    let mut alternatives = Vec::new();
+    for group in split_composite(value) {
+        if group.len() != parts.len() || group.iter().any(String::is_empty) {
+            let names: Vec<&str> = parts.iter().map(|p| p.code.as_str()).collect();
+            return invalid(format!(
+                "'{code}' takes {} values joined by $ ({}).",
+                parts.len(),
+                names.join("$")
+            ));
+        }
+        let filters = parts
+            .iter()
+            .zip(&group)
+            .map(|(part, v)| one_value(ctx, part, &part.code, None, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        alternatives.push(Filter::And(filters));
+    }
+    Ok(match alternatives.len() {
+        1 => alternatives.remove(0),
+        _ => Filter::Or(alternatives),
+    })
+}
+
+/// Splits a composite value into alternatives (`,`) of components (`$`), unescaping `\,`
+/// `\$` and `\\` (a `\|` stays for the token reading).
+fn split_composite(value: &str) -> Vec<Vec<String>> {
+    let mut groups = vec![vec![String::new()]];
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        let part = groups
+            .last_mut()
+            .and_then(|g| g.last_mut())
+            .expect("a group with a part");
+        match c {
+            '\\' => match chars.next() {
+                Some(next @ (',' | '$' | '\\')) => part.push(next),
+                Some(next) => {
+                    part.push('\\');
+                    part.push(next);
+                }
+                None => part.push('\\'),
+            },
+            ',' => groups.push(vec![String::new()]),
+            '$' => groups.last_mut().expect("a group").push(String::new()),
+            c => part.push(c),
+        }
+    }
+    groups
 }
 
 /// Splits a value on commas not escaped with `\` and unescapes `\,` `\|` `\$` `\\`.
@@ -845,6 +950,42 @@ mod tests {
         assert!(matches!(f, Filter::Has { ref source_type, .. } if source_type == "Observation"));
         assert!(filter(&ctx(), &types("Patient"), "_has:Observation:code:code", "x").is_err());
         assert!(filter(&ctx(), &types("Patient"), "gender.name", "x").is_err());
+    }
+
+    #[test]
+    fn composite_values_split_on_unescaped_commas_and_dollars() {
+        assert_eq!(
+            split_composite(r"a|1$gt5,b\$c$x\,y"),
+            vec![
+                vec!["a|1".to_owned(), "gt5".to_owned()],
+                vec!["b$c".to_owned(), "x,y".to_owned()]
+            ]
+        );
+        let sp = fhir_profiles::search_parameter("Observation", "code-value-quantity").unwrap();
+        let parts = composite_components("Observation", sp).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.code.as_str()).collect::<Vec<_>>(),
+            ["code", "value-quantity"]
+        );
+        let repeating =
+            fhir_profiles::search_parameter("Observation", "component-code-value-quantity")
+                .unwrap();
+        assert!(composite_components("Observation", repeating).is_none());
+        assert!(filter(
+            &ctx(),
+            &types("Observation"),
+            "code-value-quantity",
+            "a|1$lt5"
+        )
+        .is_ok());
+        assert!(filter(&ctx(), &types("Observation"), "code-value-quantity", "a|1").is_err());
+        assert!(filter(
+            &ctx(),
+            &types("Observation"),
+            "code-value-quantity:missing",
+            "true"
+        )
+        .is_err());
     }
 
     #[test]
