@@ -751,7 +751,8 @@ fn token_in_value_set() {
 
 /// search.html#composite: `code-value-quantity=[code]$[quantity]` matches an Observation
 /// whose code and value both match; `,` between alternatives; a value without its `$` part
-/// is a 400; a composite over repeating elements is not searched (strict: 400).
+/// is a 400. Over repeating elements (`component-code-value-quantity`), both parts must
+/// match the same component.
 #[test]
 fn composite_code_value() {
     for s in servers() {
@@ -785,10 +786,42 @@ fn composite_code_value() {
             .get(&format!("Observation?code-value-quantity={loinc}|8480-6"))
             .expect_error(400);
         assert_issue_path(&outcome, "code-value-quantity");
-        s.req(Method::GET, "Observation?component-code-value-quantity=x$1")
-            .header("Accept", FHIR_JSON)
-            .header("Prefer", "handling=strict")
-            .fetch()
-            .expect_error(400);
+
+        // Over repeating elements: a blood pressure panel whose systolic is 150 and
+        // diastolic 95. "Diastolic above 140" must not match by pairing the diastolic code
+        // with the systolic value.
+        let component = |code: &str, value: f64| {
+            json!({"code": {"coding": [{"system": loinc, "code": code}]},
+                   "valueQuantity": {"value": value, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}})
+        };
+        let panel = create_id(
+            &s,
+            json!({"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": loinc, "code": "85354-9"}]},
+                   "component": [component("8480-6", 150.0), component("8462-4", 95.0)]}),
+        );
+        let by = |query: &str| matched_set(&s, &format!("Observation?_id={panel}&{query}"));
+        assert_eq!(
+            by(&format!(
+                "component-code-value-quantity={loinc}|8480-6$gt140"
+            )),
+            set(&[&panel]),
+            "[{}]",
+            s.backend
+        );
+        assert!(by(&format!(
+            "component-code-value-quantity={loinc}|8462-4$gt140"
+        ))
+        .is_empty());
+        assert_eq!(
+            by(&format!(
+                "component-code-value-quantity={loinc}|8462-4$gt140,{loinc}|8462-4$lt100"
+            )),
+            set(&[&panel])
+        );
+        assert_eq!(
+            by(&format!("combo-code-value-quantity={loinc}|8462-4$95")),
+            set(&[&panel])
+        );
     }
 }

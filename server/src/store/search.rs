@@ -149,6 +149,13 @@ pub enum Filter {
         param: String,
         filter: Box<Filter>,
     },
+    /// A composite over repeating elements (search.html#composite): one element of
+    /// composite `param` whose i-th component (rows `<param>#<k>$<i>` of table `parts[i].0`)
+    /// satisfies `parts[i].1`, for every i.
+    Composite {
+        param: String,
+        parts: Vec<(Table, Cond)>,
+    },
     /// In the compartment of `target_type/target_id` (compartmentdefinition.html): one of
     /// the `members` (type, reference parameter) points at it, or (with `itself`) it is
     /// that resource. One lookup of the reverse reference index, whatever the number of
@@ -781,6 +788,36 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
                     .text(target_type)
                     .push(", ")
                     .text(target_id);
+            }
+            sql.push(")");
+        }
+        Filter::Composite { param, parts } => {
+            // The first component's rows, each kept when the rows of the same element
+            // (`#<k>`, found by rewriting `$0` into `$i`) satisfy the other components.
+            let Some(((first_table, first_cond), rest)) = parts.split_first() else {
+                sql.push("1 = 0");
+                return;
+            };
+            sql.push(&format!(
+                "({alias}.res_type, {alias}.res_id) IN (SELECT x.res_type, x.res_id FROM {} x WHERE x.res_type IN ",
+                first_table.name()
+            ));
+            sql.list(types);
+            sql.push(" AND x.param LIKE ")
+                .bind(Bind::Text(format!("{param}#%$0")));
+            condition(sql, first_cond);
+            for (i, (table, cond)) in rest.iter().enumerate() {
+                sql.push(" AND (x.res_type, x.res_id, REPLACE(x.param, '$0', ")
+                    .bind(Bind::Text(format!("${}", i + 1)))
+                    .push(&format!(
+                        ")) IN (SELECT x.res_type, x.res_id, x.param FROM {} x WHERE x.res_type IN ",
+                        table.name()
+                    ));
+                sql.list(types);
+                sql.push(" AND x.param LIKE ")
+                    .bind(Bind::Text(format!("{param}#%${}", i + 1)));
+                condition(sql, cond);
+                sql.push(")");
             }
             sql.push(")");
         }

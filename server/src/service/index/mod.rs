@@ -53,7 +53,89 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
             }
         }
     }
+    // Composites over repeating elements: the components of the k-th element are indexed
+    // as `<code>#<k>$<i>`, so that a search can ask for one element matching every part.
+    for composite in grouped_composites(res_type) {
+        let mut k = 0;
+        for base in &composite.bases {
+            for element in fhirpath::values(resource, base) {
+                let mut wrapped = element.clone();
+                if let Some(o) = wrapped.as_object_mut() {
+                    o.insert("resourceType".into(), Value::String(ELEMENT.into()));
+                }
+                for (i, (part, expression)) in composite.parts.iter().enumerate() {
+                    let param = format!("{}#{k}${i}", composite.sp.code);
+                    for value in fhirpath::values(&wrapped, expression) {
+                        rows.add(&param, &part.kind, expression, value);
+                    }
+                }
+                k += 1;
+            }
+        }
+    }
     rows.finish()
+}
+
+/// The type name a composite's element is evaluated under (its components' expressions are
+/// relative to the element).
+const ELEMENT: &str = "Element";
+
+/// A composite search parameter over repeating elements (search.html#composite), as
+/// indexed: the expressions of its elements and, per component, the component's own
+/// parameter (for its type) and expression relative to an element.
+pub struct GroupedComposite {
+    pub sp: &'static fhir_profiles::SearchParameter,
+    pub bases: Vec<String>,
+    pub parts: Vec<(&'static fhir_profiles::SearchParameter, String)>,
+}
+
+static GROUPED: OnceLock<HashMap<String, Vec<GroupedComposite>>> = OnceLock::new();
+
+/// The composites of `res_type` over repeating elements this server indexes: those whose
+/// expressions the FHIRPath subset evaluates and whose components are of indexed types
+/// (composites over the resource itself are searched through their components' rows).
+pub fn grouped_composites(res_type: &str) -> &'static [GroupedComposite] {
+    let all = GROUPED.get_or_init(|| {
+        fhir_format::resource_types()
+            .iter()
+            .map(|t| {
+                let empty = serde_json::json!({ "resourceType": t });
+                let element = serde_json::json!({ "resourceType": ELEMENT });
+                let composites = fhir_profiles::search_parameters_for(t)
+                    .iter()
+                    .filter(|sp| sp.kind == "composite")
+                    .filter_map(|sp| {
+                        let bases = expressions(sp, t);
+                        if bases.is_empty()
+                            || bases == [(*t).to_owned()]
+                            || bases.iter().any(|b| fhirpath::select(&empty, b).is_err())
+                        {
+                            return None;
+                        }
+                        let parts = sp
+                            .component
+                            .iter()
+                            .map(|c| {
+                                let part = fhir_profiles::search_parameter_by_url(&c.definition)?;
+                                let expression = fhir_profiles::split_union(&c.expression)
+                                    .into_iter()
+                                    .map(|e| format!("{ELEMENT}.{e}"))
+                                    .collect::<Vec<_>>()
+                                    .join(" | ");
+                                let usable = table_of(part).is_some()
+                                    && !c.expression.contains('%')
+                                    && fhirpath::select(&element, &expression).is_ok();
+                                usable.then_some((part, expression))
+                            })
+                            .collect::<Option<Vec<_>>>()?;
+                        Some(GroupedComposite { sp, bases, parts })
+                    })
+                    .collect();
+                ((*t).to_owned(), composites)
+            })
+            .collect()
+    });
+    all.get(res_type).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The index table of a parameter type; `None` for composite and special parameters,

@@ -617,6 +617,9 @@ pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles:
                         matches!(sp.code.as_str(), "_id" | "_lastUpdated")
                             || indexed.iter().any(|(i, _)| std::ptr::eq(*i, *sp))
                             || params::composite_components(t, sp).is_some()
+                            || super::index::grouped_composites(t)
+                                .iter()
+                                .any(|g| std::ptr::eq(g.sp, *sp))
                     })
                     .collect();
                 ((*t).to_owned(), supported)

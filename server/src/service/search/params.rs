@@ -220,11 +220,18 @@ fn composite(
     let [res_type] = types else {
         return invalid(format!("Search '{code}' on one type at a time."));
     };
-    let parts = composite_components(res_type, sp).ok_or_else(|| {
-        ParamError::Unknown(format!(
-            "'{code}' is not searched on {res_type} by this server."
-        ))
-    })?;
+    let grouped = crate::service::index::grouped_composites(res_type)
+        .iter()
+        .find(|g| std::ptr::eq(g.sp, sp));
+    let parts = match (composite_components(res_type, sp), grouped) {
+        (Some(parts), _) => parts,
+        (None, Some(g)) => g.parts.iter().map(|(p, _)| *p).collect(),
+        (None, None) => {
+            return Err(ParamError::Unknown(format!(
+                "'{code}' is not searched on {res_type} by this server."
+            )))
+        }
+    };
     let mut alternatives = Vec::new();
     for group in split_composite(value) {
         if group.len() != parts.len() || group.iter().any(String::is_empty) {
@@ -240,7 +247,24 @@ fn composite(
             .zip(&group)
             .map(|(part, v)| one_value(ctx, part, &part.code, None, v))
             .collect::<Result<Vec<_>, _>>()?;
-        alternatives.push(Filter::And(filters));
+        if grouped.is_none() {
+            alternatives.push(Filter::And(filters));
+            continue;
+        }
+        // Over repeating elements: each part a condition on the element's component rows.
+        let parts = filters
+            .into_iter()
+            .map(|f| match f {
+                Filter::Index { table, cond, .. } => Ok((table, cond)),
+                _ => invalid(format!(
+                    "This value is not supported in the composite '{code}'."
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        alternatives.push(Filter::Composite {
+            param: code.clone(),
+            parts,
+        });
     }
     Ok(match alternatives.len() {
         1 => alternatives.remove(0),
