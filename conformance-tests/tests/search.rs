@@ -825,3 +825,53 @@ fn composite_code_value() {
         );
     }
 }
+
+/// `$reindex` rebuilds the index rows of stored resources from their current content, in
+/// place: afterwards every search finds the same resources, once.
+#[test]
+fn reindex_rebuilds_rows_in_place() {
+    for s in servers() {
+        let sys = unique_system();
+        let p = create_id(&s, patient_with_identifier("Nguyễn", &sys, "1"));
+        let mut changed = s.read("Patient", &p);
+        changed["name"][0]["family"] = json!("Trần");
+        s.put(&format!("Patient/{p}"), &changed).expect_status(200);
+        let shot = create_id(
+            &s,
+            json!({"resourceType": "Immunization", "status": "completed",
+                   "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+                   "patient": {"reference": format!("Patient/{p}")}, "occurrenceDateTime": "2021-08-01"}),
+        );
+        let outcome = s
+            .post("Patient/$reindex", &json!({"resourceType": "Parameters"}))
+            .expect_status(200)
+            .json();
+        let text = outcome["issue"][0]["details"]["text"].as_str().unwrap();
+        assert!(text.ends_with("resources reindexed."), "{text}");
+        s.post("$reindex", &json!({"resourceType": "Parameters"}))
+            .expect_status(200);
+        assert_eq!(
+            matched(&search(
+                &s,
+                &format!("Patient?identifier={sys}|1&name=tran")
+            )),
+            vec![p.clone()],
+            "[{}]",
+            s.backend
+        );
+        assert!(matched(&search(
+            &s,
+            &format!("Patient?identifier={sys}|1&name=nguyen")
+        ))
+        .is_empty());
+        assert_eq!(
+            matched(&search(
+                &s,
+                &format!("Immunization?patient={p}&vaccine-code=208")
+            )),
+            vec![shot]
+        );
+        s.post("Nothing/$reindex", &json!({"resourceType": "Parameters"}))
+            .expect_error(404);
+    }
+}

@@ -85,6 +85,8 @@ fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
         "/fhir/Patient/{id}/$everything"
         | "/fhir/Patient/$everything"
         | "/fhir/{type}/$validate"
+        | "/fhir/$reindex"
+        | "/fhir/{type}/$reindex"
         | "/fhir/{type}/{id}/$validate" => I::Operation,
         "/fhir/{type}/{id}" if read => I::Read,
         "/fhir/{type}/{id}" if method == Method::PUT => I::Update,

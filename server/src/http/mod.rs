@@ -16,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use interaction::{
-    batch, capabilities, create, delete, everything, health, history, patch, read, search,
+    batch, capabilities, create, delete, everything, health, history, patch, read, reindex, search,
     smart_configuration, update, validate, vread,
 };
 
@@ -151,6 +151,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/Patient/{id}/$everything",
                     web::post().to(everything::everything_instance_post),
                 )
+                .route("/$reindex", web::post().to(reindex::reindex_system))
+                .route("/{type}/$reindex", web::post().to(reindex::reindex_type))
                 .route("/{type}/$validate", web::post().to(validate::validate_type))
                 .route(
                     "/{type}/{id}/$validate",

@@ -16,6 +16,7 @@ mod history;
 mod index;
 mod patch;
 mod read;
+mod reindex;
 pub mod search;
 pub mod shape;
 mod stored;

@@ -9,6 +9,7 @@ pub mod health;
 pub mod history;
 pub mod patch;
 pub mod read;
+pub mod reindex;
 pub mod search;
 pub mod smart_configuration;
 pub mod update;
