@@ -93,18 +93,18 @@ fn record(s: &Server, patient: &str, other: &str) -> BTreeSet<String> {
     expected
 }
 
+/// `Type/id` of a Bundle entry's resource.
+fn reference_of(entry: &Value) -> String {
+    format!(
+        "{}/{}",
+        entry["resource"]["resourceType"].as_str().unwrap(),
+        id_of(&entry["resource"])
+    )
+}
+
 fn everything(s: &Server, path: &str) -> (BTreeSet<String>, Vec<Value>) {
     let all = s.all_entries(path);
-    let refs = all
-        .iter()
-        .map(|e| {
-            format!(
-                "{}/{}",
-                e["resource"]["resourceType"].as_str().unwrap(),
-                id_of(&e["resource"])
-            )
-        })
-        .collect();
+    let refs = all.iter().map(reference_of).collect();
     (refs, all)
 }
 
@@ -179,26 +179,11 @@ fn everything_pages_without_loss_or_repeat() {
         let matches: Vec<String> = paged
             .iter()
             .filter(|e| e["search"]["mode"] == "match")
-            .map(|e| {
-                format!(
-                    "{}/{}",
-                    e["resource"]["resourceType"].as_str().unwrap(),
-                    id_of(&e["resource"])
-                )
-            })
+            .map(reference_of)
             .collect();
         let unique: BTreeSet<String> = matches.iter().cloned().collect();
         assert_eq!(unique.len(), matches.len(), "[{}] no repeats", s.backend);
-        let paged_all: BTreeSet<String> = paged
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}/{}",
-                    e["resource"]["resourceType"].as_str().unwrap(),
-                    id_of(&e["resource"])
-                )
-            })
-            .collect();
+        let paged_all: BTreeSet<String> = paged.iter().map(reference_of).collect();
         assert_eq!(paged_all, whole, "[{}]", s.backend);
         assert_eq!(whole, expected);
     }

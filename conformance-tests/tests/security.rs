@@ -23,6 +23,15 @@ fn immunization_for(patient_id: &str) -> Value {
     })
 }
 
+/// The backends under test: SQLite, and PostgreSQL when `TEST_DATABASE_URL` is set.
+fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        out.push(Backend::Postgres);
+    }
+    out
+}
+
 fn create_with(s: &Server, token: &str, resource: &Value) -> String {
     let ty = resource["resourceType"].as_str().unwrap();
     id_of(
@@ -458,10 +467,7 @@ fn patient_app_with_authorization_code_and_pkce() {
 /// compartment; a granular scope narrows search to its category; `s` is needed to search.
 #[test]
 fn search_is_confined_to_what_the_token_may_see() {
-    for backend in [Backend::Sqlite, Backend::Postgres]
-        .into_iter()
-        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
-    {
+    for backend in backends() {
         let (s, idp) = secured_server(backend);
         let admin = idp.token("system/*.cruds");
         let sys = unique_system();
@@ -617,10 +623,7 @@ fn search_is_confined_to_what_the_token_may_see() {
 /// record and hides everyone else's (404, as a read would).
 #[test]
 fn bundles_and_everything_pass_the_access_decision() {
-    for backend in [Backend::Sqlite, Backend::Postgres]
-        .into_iter()
-        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
-    {
+    for backend in backends() {
         let (s, idp) = secured_server(backend);
         let admin = idp.token("system/*.cruds");
         let me = create_with(&s, &admin, &patient("Me"));
@@ -737,10 +740,7 @@ fn bundles_and_everything_pass_the_access_decision() {
 /// patient's resource is neither found, counted nor hinted at by the status.
 #[test]
 fn conditional_criteria_match_only_what_the_token_may_see() {
-    for backend in [Backend::Sqlite, Backend::Postgres]
-        .into_iter()
-        .filter(|b| *b == Backend::Sqlite || std::env::var("TEST_DATABASE_URL").is_ok())
-    {
+    for backend in backends() {
         let (s, idp) = secured_server(backend);
         let admin = idp.token("system/*.cruds");
         let sys = unique_system();

@@ -58,15 +58,25 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
     for composite in grouped_composites(res_type) {
         let mut k = 0;
         for base in &composite.bases {
+            let root = base == res_type;
             for element in fhirpath::values(resource, base) {
-                let mut wrapped = element.clone();
-                if let Some(o) = wrapped.as_object_mut() {
-                    o.insert("resourceType".into(), Value::String(ELEMENT.into()));
-                }
-                for (i, (part, expression)) in composite.parts.iter().enumerate() {
+                // An element is evaluated as a resource of type `Element`; the resource
+                // itself (the base of `combo-*`) as it is, without a copy.
+                let wrapped = (!root).then(|| {
+                    let mut w = element.clone();
+                    if let Some(o) = w.as_object_mut() {
+                        o.insert("resourceType".into(), Value::String(ELEMENT.into()));
+                    }
+                    w
+                });
+                for (i, part) in composite.parts.iter().enumerate() {
                     let param = format!("{}#{k}${i}", composite.sp.code);
-                    for value in fhirpath::values(&wrapped, expression) {
-                        rows.add(&param, &part.kind, expression, value);
+                    let (on, expression) = match &wrapped {
+                        Some(w) => (w, &part.on_element),
+                        None => (resource, &part.on_resource),
+                    };
+                    for value in fhirpath::values(on, expression) {
+                        rows.add(&param, &part.sp.kind, expression, value);
                     }
                 }
                 k += 1;
@@ -86,7 +96,16 @@ const ELEMENT: &str = "Element";
 pub struct GroupedComposite {
     pub sp: &'static fhir_profiles::SearchParameter,
     pub bases: Vec<String>,
-    pub parts: Vec<(&'static fhir_profiles::SearchParameter, String)>,
+    pub parts: Vec<CompositePart>,
+}
+
+/// One component of a [`GroupedComposite`]: its own parameter, and its expression on an
+/// element (`Element.code`) and on the resource when that is the element
+/// (`Observation.code`).
+pub struct CompositePart {
+    pub sp: &'static fhir_profiles::SearchParameter,
+    pub on_element: String,
+    pub on_resource: String,
 }
 
 static GROUPED: OnceLock<HashMap<String, Vec<GroupedComposite>>> = OnceLock::new();
@@ -117,15 +136,22 @@ pub fn grouped_composites(res_type: &str) -> &'static [GroupedComposite] {
                             .iter()
                             .map(|c| {
                                 let part = fhir_profiles::search_parameter_by_url(&c.definition)?;
-                                let expression = fhir_profiles::split_union(&c.expression)
-                                    .into_iter()
-                                    .map(|e| format!("{ELEMENT}.{e}"))
-                                    .collect::<Vec<_>>()
-                                    .join(" | ");
+                                let on = |root: &str| {
+                                    fhir_profiles::split_union(&c.expression)
+                                        .into_iter()
+                                        .map(|e| format!("{root}.{e}"))
+                                        .collect::<Vec<_>>()
+                                        .join(" | ")
+                                };
+                                let (on_element, on_resource) = (on(ELEMENT), on(t));
                                 let usable = table_of(part).is_some()
                                     && !c.expression.contains('%')
-                                    && fhirpath::select(&element, &expression).is_ok();
-                                usable.then_some((part, expression))
+                                    && fhirpath::select(&element, &on_element).is_ok();
+                                usable.then_some(CompositePart {
+                                    sp: part,
+                                    on_element,
+                                    on_resource,
+                                })
                             })
                             .collect::<Option<Vec<_>>>()?;
                         Some(GroupedComposite { sp, bases, parts })

@@ -533,21 +533,19 @@ impl Service {
         matches: &[SearchRow],
     ) -> Result<Vec<SearchRow>, ServiceError> {
         static OUTSIDE: OnceLock<Vec<String>> = OnceLock::new();
-        let outside = OUTSIDE
-            .get_or_init(|| {
-                fhir_format::resource_types()
-                    .iter()
-                    .filter(|t| {
-                        **t != "Patient" && fhir_profiles::patient_compartment_params(t).is_none()
-                    })
-                    .map(|t| (*t).to_owned())
-                    .collect()
-            })
-            .clone();
+        let outside: &'static [String] = OUTSIDE.get_or_init(|| {
+            fhir_format::resource_types()
+                .iter()
+                .filter(|t| {
+                    **t != "Patient" && fhir_profiles::patient_compartment_params(t).is_none()
+                })
+                .map(|t| (*t).to_owned())
+                .collect()
+        });
         let sources: Vec<ResourceKey> = matches.iter().map(key_of).collect();
         let rows = self
             .read_tx(move |tx| {
-                let mut keys = tx.reference_targets(&sources, &[], &outside)?;
+                let mut keys = tx.reference_targets(&sources, &[], outside)?;
                 keys.truncate(MAX_INCLUDED);
                 tx.current_many(&keys)
             })

@@ -225,7 +225,7 @@ fn composite(
         .find(|g| std::ptr::eq(g.sp, sp));
     let parts = match (composite_components(res_type, sp), grouped) {
         (Some(parts), _) => parts,
-        (None, Some(g)) => g.parts.iter().map(|(p, _)| *p).collect(),
+        (None, Some(g)) => g.parts.iter().map(|p| p.sp).collect(),
         (None, None) => {
             return Err(ParamError::Unknown(format!(
                 "'{code}' is not searched on {res_type} by this server."

@@ -170,21 +170,12 @@ impl Validator {
     /// Every issue of `resource` under the policy, errors first (issues of rules that are
     /// off are left out). `now_ms` is the present, for rules about dates in the future.
     pub fn validate(&self, resource: &Value, now_ms: i64) -> Vec<Issue> {
-        self.validate_with(resource, now_ms, None)
+        self.validate_against(resource, now_ms, None, &[])
     }
 
-    /// [`Validator::validate`], also against `profile` when it does not apply anyway.
-    pub fn validate_with(
-        &self,
-        resource: &Value,
-        now_ms: i64,
-        profile: Option<vn::Profile>,
-    ) -> Vec<Issue> {
-        self.validate_against(resource, now_ms, profile, &[])
-    }
-
-    /// [`Validator::validate_with`], also against StructureDefinitions of the store
-    /// (`posted`, [`profile`]); their policy key is their id.
+    /// [`Validator::validate`], also against `profile` (one implemented in code) when it
+    /// does not apply anyway, and against StructureDefinitions of the store (`posted`,
+    /// [`profile`]); their policy key is their id.
     pub fn validate_against(
         &self,
         resource: &Value,
