@@ -875,3 +875,128 @@ fn reindex_rebuilds_rows_in_place() {
             .expect_error(404);
     }
 }
+
+/// A custom SearchParameter in force (search.html#custom... "Custom search parameters" of
+/// docs/SEARCH.md).
+fn custom_parameter(code: &str, kind: &str, expression: &str) -> Value {
+    json!({"resourceType": "SearchParameter",
+        "url": format!("https://healthbook.example.org/fhir/SearchParameter/{code}"),
+        "name": code, "status": "active", "description": format!("Search by {code}"),
+        "code": code, "base": ["Patient"], "type": kind, "expression": expression})
+}
+
+/// Custom search parameters: an active SearchParameter resource is searched by (with its
+/// type's modifiers and folding) from the next request on, listed in the
+/// CapabilityStatement, indexed on every write after it, and backfilled by `$reindex`;
+/// one the server cannot evaluate, or that reuses a standard code, is refused with 422;
+/// a deleted one is no longer a parameter.
+#[test]
+fn custom_search_parameters() {
+    const ETHNICITY: &str = "https://healthbook.example.org/fhir/StructureDefinition/ethnicity";
+    const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+    for s in servers() {
+        let sys = unique_system();
+        let person = |n: &str, ethnicity: &str, city: &str| {
+            let mut p = patient_with_identifier("Nguyễn", &sys, n);
+            p["extension"] = json!([
+                {"url": ETHNICITY, "valueCoding": {"system": "https://healthbook.example.org/fhir/CodeSystem/ethnicity", "code": ethnicity}},
+                {"url": BIRTH_PLACE, "valueAddress": {"city": city}}
+            ]);
+            p
+        };
+        let before = create_id(&s, person("1", "kinh", "Huế"));
+        let strict = |path: &str| {
+            s.req(Method::GET, path)
+                .header("Prefer", "handling=strict")
+                .fetch()
+        };
+        strict("Patient?ethnicity=kinh").expect_error(400);
+
+        let ethnicity = create_id(
+            &s,
+            custom_parameter(
+                "ethnicity",
+                "token",
+                &format!("Patient.extension.where(url = '{ETHNICITY}').value"),
+            ),
+        );
+        create_id(
+            &s,
+            custom_parameter(
+                "birth-city",
+                "string",
+                &format!("Patient.extension.where(url = '{BIRTH_PLACE}').value.city"),
+            ),
+        );
+        let after = create_id(&s, person("2", "kinh", "Huế"));
+        let other = create_id(&s, person("3", "tay", "Hà Giang"));
+        let found = |query: &str| matched_set(&s, &format!("Patient?identifier={sys}|&{query}"));
+        // Written before the parameter existed: found once $reindex has filled its rows.
+        assert_eq!(found("ethnicity=kinh"), set(&[&after]), "[{}]", s.backend);
+        s.post("Patient/$reindex", &json!({"resourceType": "Parameters"}))
+            .expect_status(200);
+        assert_eq!(found("ethnicity=kinh"), set(&[&before, &after]));
+        assert_eq!(
+            found("ethnicity=https://healthbook.example.org/fhir/CodeSystem/ethnicity|tay"),
+            set(&[&other])
+        );
+        assert_eq!(found("ethnicity:not=kinh"), set(&[&other]));
+        assert_eq!(found("birth-city=hue"), set(&[&before, &after]), "folded");
+        assert_eq!(found("birth-city:exact=Hà Giang"), set(&[&other]));
+        strict("Patient?ethnicity=kinh").expect_status(200);
+        strict("Patient?birth-city:above=x").expect_error(400);
+
+        let capabilities = s.get("metadata").expect_status(200).json();
+        let patient = capabilities["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "Patient")
+            .unwrap();
+        assert!(
+            patient["searchParam"].as_array().unwrap().iter().any(|p| {
+                p["name"] == "ethnicity"
+                    && p["type"] == "token"
+                    && p["definition"]
+                        == "https://healthbook.example.org/fhir/SearchParameter/ethnicity"
+            }),
+            "{patient}"
+        );
+
+        // What the server cannot search by is refused, saying why.
+        let outcome = s
+            .post(
+                "SearchParameter",
+                &custom_parameter("nick", "string", "Patient.name.select(given)"),
+            )
+            .expect_error(422);
+        assert!(
+            outcome.to_string().contains("HB-SP-EXPRESSION"),
+            "{outcome}"
+        );
+        let outcome = s
+            .post(
+                "SearchParameter",
+                &custom_parameter("family", "string", "Patient.name.family"),
+            )
+            .expect_error(422);
+        assert!(outcome.to_string().contains("HB-SP-CODE"), "{outcome}");
+        let mut composite = custom_parameter("pair", "composite", "Patient");
+        composite["status"] = json!("draft");
+        create_id(&s, composite);
+
+        s.delete(&format!("SearchParameter/{ethnicity}"))
+            .expect_status_in(&[200, 204]);
+        strict("Patient?ethnicity=kinh").expect_error(400);
+        // A new parameter may take the code again.
+        create_id(
+            &s,
+            custom_parameter(
+                "ethnicity",
+                "token",
+                &format!("Patient.extension.where(url = '{ETHNICITY}').value"),
+            ),
+        );
+        strict("Patient?ethnicity=kinh").expect_status(200);
+    }
+}

@@ -826,3 +826,256 @@ fn backend_services_client_reads_with_system_scopes() {
         .fetch()
         .expect_error(403);
 }
+
+/// What one request of the access matrix must answer.
+enum Expect {
+    /// This status, with a body that names nothing of the other patient.
+    Status(u16),
+    /// A searchset with exactly these resources (by id), in any order.
+    Ids(Vec<String>),
+}
+
+/// The access matrix of issue 6 (SMART App Launch scopes-and-launch-context.html, v1 and
+/// v2 scopes, granular scopes; patient context): for each token, every interaction on
+/// the own patient's and on another patient's data answers exactly as the scope allows.
+/// Reads of what a patient token may not see are 404 (existence is not revealed), reads
+/// of a type the token has no scope for are 403, writes outside the compartment are 403,
+/// and no answer, not even an error, carries the other patient's data.
+#[test]
+fn access_matrix_shows_no_leaks() {
+    use Expect::{Ids, Status};
+    for backend in backends() {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let secret = "Bí-Mật-Người-Khác";
+        let me = create_with(&s, &admin, &patient("Me"));
+        let other = create_with(&s, &admin, &patient(secret));
+        let my_shot = create_with(&s, &admin, &immunization_for(&me));
+        let mut their_shot_body = immunization_for(&other);
+        their_shot_body["lotNumber"] = json!(secret);
+        let their_shot = create_with(&s, &admin, &their_shot_body);
+        let lab = |patient: &str, category: &str| {
+            json!({"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+                "code": {"text": secret}, "subject": {"reference": format!("Patient/{patient}")}})
+        };
+        let mut my_lab_body = lab(&me, "laboratory");
+        my_lab_body["code"]["text"] = json!("mine");
+        let my_lab = create_with(&s, &admin, &my_lab_body);
+        let mut my_vitals_body = lab(&me, "vital-signs");
+        my_vitals_body["code"]["text"] = json!("mine");
+        let my_vitals = create_with(&s, &admin, &my_vitals_body);
+        let their_lab = create_with(&s, &admin, &lab(&other, "laboratory"));
+
+        let shots = format!("Immunization?_id={my_shot},{their_shot}");
+        let labs = format!("Observation?_id={my_lab},{my_vitals},{their_lab}");
+        let patients = format!("Patient?_id={me},{other}");
+        // The rows: the requests every token makes. A write of the own patient's
+        // Immunization is a create; one of the other's is a create and an update.
+        let reads = [
+            format!("Patient/{me}"),
+            format!("Patient/{other}"),
+            format!("Immunization/{my_shot}"),
+            format!("Immunization/{their_shot}"),
+            format!("Immunization/{their_shot}/_history/1"),
+            format!("Observation/{my_lab}"),
+            format!("Observation/{my_vitals}"),
+            format!("Observation/{their_lab}"),
+        ];
+        let searches = [shots.clone(), labs.clone(), patients.clone()];
+        let ids = |list: &[&String]| Ids(list.iter().map(|s| s.to_string()).collect());
+        let all = |n: usize| vec![200u16; n];
+
+        struct Row<'a> {
+            scope: &'a str,
+            patient: Option<&'a str>,
+            reads: Vec<u16>,
+            searches: Vec<Expect>,
+            /// create own, create other's, update other's
+            writes: [u16; 3],
+        }
+        let rows = vec![
+            Row {
+                scope: "patient/*.read",
+                patient: Some(&me),
+                reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
+                searches: vec![
+                    ids(&[&my_shot]),
+                    ids(&[&my_lab, &my_vitals]),
+                    ids(&[&me]),
+                ],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "patient/*.rs",
+                patient: Some(&me),
+                reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
+                searches: vec![
+                    ids(&[&my_shot]),
+                    ids(&[&my_lab, &my_vitals]),
+                    ids(&[&me]),
+                ],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "patient/*.cruds",
+                patient: Some(&me),
+                reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
+                searches: vec![
+                    ids(&[&my_shot]),
+                    ids(&[&my_lab, &my_vitals]),
+                    ids(&[&me]),
+                ],
+                writes: [201, 403, 403],
+            },
+            Row {
+                scope: "patient/Immunization.rs",
+                patient: Some(&me),
+                reads: vec![403, 403, 200, 404, 404, 403, 403, 403],
+                searches: vec![ids(&[&my_shot]), Status(403), Status(403)],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+                patient: Some(&me),
+                reads: vec![403, 403, 403, 403, 403, 200, 404, 404],
+                searches: vec![Status(403), ids(&[&my_lab]), Status(403)],
+                writes: [403, 403, 403],
+            },
+            Row {
+                // A patient scope without a patient in context opens nothing.
+                scope: "patient/*.rs",
+                patient: None,
+                reads: vec![404; 8],
+                searches: vec![ids(&[]), ids(&[]), ids(&[])],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "user/*.read",
+                patient: None,
+                reads: all(8),
+                searches: vec![
+                    ids(&[&my_shot, &their_shot]),
+                    ids(&[&my_lab, &my_vitals, &their_lab]),
+                    ids(&[&me, &other]),
+                ],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "user/Immunization.rs",
+                patient: None,
+                reads: vec![403, 403, 200, 200, 200, 403, 403, 403],
+                searches: vec![ids(&[&my_shot, &their_shot]), Status(403), Status(403)],
+                writes: [403, 403, 403],
+            },
+            Row {
+                // v1 `write` does not imply read (scopes-and-launch-context.html#scopes-for-requesting-clinical-data).
+                scope: "user/*.write",
+                patient: None,
+                reads: vec![403; 8],
+                searches: vec![Status(403), Status(403), Status(403)],
+                writes: [201, 201, 200],
+            },
+            Row {
+                // `r` without `s`: read by id, but no search.
+                scope: "system/Patient.r",
+                patient: None,
+                reads: vec![200, 200, 403, 403, 403, 403, 403, 403],
+                searches: vec![Status(403), Status(403), Status(403)],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "system/*.cruds",
+                patient: None,
+                reads: all(8),
+                searches: vec![
+                    ids(&[&my_shot, &their_shot]),
+                    ids(&[&my_lab, &my_vitals, &their_lab]),
+                    ids(&[&me, &other]),
+                ],
+                writes: [201, 201, 200],
+            },
+        ];
+
+        for row in &rows {
+            let token = idp.token_with(
+                row.scope,
+                &TokenOptions {
+                    patient: row.patient,
+                    ..Default::default()
+                },
+            );
+            let patient_context = row.scope.starts_with("patient/");
+            let who = format!("[{}] {} (patient {:?})", s.backend, row.scope, row.patient);
+            let check_body = |what: &str, resp: &Resp| {
+                if patient_context {
+                    assert!(
+                        !resp.text().contains(secret),
+                        "{who}: {what} leaked the other patient's data: {}",
+                        resp.text()
+                    );
+                }
+            };
+            for (path, expected) in reads.iter().zip(&row.reads) {
+                let resp = bearer(&s, Method::GET, path, &token).fetch();
+                assert_eq!(resp.status, *expected, "{who}: GET {path}: {}", resp.text());
+                check_body(path, &resp);
+            }
+            for (path, expected) in searches.iter().zip(&row.searches) {
+                let resp = bearer(&s, Method::GET, path, &token).fetch();
+                check_body(path, &resp);
+                match expected {
+                    Status(status) => {
+                        assert_eq!(resp.status, *status, "{who}: GET {path}: {}", resp.text())
+                    }
+                    Ids(want) => {
+                        assert_eq!(resp.status, 200, "{who}: GET {path}: {}", resp.text());
+                        let mut got: Vec<String> = entries(&resp.json())
+                            .iter()
+                            .map(|e| id_of(&e["resource"]))
+                            .collect();
+                        let mut want = want.clone();
+                        got.sort();
+                        want.sort();
+                        assert_eq!(got, want, "{who}: GET {path}");
+                    }
+                }
+            }
+            let create_own = bearer(&s, Method::POST, "Immunization", &token)
+                .fhir_json(&immunization_for(&me))
+                .fetch();
+            assert_eq!(
+                create_own.status,
+                row.writes[0],
+                "{who}: create own: {}",
+                create_own.text()
+            );
+            let create_other = bearer(&s, Method::POST, "Immunization", &token)
+                .fhir_json(&immunization_for(&other))
+                .fetch();
+            assert_eq!(
+                create_other.status,
+                row.writes[1],
+                "{who}: create other's: {}",
+                create_other.text()
+            );
+            let mut update = their_shot_body.clone();
+            update["id"] = json!(their_shot);
+            let update_other = bearer(
+                &s,
+                Method::PUT,
+                &format!("Immunization/{their_shot}"),
+                &token,
+            )
+            .fhir_json(&update)
+            .fetch();
+            assert_eq!(
+                update_other.status,
+                row.writes[2],
+                "{who}: update other's: {}",
+                update_other.text()
+            );
+            check_body("update other's", &update_other);
+        }
+    }
+}

@@ -205,6 +205,52 @@ fn messages_follow_accept_language() {
     assert!(text(None).contains("Chữ số thứ 4"));
 }
 
+/// Core invariants of data types (datatypes.html: per-1, cpt-2, qty-3) and of Condition
+/// (condition.html#invs), wherever they occur; dom-6 (narrative) is a warning, off by
+/// default and reported when the policy turns it on.
+#[test]
+fn core_invariants_of_data_types_and_resources() {
+    for s in servers() {
+        let mut no_system = patient("Trần");
+        no_system["telecom"] = json!([{"value": "0912345678"}]);
+        no_system["address"] =
+            json!([{"city": "Huế", "period": {"start": "2022-03-01", "end": "2021-03-01"}}]);
+        let outcome = s.post("Patient", &no_system).expect_error(422);
+        assert_issue(&outcome, "cpt-2", "Patient.telecom[0].system");
+        assert_issue(&outcome, "per-1", "Patient.address[0].period.start");
+        let condition = json!({"resourceType": "Condition", "subject": {"reference": "Patient/x"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "abatementDateTime": "2022-01-01"});
+        let outcome = s.post("Condition", &condition).expect_error(422);
+        assert_issue(&outcome, "con-4", "Condition.clinicalStatus");
+        let mut weight = observation();
+        weight["valueQuantity"] = json!({"value": 60, "code": "kg"});
+        let outcome = s.post("Observation", &weight).expect_error(422);
+        assert_issue(&outcome, "qty-3", "Observation.valueQuantity.system");
+        // dom-6 is off by default: nothing rides on the answer.
+        let outcome = s
+            .req(Method::POST, "Patient")
+            .header("Prefer", "return=OperationOutcome")
+            .fhir_json(&patient("Lê"))
+            .fetch()
+            .expect_status(201)
+            .json();
+        assert!(!outcome.to_string().contains("dom-6"), "{outcome}");
+    }
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__VALIDATION__RULES__DOM_6", "warning")],
+    );
+    let outcome = s
+        .req(Method::POST, "Patient")
+        .header("Prefer", "return=OperationOutcome")
+        .fhir_json(&patient("Lê"))
+        .fetch()
+        .expect_status(201)
+        .json();
+    assert_issue(&outcome, "dom-6", "Patient.text");
+}
+
 /// Policy: a rule set to `warning` stores the resource and reports the issue (with
 /// `Prefer: return=OperationOutcome`); `off` says nothing.
 #[test]

@@ -7,7 +7,7 @@
 //!   content reference (what the structural checks walk).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde::Deserialize;
 
@@ -138,8 +138,9 @@ pub fn covid_vaccines() -> &'static [Vaccine] {
     })
 }
 
-/// One standard R4 SearchParameter (search.html), trimmed to what the server evaluates.
-#[derive(Debug, Clone, Deserialize)]
+/// One R4 SearchParameter (search.html), trimmed to what the server evaluates: a standard
+/// one, or a custom one defined by a SearchParameter resource of the store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchParameter {
     pub code: String,
@@ -158,7 +159,7 @@ pub struct SearchParameter {
 }
 
 /// One component of a composite search parameter.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Component {
     /// The canonical URL of the component's own SearchParameter.
     pub definition: String,
@@ -222,9 +223,20 @@ fn search_parameters() -> &'static HashMap<(String, String), SearchParameter> {
     })
 }
 
-/// The standard search parameter `code` of `res_type` (including those on Resource and
-/// DomainResource, such as `_id`).
+/// The search parameter `code` of `res_type`: a standard one (including those on Resource
+/// and DomainResource, such as `_id`), else a custom one.
 pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
+    standard_search_parameter(res_type, code).or_else(|| {
+        custom()
+            .iter()
+            .copied()
+            .find(|sp| sp.code == code && applies_to(sp, res_type))
+    })
+}
+
+/// The standard search parameter `code` of `res_type` (including those on Resource and
+/// DomainResource).
+pub fn standard_search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
     let params = search_parameters();
     params
         .get(&(res_type.to_owned(), code.to_owned()))
@@ -232,9 +244,59 @@ pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchPar
         .or_else(|| params.get(&("Resource".to_owned(), code.to_owned())))
 }
 
-/// The standard search parameter with this canonical URL.
+/// The search parameter with this canonical URL, standard or custom.
 pub fn search_parameter_by_url(url: &str) -> Option<&'static SearchParameter> {
-    search_parameters().values().find(|sp| sp.url == url)
+    search_parameters()
+        .values()
+        .find(|sp| sp.url == url)
+        .or_else(|| custom().iter().copied().find(|sp| sp.url == url))
+}
+
+/// The custom search parameters: SearchParameter resources of the store the server
+/// searches by, installed with [`set_custom_search_parameters`].
+static CUSTOM: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
+
+fn custom() -> Vec<&'static SearchParameter> {
+    CUSTOM.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn applies_to(sp: &SearchParameter, res_type: &str) -> bool {
+    sp.base
+        .iter()
+        .any(|b| b == res_type || b == "Resource" || b == "DomainResource")
+}
+
+/// Replaces the custom search parameters. Each distinct definition is kept for the life of
+/// the process (they are few and change rarely, and lookups hand out `'static`
+/// references); a definition seen before is reused.
+pub fn set_custom_search_parameters(list: Vec<SearchParameter>) {
+    let mut custom = CUSTOM.write().unwrap_or_else(|e| e.into_inner());
+    static SEEN: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
+    let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
+    *custom = list
+        .into_iter()
+        .map(|sp| match seen.iter().find(|s| ***s == sp) {
+            Some(known) => *known,
+            None => {
+                let leaked: &'static SearchParameter = Box::leak(Box::new(sp));
+                seen.push(leaked);
+                leaked
+            }
+        })
+        .collect();
+}
+
+/// The custom search parameters that apply to `res_type`.
+pub fn custom_search_parameters_for(res_type: &str) -> Vec<&'static SearchParameter> {
+    let custom = CUSTOM.read().unwrap_or_else(|e| e.into_inner());
+    if custom.is_empty() {
+        return Vec::new();
+    }
+    custom
+        .iter()
+        .copied()
+        .filter(|sp| applies_to(sp, res_type))
+        .collect()
 }
 
 static BY_TYPE: OnceLock<HashMap<String, Vec<&'static SearchParameter>>> = OnceLock::new();

@@ -91,10 +91,10 @@ impl Application {
             offset,
             Validator::new(settings.validation.policy(), offset),
         );
-        // The shipped profiles are in place before the first request, unless the database
-        // is away (then they are installed in the background once it is back).
+        // The shipped profiles and the custom search parameters are in place before the
+        // first request, unless the database is away (then once it is back).
         let profiles_pending = !reachable
-            || match install_profiles(&service).await {
+            || match prepare(&service).await {
                 Ok(()) => false,
                 Err(e) => {
                     tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
@@ -139,25 +139,33 @@ impl Application {
         let authenticator = Arc::clone(&self.authenticator);
         tokio::spawn(async move { authenticator.warm_up().await });
         let audit = tokio::spawn(self.audit_writer.run());
-        // The task holds the service (and with it a sender of the audit queue): it is
-        // stopped with the server, so that the audit writer can drain and end.
+        // Upkeep: what `prepare` could not do at start, then the custom search parameters
+        // other servers on the same database wrote. The task holds the service (and with it
+        // a sender of the audit queue): it is stopped with the server, so that the audit
+        // writer can drain and end.
         let service = self.service;
-        let install = if self.profiles_pending {
-            Some(tokio::spawn(async move {
-                while let Err(e) = install_profiles(&service).await {
-                    tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
+        let mut pending = self.profiles_pending;
+        let upkeep = tokio::spawn(async move {
+            loop {
+                if pending {
+                    match prepare(&service).await {
+                        Ok(()) => pending = false,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "shipped StructureDefinitions not installed yet");
+                        }
+                    }
                     tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
                 }
-            }))
-        } else {
-            drop(service);
-            None
-        };
+                tokio::time::sleep(SEARCH_PARAMETER_REFRESH).await;
+                if let Err(e) = service.load_search_parameters().await {
+                    tracing::warn!(error = %e, "custom search parameters not reloaded");
+                }
+            }
+        });
         let served = self.server.await;
-        if let Some(install) = install {
-            install.abort();
-            let _ = install.await;
-        }
+        upkeep.abort();
+        let _ = upkeep.await;
         // The workers are gone and with them every sender of the audit queue: the writer
         // drains what is queued and ends. Acknowledged requests keep their audit records.
         if tokio::time::timeout(Duration::from_secs(60), audit)
@@ -170,11 +178,19 @@ impl Application {
     }
 }
 
-/// Writes the shipped StructureDefinitions that are missing or changed.
-async fn install_profiles(service: &Service) -> Result<(), crate::service::ServiceError> {
+/// How often the custom search parameters are read again (those other servers wrote).
+const SEARCH_PARAMETER_REFRESH: Duration = Duration::from_secs(30);
+
+/// Writes the shipped StructureDefinitions that are missing or changed, and installs the
+/// custom search parameters of the store.
+async fn prepare(service: &Service) -> Result<(), crate::service::ServiceError> {
     let written = service.install_profiles().await?;
     if written > 0 {
         tracing::info!(written, "shipped StructureDefinitions installed");
+    }
+    let custom = service.load_search_parameters().await?;
+    if custom > 0 {
+        tracing::info!(custom, "custom search parameters installed");
     }
     Ok(())
 }

@@ -110,5 +110,6 @@ pub(super) fn remove(
         content: None,
     })?;
     tx.replace_index(res_type, id, &IndexRows::default(), false)?;
+    super::search_parameters::touched(res_type);
     Ok(Some(version_id))
 }

@@ -18,6 +18,7 @@ mod patch;
 mod read;
 mod reindex;
 pub mod search;
+mod search_parameters;
 pub mod shape;
 mod stored;
 mod transaction;
@@ -138,7 +139,16 @@ impl Service {
         f: impl FnMut(&mut Tx<'_>) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
         let store = self.store.clone();
-        blocking(move || store.write(f)).await
+        let before = search_parameters::writes();
+        let written = blocking(move || store.write(f)).await?;
+        if search_parameters::writes() != before {
+            // A SearchParameter was written (by this transaction or a concurrent one):
+            // search by it from the next request on.
+            if let Err(e) = self.load_search_parameters().await {
+                tracing::warn!(error = %e, "custom search parameters not reloaded");
+            }
+        }
+        Ok(written)
     }
 }
 

@@ -53,6 +53,14 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
             }
         }
     }
+    // Custom parameters (SearchParameter resources of the store, checked when written).
+    for sp in fhir_profiles::custom_search_parameters_for(res_type) {
+        for expression in expressions(sp, res_type) {
+            for value in fhirpath::values(resource, &expression) {
+                rows.add(&sp.code, &sp.kind, &expression, value);
+            }
+        }
+    }
     // Composites over repeating elements: the components of the k-th element are indexed
     // as `<code>#<k>$<i>`, so that a search can ask for one element matching every part.
     for composite in grouped_composites(res_type) {

@@ -597,10 +597,17 @@ fn everything_types(params: &[(String, String)]) -> Result<Vec<String>, ServiceE
 }
 
 /// The search parameters of `res_type` this server searches: every standard parameter of
-/// a searchable type whose expression it evaluates, the composites over the resource itself
-/// (`params::composite_components`), plus `_id` and `_lastUpdated`. Derived once per
-/// process.
-pub fn supported_parameters(res_type: &str) -> &'static [&'static fhir_profiles::SearchParameter] {
+/// a searchable type whose expression it evaluates, the composites (`params::composite_components`,
+/// `index::grouped_composites`), `_id` and `_lastUpdated` (derived once per process), and
+/// the custom parameters of the store (docs/SEARCH.md, "Custom search parameters").
+pub fn supported_parameters(res_type: &str) -> Vec<&'static fhir_profiles::SearchParameter> {
+    let mut supported = standard_parameters(res_type).to_vec();
+    supported.extend(fhir_profiles::custom_search_parameters_for(res_type));
+    supported
+}
+
+/// The standard part of [`supported_parameters`].
+fn standard_parameters(res_type: &str) -> &'static [&'static fhir_profiles::SearchParameter] {
     static SUPPORTED: OnceLock<HashMap<String, Vec<&'static fhir_profiles::SearchParameter>>> =
         OnceLock::new();
     let all = SUPPORTED.get_or_init(|| {

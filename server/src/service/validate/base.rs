@@ -9,11 +9,18 @@
 //!   value, not both), dom-2..dom-5 (contained resources), pat-1 (Patient.contact has
 //!   details or an organization), imm-1 (Immunization.education has a document type or a
 //!   reference), obs-6 (no dataAbsentReason with a value), obs-7 (no value when a component
-//!   has the Observation's code).
+//!   has the Observation's code), obs-3 (a reference range has low, high or text), con-3
+//!   (warning: a problem-list Condition has a clinical status), con-4 (abatement only when
+//!   resolved, in remission or inactive), con-5 (no clinical status when entered in error),
+//!   dom-6 (warning: a resource has a narrative).
+//! - The invariants of data types wherever they occur: per-1 (a Period's start is not
+//!   after its end), cpt-2 (a ContactPoint with a value has a system), qty-3 (a Quantity
+//!   with a code has a system).
 
 use serde_json::{Map, Value};
 
 use super::Issue;
+use crate::service::index::date;
 
 /// Adds the base issues of `resource` to `out`.
 pub fn check(resource: &Value, out: &mut Vec<Issue>) {
@@ -25,6 +32,20 @@ pub fn check(resource: &Value, out: &mut Vec<Issue>) {
     };
     walk(object, res_type, res_type, out);
     invariants(object, res_type, res_type, false, out);
+    // Bundle, Binary and Parameters are the R4 resources that are not DomainResources.
+    let domain_resource = !matches!(res_type, "Bundle" | "Binary" | "Parameters");
+    let narrative = object
+        .get("text")
+        .is_some_and(|text| text.get("div").is_some());
+    if domain_resource && !narrative {
+        out.push(Issue::warning(
+            "invariant",
+            "dom-6",
+            format!("{res_type}.text"),
+            "A resource should have a narrative (text.div) for robust management (dom-6).",
+            "Tài nguyên nên có phần mô tả (text.div) để quản lý tốt hơn (dom-6).",
+        ));
+    }
 }
 
 /// Checks the elements of `object`, defined at `def_path`, shown as `shown`.
@@ -92,6 +113,7 @@ fn walk(object: &Map<String, Value>, def_path: &str, shown: &str, out: &mut Vec<
             if chosen == "Extension" || child_def == "Extension" {
                 extension(child, &at, out);
             }
+            datatype_invariants(chosen, child, &at, out);
             walk(child, &child_def, &at, out);
         }
     }
@@ -222,6 +244,56 @@ fn extension(object: &Map<String, Value>, at: &str, out: &mut Vec<Issue>) {
     }
 }
 
+/// The invariants of the data types (datatypes.html) that matter for data quality.
+fn datatype_invariants(
+    type_code: &str,
+    object: &Map<String, Value>,
+    at: &str,
+    out: &mut Vec<Issue>,
+) {
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    match type_code {
+        "Period" => {
+            // `start <= end`; partial dates of different precision compare only when
+            // their ranges do not overlap (FHIRPath comparison is empty otherwise).
+            let utc = chrono::FixedOffset::east_opt(0).expect("zero offset");
+            let range = |key: &str| text(key).and_then(|v| date::range(v, utc));
+            if let (Some(start), Some(end)) = (range("start"), range("end")) {
+                if start.lo > end.hi {
+                    out.push(Issue::error(
+                        "invariant",
+                        "per-1",
+                        format!("{at}.start"),
+                        format!("{at}: the start is after the end (per-1)."),
+                        format!("{at}: ngày bắt đầu sau ngày kết thúc (per-1)."),
+                    ));
+                }
+            }
+        }
+        "ContactPoint" if object.contains_key("value") && !object.contains_key("system") => {
+            out.push(Issue::error(
+                "invariant",
+                "cpt-2",
+                format!("{at}.system"),
+                format!("{at} has a value but no system (phone, email...) (cpt-2)."),
+                format!(
+                    "{at} có giá trị nhưng thiếu loại liên lạc (điện thoại, email...) (cpt-2)."
+                ),
+            ));
+        }
+        "Quantity" if object.contains_key("code") && !object.contains_key("system") => {
+            out.push(Issue::error(
+                "invariant",
+                "qty-3",
+                format!("{at}.system"),
+                format!("{at} has a unit code but no system for it (qty-3)."),
+                format!("{at} có mã đơn vị nhưng thiếu hệ mã của đơn vị (qty-3)."),
+            ));
+        }
+        _ => {}
+    }
+}
+
 /// The invariants of DomainResource and of the resource types the campaign writes.
 fn invariants(
     object: &Map<String, Value>,
@@ -325,6 +397,19 @@ fn invariants(
             }
         }
         "Observation" => {
+            for (i, range) in list("referenceRange").iter().enumerate() {
+                if !["low", "high", "text"]
+                    .iter()
+                    .any(|k| range.get(k).is_some())
+                {
+                    out.push(issue(
+                        "obs-3",
+                        format!("{shown}.referenceRange[{i}]"),
+                        "A reference range has a low, a high or a text",
+                        "Khoảng tham chiếu phải có giá trị thấp, giá trị cao hoặc mô tả",
+                    ));
+                }
+            }
             let valued = object.keys().any(|k| k.starts_with("value"));
             if valued && object.contains_key("dataAbsentReason") {
                 out.push(issue(
@@ -357,7 +442,78 @@ fn invariants(
                 ));
             }
         }
+        "Condition" => condition(object, shown, out),
         _ => {}
+    }
+}
+
+/// con-3, con-4, con-5 of Condition (condition.html#invs).
+fn condition(object: &Map<String, Value>, shown: &str, out: &mut Vec<Issue>) {
+    let has_code = |element: &str, system: &str, codes: &[&str]| {
+        object
+            .get(element)
+            .and_then(|c| c.get("coding"))
+            .and_then(Value::as_array)
+            .is_some_and(|codings| {
+                codings.iter().any(|c| {
+                    c.get("system").and_then(Value::as_str) == Some(system)
+                        && c.get("code")
+                            .and_then(Value::as_str)
+                            .is_some_and(|code| codes.contains(&code))
+                })
+            })
+    };
+    let clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+    let verification = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
+    let entered_in_error = has_code("verificationStatus", verification, &["entered-in-error"]);
+    let has_clinical_status = object.contains_key("clinicalStatus");
+    let problem_list = object
+        .get("category")
+        .and_then(Value::as_array)
+        .is_some_and(|categories| {
+            categories.iter().any(|c| {
+                c.get("coding")
+                    .and_then(Value::as_array)
+                    .is_some_and(|codings| {
+                        codings.iter().any(|x| {
+                            x.get("code").and_then(Value::as_str) == Some("problem-list-item")
+                        })
+                    })
+            })
+        });
+    if !has_clinical_status && !entered_in_error && problem_list {
+        out.push(Issue::warning(
+            "invariant",
+            "con-3",
+            format!("{shown}.clinicalStatus"),
+            "A problem-list Condition should have a clinical status (con-3).",
+            "Bệnh trong danh sách vấn đề nên có trạng thái lâm sàng (con-3).",
+        ));
+    }
+    let abated = object.keys().any(|k| k.starts_with("abatement"));
+    if abated
+        && !has_code(
+            "clinicalStatus",
+            clinical,
+            &["resolved", "remission", "inactive"],
+        )
+    {
+        out.push(Issue::error(
+            "invariant",
+            "con-4",
+            format!("{shown}.clinicalStatus"),
+            "A Condition with an abatement has the clinical status resolved, remission or inactive (con-4).",
+            "Bệnh đã có thời điểm khỏi (abatement) phải có trạng thái lâm sàng resolved, remission hoặc inactive (con-4).",
+        ));
+    }
+    if entered_in_error && has_clinical_status {
+        out.push(Issue::error(
+            "invariant",
+            "con-5",
+            format!("{shown}.clinicalStatus"),
+            "A Condition entered in error has no clinical status (con-5).",
+            "Bệnh được đánh dấu nhập nhầm (entered-in-error) không được có trạng thái lâm sàng (con-5).",
+        ));
     }
 }
 
@@ -369,7 +525,10 @@ mod tests {
     fn rules(resource: Value) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         check(&resource, &mut out);
-        out.into_iter().map(|i| (i.rule, i.expression)).collect()
+        out.into_iter()
+            .filter(|i| i.rule != "dom-6")
+            .map(|i| (i.rule, i.expression))
+            .collect()
     }
 
     #[test]
@@ -429,5 +588,81 @@ mod tests {
             json!({"resourceType": "Patient", "contact": [{"relationship": [{"text": "mother"}]}]}),
         );
         assert_eq!(patient, vec![("pat-1", "Patient.contact[0]".to_owned())]);
+    }
+
+    #[test]
+    fn narrative_is_recommended() {
+        let mut out = Vec::new();
+        check(&json!({"resourceType": "Patient"}), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].rule, out[0].severity),
+            ("dom-6", super::super::Severity::Warning)
+        );
+        out.clear();
+        check(
+            &json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}),
+            &mut out,
+        );
+        check(
+            &json!({"resourceType": "Bundle", "type": "collection"}),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn data_type_and_condition_invariants() {
+        let found = rules(json!({"resourceType": "Patient",
+            "telecom": [{"value": "0912345678"}],
+            "name": [{"family": "A", "period": {"start": "2021-05-02", "end": "2021-05-01"}}],
+            "contact": [{"name": {"family": "B"}, "period": {"start": "2021-05", "end": "2021-05-01"}}]}));
+        assert_eq!(
+            found,
+            vec![
+                ("cpt-2", "Patient.telecom[0].system".to_owned()),
+                ("per-1", "Patient.name[0].period.start".to_owned()),
+            ],
+            "a partial start overlapping the end is not an error"
+        );
+        let found = rules(
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "valueQuantity": {"value": 1, "code": "mg"}, "referenceRange": [{"type": {"text": "normal"}}]}),
+        );
+        assert!(
+            found.contains(&("qty-3", "Observation.valueQuantity.system".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("obs-3", "Observation.referenceRange[0]".into())),
+            "{found:?}"
+        );
+        let clinical = |code: &str| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": code}]});
+        let found = rules(
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+            "clinicalStatus": clinical("active"), "abatementDateTime": "2022-01-01",
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error"}]}}),
+        );
+        assert!(
+            found.contains(&("con-4", "Condition.clinicalStatus".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("con-5", "Condition.clinicalStatus".into())),
+            "{found:?}"
+        );
+        let found = rules(
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}]}]}),
+        );
+        assert_eq!(
+            found,
+            vec![("con-3", "Condition.clinicalStatus".to_owned())]
+        );
+        let ok = rules(
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+            "clinicalStatus": clinical("resolved"), "abatementDateTime": "2022-01-01"}),
+        );
+        assert!(ok.is_empty(), "{ok:?}");
     }
 }

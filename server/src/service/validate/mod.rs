@@ -19,6 +19,7 @@ pub mod base;
 mod install;
 pub mod operation;
 pub mod profile;
+mod search_parameter;
 pub mod vn;
 
 use std::collections::HashMap;
@@ -85,6 +86,20 @@ impl Issue {
         match language {
             Language::Vi => &self.vi,
             Language::En => &self.en,
+        }
+    }
+
+    /// An issue of `rule` at `expression` whose default severity is `warning`.
+    pub fn warning(
+        kind: &'static str,
+        rule: &'static str,
+        expression: impl Into<String>,
+        en: impl Into<String>,
+        vi: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(kind, rule, expression, en, vi)
         }
     }
 
@@ -185,6 +200,9 @@ impl Validator {
     ) -> Vec<Issue> {
         let mut found = Vec::new();
         base::check(resource, &mut found);
+        if resource["resourceType"] == "SearchParameter" {
+            search_parameter::check(resource, &mut found);
+        }
         let mut issues = self.apply("base", found);
         let mut profiles = vn::profiles_of(resource, self.policy.vn_core);
         if let Some(p) = profile.filter(|p| !profiles.contains(p)) {
