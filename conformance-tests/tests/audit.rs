@@ -172,3 +172,73 @@ fn audit_events_cannot_be_changed() {
         s.delete(&format!("AuditEvent/{id}")).expect_error(405);
     }
 }
+
+/// A denied access leaves an AuditEvent with a failure outcome; a search leaves one that
+/// names the searched type but none of the query's values.
+#[test]
+fn denied_access_and_searches_are_audited_without_query_values() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let admin = idp.token("system/*.cruds");
+    let shot = id_of(
+        &s.req(Method::POST, "Immunization")
+            .bearer_auth(&admin)
+            .fhir_json(
+                &json!({"resourceType": "Immunization", "status": "completed",
+                "vaccineCode": {"text": "COVID-19"}, "patient": {"reference": "Patient/p-1"},
+                "occurrenceDateTime": "2021-07-01"}),
+            )
+            .fetch()
+            .expect_status(201)
+            .json(),
+    );
+    let clerk = idp.token_with(
+        "user/Patient.rs",
+        &TokenOptions {
+            fhir_user: Some("Practitioner/clerk-7"),
+            ..Default::default()
+        },
+    );
+    s.req(Method::GET, &format!("Immunization/{shot}"))
+        .bearer_auth(&clerk)
+        .fetch()
+        .expect_error(403);
+    s.req(
+        Method::GET,
+        "Patient?family=BíMậtTìmKiếm&birthdate=1990-02-14",
+    )
+    .bearer_auth(&clerk)
+    .fetch()
+    .expect_status(200);
+
+    let by_clerk = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["agent"][0]["who"]["reference"] == "Practitioner/clerk-7")
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = by_clerk(&audit_events(&s, Some(&admin)));
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let denied = events
+        .iter()
+        .find(|e| subtype(e) == "read")
+        .unwrap_or_else(|| panic!("no event of the denied read: {events:?}"));
+    assert_eq!(denied["outcome"], "4", "{denied}");
+    assert!(about(denied, &format!("Immunization/{shot}")), "{denied}");
+    let search = events
+        .iter()
+        .find(|e| subtype(e) == "search-type")
+        .unwrap_or_else(|| panic!("no event of the search: {events:?}"));
+    assert_eq!(search["outcome"], "0");
+    let text = search.to_string();
+    assert!(text.contains("Patient"), "{text}");
+    for value in ["BíMật", "1990-02-14", "family="] {
+        assert!(!text.contains(value), "the query's values leaked: {text}");
+    }
+}

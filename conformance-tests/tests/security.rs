@@ -306,6 +306,34 @@ fn smart_configuration_and_capability_statement() {
     ] {
         assert!(capabilities.contains(&json!(c)), "capability {c}");
     }
+    // Inferno Bulk Data discovery (bulk_data_smart_discovery_v101_contents): Backend
+    // Services clients authenticate with private_key_jwt, signed RS384 or ES384.
+    assert!(config["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("private_key_jwt")));
+    let algs = config["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(algs.contains(&json!("ES384")) || algs.contains(&json!("RS384")));
+    assert!(config["scopes_supported"].is_array());
+    assert!(config["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("client_credentials")));
+    // Inferno smart_cors_well_known_endpoint and smart_cors_metadata_request.
+    for path in [".well-known/smart-configuration", "metadata"] {
+        let resp = s
+            .req(Method::GET, path)
+            .header("Origin", "https://app.example.org")
+            .fetch()
+            .expect_status(200);
+        let allowed = resp.must_header("access-control-allow-origin");
+        assert!(
+            allowed == "*" || allowed == "https://app.example.org",
+            "{path}: {allowed}"
+        );
+    }
 
     let statement = s.get("metadata").expect_status(200).json();
     let security = &statement["rest"][0]["security"];
