@@ -438,3 +438,75 @@ fn bundle_limits_are_413() {
     .expect_error(413);
     assert_eq!(count(&s, &format!("Patient?identifier={sys}|")), 0);
 }
+
+/// PUT entries to ids chosen by the client (http.html#upsert, update as create): a new id
+/// is created (201, version 1), an existing one updated (200), a deleted one brought back
+/// (201, its next version); references between the entries need no fullUrl.
+#[test]
+fn put_entries_create_update_and_revive() {
+    for s in servers() {
+        let sys = unique_system();
+        let (fresh, existing, deleted) = (new_id(), new_id(), new_id());
+        s.put(
+            &format!("Patient/{existing}"),
+            &json!({"resourceType": "Patient", "id": existing, "name": [{"family": "Cũ"}]}),
+        )
+        .expect_status(201);
+        s.put(
+            &format!("Patient/{deleted}"),
+            &json!({"resourceType": "Patient", "id": deleted, "name": [{"family": "Xoá"}]}),
+        )
+        .expect_status(201);
+        s.delete(&format!("Patient/{deleted}"))
+            .expect_status_in(&[200, 204]);
+        let put = |id: &str, resource: Value| json!({"resource": resource, "request": {"method": "PUT", "url": format!("{}/{id}", resource["resourceType"].as_str().unwrap())}});
+        let shot = new_id();
+        let mut dose = immunization(&format!("Patient/{fresh}"), &sys, "1");
+        dose["id"] = json!(shot);
+        let resp = transaction(
+            &s,
+            vec![
+                put(
+                    &fresh,
+                    json!({"resourceType": "Patient", "id": fresh, "name": [{"family": "Mới"}]}),
+                ),
+                put(
+                    &existing,
+                    json!({"resourceType": "Patient", "id": existing, "name": [{"family": "Sửa"}]}),
+                ),
+                put(
+                    &deleted,
+                    json!({"resourceType": "Patient", "id": deleted, "name": [{"family": "Lại"}]}),
+                ),
+                put(&shot, dose),
+            ],
+        )
+        .expect_status(200)
+        .json();
+        let statuses: Vec<String> = entries(&resp)
+            .iter()
+            .map(|e| e["response"]["status"].as_str().unwrap()[..3].to_owned())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["201", "200", "201", "201"],
+            "[{}] {resp}",
+            s.backend
+        );
+        assert_eq!(version_of(&s.read("Patient", &fresh)), "1");
+        assert_eq!(version_of(&s.read("Patient", &existing)), "2");
+        let revived = s.read("Patient", &deleted);
+        assert_eq!(version_of(&revived), "3");
+        assert_eq!(revived["name"][0]["family"], "Lại");
+        assert_eq!(
+            count(&s, &format!("Immunization?patient=Patient/{fresh}")),
+            1,
+            "the new resources are indexed"
+        );
+        let history = s
+            .get(&format!("Patient/{fresh}/_history"))
+            .expect_status(200)
+            .json();
+        assert_eq!(entries(&history)[0]["request"]["method"], "PUT");
+    }
+}

@@ -23,7 +23,8 @@
 //!    replace all matching links in the bundle"). A `urn:` reference that names no entry
 //!    is a 400.
 //! 5. POST, then PUT and PATCH entries are processed; each with the same checks as alone
-//!    (`ifMatch`, access to the existing and the new content).
+//!    (`ifMatch`, access to the existing and the new content). New resources, by POST or
+//!    by a PUT to an id that never existed (update as create), are written together.
 //! 6. GET and HEAD entries are answered after the commit, so they see its writes.
 
 use std::collections::{HashMap, HashSet};
@@ -43,7 +44,7 @@ use super::{
     Written,
 };
 use crate::auth::Permission;
-use crate::store::{IndexRows, NewResourceVersion, Tx};
+use crate::store::{IndexRows, NewResourceVersion, ResourceKey, Tx};
 
 /// What a write entry does, checked before the transaction starts.
 #[derive(Debug, Clone)]
@@ -362,6 +363,7 @@ fn run(
 
     // Then the creates, then the updates and patches (http.html#trules). New resources
     // are written together, a few statements for many entries.
+    let new_by_put = never_written(tx, &writes)?;
     let mut created = Created::default();
     for rank in [1, 2] {
         for (i, w) in writes.iter().enumerate() {
@@ -375,6 +377,9 @@ fn run(
             };
             let outcome = match identity {
                 Identity::New(id) => created.add(ctx, access, w, id),
+                Identity::Existing(id) if new_by_put.contains(&(res_type_of(w), id.clone())) => {
+                    created.add(ctx, access, w, id)
+                }
                 _ => apply(tx, (ctx, validator), access, w, identity),
             }
             .map_err(|err| w.entry.failed(err))?;
@@ -399,7 +404,8 @@ impl Created {
     /// Resources written per statement at most (bind parameter limits of the backends).
     const CHUNK: usize = 100;
 
-    /// Version 1 of a create entry's resource, to be written at the next flush.
+    /// Version 1 of a create entry's resource, or of an update entry's to an id that never
+    /// existed, to be written at the next flush.
     fn add(
         &mut self,
         ctx: &IndexContext,
@@ -408,11 +414,16 @@ impl Created {
         id: &str,
     ) -> Result<EntryOutcome, ServiceError> {
         let resource = w.entry.body()?;
-        if !access.permits(Permission::Create, resource) {
+        let method = if let Write::Update { .. } = w.write {
+            writable(access, resource)?;
+            "PUT"
+        } else if access.permits(Permission::Create, resource) {
+            "POST"
+        } else {
             return Err(outside_compartment());
-        }
+        };
         let at = (w.entry.target.res_type(), id, 1);
-        let (version, rows, stored) = new_version(ctx, at, "POST", resource);
+        let (version, rows, stored) = new_version(ctx, at, method, resource);
         self.versions.push(version);
         self.rows.append(rows);
         Ok(EntryOutcome::Written(Written {
@@ -427,6 +438,43 @@ impl Created {
         tx.insert_index(&std::mem::take(&mut self.rows))?;
         Ok(())
     }
+}
+
+/// The targets of plain update entries (without `ifMatch`) that have never existed, in
+/// one query: they are created together with the POSTs (update as create, http.html#upsert).
+fn never_written(
+    tx: &mut Tx<'_>,
+    writes: &[Planned],
+) -> Result<HashSet<(String, String)>, ServiceError> {
+    let keys: Vec<ResourceKey> = writes
+        .iter()
+        .filter_map(|w| match &w.write {
+            Write::Update { id } if w.entry.if_match.is_none() => Some(ResourceKey {
+                res_type: res_type_of(w),
+                res_id: id.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut absent: HashSet<(String, String)> = HashSet::new();
+    for chunk in keys.chunks(Created::CHUNK) {
+        let existing: HashSet<(String, String)> = tx
+            .existing(chunk)?
+            .into_iter()
+            .map(|k| (k.res_type, k.res_id))
+            .collect();
+        absent.extend(
+            chunk
+                .iter()
+                .map(|k| (k.res_type.clone(), k.res_id.clone()))
+                .filter(|k| !existing.contains(k)),
+        );
+    }
+    Ok(absent)
+}
+
+fn res_type_of(w: &Planned) -> String {
+    w.entry.target.res_type().to_owned()
 }
 
 /// Every lock the Bundle's writes need that is known before any read.

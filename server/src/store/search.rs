@@ -587,6 +587,23 @@ impl Tx<'_> {
         load!(&mut *self.conn, sql, ResourceKey)
     }
 
+    /// Those of `keys` that exist, live or deleted (in no particular order).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<ResourceKey>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        sql.push(
+            "SELECT rv.res_type, rv.res_id FROM resource_versions rv WHERE rv.is_current AND (",
+        );
+        keys_in(&mut sql, ("rv.res_type", "rv.res_id"), keys);
+        sql.push(")");
+        load!(&mut *self.conn, sql, ResourceKey)
+    }
+
     /// The current, live versions of `keys` (in no particular order).
     ///
     /// # Errors
