@@ -3,10 +3,15 @@
 
     python3 bench/gen/load.py --base http://127.0.0.1:8080/fhir --dir /tmp/pop \\
         [--connections 16] [--types Patient,Immunization,Observation,Condition] \\
-        [--limit N] [--token TOKEN]
+        [--limit N] [--offset K] [--bundle B] [--token TOKEN]
 
 With --limit N: the first N Patients, and of the other types only the resources that
-reference one of them (no dangling references in a partial load).
+reference one of them (no dangling references in a partial load). With --offset K: the
+Patients after the first K (and what references them), so that a database loaded with
+--limit K can be extended to the whole population.
+
+With --bundle B: B resources of one type per transaction Bundle of PUT entries
+(`POST {base}`), instead of one PUT each; the server writes the new ones together.
 
 Reads DIR/<Type>.ndjson lazily (a bounded queue feeds the workers, so memory stays flat at
 millions of lines) and sends every line as `PUT {base}/{Type}/{id}` with
@@ -143,9 +148,12 @@ class Worker(threading.Thread):
                     if item is None:
                         return
                     if self.stop.is_set():
-                        self.stats.add("skipped")
+                        self.stats.add("skipped", len(item) if isinstance(item, list) else 1)
                         continue
-                    self.put(*item)
+                    if isinstance(item, list):
+                        self.send_bundle(item)
+                    else:
+                        self.put(*item)
                 finally:
                     self.work.task_done()
         finally:
@@ -165,33 +173,50 @@ class Worker(threading.Thread):
             self.stats.record_failure(rtype, rid, "bad-line", error)
             return
         path = f"{self.prefix}/{rtype}/{urllib.parse.quote(rid, safe='')}"
+        self.send("PUT", path, body, [(rtype, rid)])
+
+    def send_bundle(self, items: list):
+        """One transaction Bundle of PUT entries for `items` (parsed lines of one type)."""
+        entries = b",".join(
+            b'{"resource":' + body + b',"request":{"method":"PUT","url":"'
+            + f"{rtype}/{urllib.parse.quote(rid, safe='')}".encode() + b'"}}'
+            for rtype, rid, body, _ in items)
+        body = b'{"resourceType":"Bundle","type":"transaction","entry":[' + entries + b"]}"
+        self.send("POST", self.prefix or "/", body, [(rtype, rid) for rtype, rid, _, _ in items])
+
+    def send(self, method: str, path: str, body: bytes, resources: list):
+        """Sends one request for `resources` ((type, id) pairs), with retries."""
+        rtype, rid = resources[0]
         for attempt in range(MAX_RETRIES + 1):
             last = attempt == MAX_RETRIES
             try:
                 if self.conn is None:
                     self.conn = self.conn_class(self.host, self.port, timeout=self.timeout)
-                self.conn.request("PUT", path, body=body, headers=self.headers)
+                self.conn.request(method, path, body=body, headers=self.headers)
                 resp = self.conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 if last or self.stop.is_set():
-                    self.stats.record_failure(rtype, rid, "connection-error",
-                                              f"{type(e).__name__}: {e}")
+                    for rtype, rid in resources:
+                        self.stats.record_failure(rtype, rid, "connection-error",
+                                                  f"{type(e).__name__}: {e}")
                     return
                 self.stats.add("retries")
                 self.backoff(attempt)
                 continue
             status = resp.status
             if 200 <= status < 300:
-                self.stats.record_ok(rtype, status)
+                for rtype, _ in resources:
+                    self.stats.record_ok(rtype, status)
                 return
             if status in (429, 503) and not last and not self.stop.is_set():
                 self.stats.add("retries")
                 self.backoff(attempt, resp.getheader("Retry-After"))
                 continue
-            self.stats.record_failure(rtype, rid, str(status),
-                                      data.decode("utf-8", "replace").strip())
+            detail = data.decode("utf-8", "replace").strip()
+            for rtype, rid in resources:
+                self.stats.record_failure(rtype, rid, str(status), detail)
             return
 
 
@@ -265,6 +290,10 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None,
                     help="upload the first N Patients and only the resources that reference "
                          "them (without Patient: the first N lines of each file)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="skip the first K Patients and the resources that reference them")
+    ap.add_argument("--bundle", type=int, default=0,
+                    help="resources per transaction Bundle (0: one PUT each)")
     ap.add_argument("--token", default=None, help="bearer token (Authorization header)")
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, s (60)")
     ap.add_argument("--progress", type=float, default=10.0, help="progress interval, s (10)")
@@ -279,6 +308,8 @@ def main(argv=None) -> int:
         ap.error("--connections must be at least 1")
     if args.limit is not None and args.limit < 0:
         ap.error("--limit must be >= 0")
+    if args.offset < 0 or args.bundle < 0:
+        ap.error("--offset and --bundle must be >= 0")
 
     explicit = args.types is not None
     types = [t.strip() for t in (args.types or ",".join(DEFAULT_TYPES)).split(",") if t.strip()]
@@ -312,16 +343,31 @@ def main(argv=None) -> int:
 
     interrupted = False
     type_times = {}
-    # --limit N with Patients: the first N Patients, then only resources that reference them
-    # (resources without a Patient reference: the first N lines of their file).
-    limited_patients = set() if args.limit is not None and files[0][0] == "Patient" else None
+    # --limit N / --offset K with Patients: the Patients sent, then only resources that
+    # reference them (resources without a Patient reference: the first N lines of their file).
+    tracked = (args.limit is not None or args.offset) and files[0][0] == "Patient"
+    limited_patients = set() if tracked else None
+    limit = args.limit if args.limit is not None else float("inf")
     not_sent = 0
+    pending: list = []
+
+    def submit(item):
+        if not args.bundle:
+            work.put(item)
+            return
+        if item[3] is not None:  # a bad line fails alone
+            stats.record_failure(item[0], item[1], "bad-line", item[3])
+            return
+        pending.append(item)
+        if len(pending) >= args.bundle:
+            work.put(pending.copy())
+            pending.clear()
     try:
         for rtype, path in files:
             reporter.phase = rtype
             t0 = time.monotonic()
             with open(path, "rb", buffering=1 << 20) as f:
-                sent = unreferenced = 0
+                sent = unreferenced = skipped = 0
                 for line in f:
                     if stop.is_set():
                         break
@@ -333,18 +379,24 @@ def main(argv=None) -> int:
                             if ref not in limited_patients:
                                 not_sent += 1
                                 continue
-                        elif unreferenced >= args.limit:
+                        elif unreferenced >= limit:
                             not_sent += 1
                             continue
                         else:
                             unreferenced += 1
-                    elif args.limit is not None and sent >= args.limit:
+                    elif rtype == "Patient" and skipped < args.offset:
+                        skipped += 1
+                        continue
+                    elif sent >= limit:
                         break
                     item = parse_line(line, rtype)
                     if limited_patients is not None and rtype == "Patient":
                         limited_patients.add(item[1])
-                    work.put(item)
+                    submit(item)
                     sent += 1
+            if pending:
+                work.put(pending.copy())
+                pending.clear()
             work.join()  # the next type only starts when this one is complete
             type_times[rtype] = time.monotonic() - t0
             if stop.is_set():

@@ -1000,3 +1000,124 @@ fn custom_search_parameters() {
         strict("Patient?ethnicity=kinh").expect_status(200);
     }
 }
+
+/// search.html#text and #content: the words of the narrative and of the whole resource,
+/// folded (every word of the value must start one of them; `:contains` inside one);
+/// Location `near` (search.html#special) within a distance in km, m or miles; the
+/// special-case expressions of R4 (Observation `value-string` over a CodeableConcept's
+/// text, InsurancePlan `name` without its type).
+#[test]
+fn text_content_near_and_irregular_expressions() {
+    for s in servers() {
+        let sys = unique_system();
+        let narrated = |n: &str, family: &str, note: &str| {
+            let mut p = patient_with_identifier(family, &sys, n);
+            p["text"] = json!({"status": "generated",
+                "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>{note}</p></div>")});
+            p
+        };
+        let a = create_id(
+            &s,
+            narrated("1", "Nguyễn", "Dị ứng penicillin &amp; hải sản"),
+        );
+        let b = create_id(&s, narrated("2", "Trần", "Không có tiền sử dị ứng"));
+        let found = |query: &str| matched_set(&s, &format!("Patient?identifier={sys}|&{query}"));
+        assert_eq!(found("_text=di ung"), set(&[&a, &b]), "[{}]", s.backend);
+        assert_eq!(found("_text=penicillin"), set(&[&a]));
+        assert_eq!(found("_text=HẢI"), set(&[&a]), "folded, a word's start");
+        assert_eq!(found("_text:contains=icill"), set(&[&a]));
+        assert_eq!(found("_text=hai,tien"), set(&[&a, &b]), "comma: either");
+        assert_eq!(found("_content=tran"), set(&[&b]), "the name is content");
+        assert_eq!(found("_content=nguyen penicillin"), set(&[&a]));
+        assert!(
+            found("_content=patient").is_empty(),
+            "keys and types are not content"
+        );
+        s.get("Patient?_text=,").expect_error(400);
+
+        let hanoi = create_id(
+            &s,
+            json!({"resourceType": "Location", "name": "Bệnh viện Bạch Mai",
+                "position": {"latitude": 21.0003, "longitude": 105.8406}}),
+        );
+        let hue = create_id(
+            &s,
+            json!({"resourceType": "Location", "name": "Bệnh viện Trung ương Huế",
+                "position": {"latitude": 16.4637, "longitude": 107.5909}}),
+        );
+        let near =
+            |value: &str| matched_set(&s, &format!("Location?near={value}&_id={hanoi},{hue}"));
+        // From Hoàn Kiếm lake (21.0285, 105.8542): Bạch Mai is about 3.4 km away.
+        assert_eq!(near("21.0285|105.8542|5|km"), set(&[&hanoi]));
+        assert_eq!(near("21.0285|105.8542|3|km"), set(&[]));
+        assert_eq!(near("21.0285|105.8542|4000|m"), set(&[&hanoi]));
+        assert_eq!(near("21.0285|105.8542|700|[mi_i]"), set(&[&hanoi, &hue]));
+        assert_eq!(
+            near("16.46|107.59"),
+            set(&[&hue]),
+            "10 km when no distance is given"
+        );
+        s.get("Location?near=91|0|1|km").expect_error(400);
+        s.get("Location?near=21|105|1|furlong").expect_error(400);
+
+        let mut positive = observation();
+        positive["valueCodeableConcept"] = json!({"text": "Dương tính"});
+        let obs = create_id(&s, positive);
+        assert_eq!(
+            matched(&search(
+                &s,
+                &format!("Observation?value-string=duong&_id={obs}")
+            )),
+            vec![obs.clone()]
+        );
+        let plan = create_id(
+            &s,
+            json!({"resourceType": "InsurancePlan", "name": "Bảo hiểm y tế", "alias": ["BHYT"]}),
+        );
+        assert_eq!(
+            matched(&search(&s, &format!("InsurancePlan?name=bhyt&_id={plan}"))),
+            vec![plan]
+        );
+    }
+}
+
+/// search.html#list: `_list=[id]` finds the List's items (of the searched type); a
+/// functional list the server does not define is a 400.
+#[test]
+fn list_parameter() {
+    for s in servers() {
+        let sys = unique_system();
+        let a = create_id(&s, patient_with_identifier("A", &sys, "1"));
+        let b = create_id(&s, patient_with_identifier("B", &sys, "2"));
+        create_id(&s, patient_with_identifier("C", &sys, "3"));
+        let shot = create_id(
+            &s,
+            json!({"resourceType": "Immunization", "status": "completed",
+                   "vaccineCode": {"text": "COVID-19"},
+                   "patient": {"reference": format!("Patient/{a}")}, "occurrenceDateTime": "2021-08-01"}),
+        );
+        let list = create_id(
+            &s,
+            json!({"resourceType": "List", "status": "current", "mode": "working",
+                "entry": [{"item": {"reference": format!("Patient/{a}")}},
+                          {"item": {"reference": format!("Patient/{b}")}},
+                          {"item": {"reference": format!("Immunization/{shot}")}}]}),
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Patient?_list={list}")),
+            set(&[&a, &b]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Patient?_list={list}&identifier={sys}|2")),
+            set(&[&b])
+        );
+        assert_eq!(
+            matched_set(&s, &format!("Immunization?_list={list}")),
+            set(&[&shot])
+        );
+        assert!(matched_set(&s, "Patient?_list=nosuchlist").is_empty());
+        s.get("Patient?_list=$current-allergies").expect_error(400);
+    }
+}

@@ -1107,3 +1107,69 @@ fn access_matrix_shows_no_leaks() {
         }
     }
 }
+
+/// Chains and `_has` reach only what the token may search (scopes-and-launch-context.html:
+/// a resource the token may not see is never hinted at): a chain into a type without a
+/// scope, or a `_has` over resources a granular scope hides, matches nothing.
+#[test]
+fn chains_and_has_reach_only_what_the_token_may_see() {
+    for backend in backends() {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let person = create_with(&s, &admin, &patient("Kín-Đáo"));
+        let shot = create_with(&s, &admin, &immunization_for(&person));
+        let obs = |category: &str, code: &str| {
+            json!({"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "subject": {"reference": format!("Patient/{person}")}})
+        };
+        create_with(&s, &admin, &obs("laboratory", "94500-6"));
+        create_with(&s, &admin, &obs("social-history", "11331-6"));
+        let ids = |token: &str, path: &str| -> Vec<String> {
+            let bundle = bearer(&s, Method::GET, path, token)
+                .fetch()
+                .expect_status(200)
+                .json();
+            entries(&bundle)
+                .iter()
+                .map(|e| id_of(&e["resource"]))
+                .collect()
+        };
+
+        // Immunizations only: the patient's name is not searchable through a chain.
+        let shots_only = idp.token("user/Immunization.rs");
+        assert_eq!(
+            ids(&shots_only, &format!("Immunization?patient={person}")),
+            vec![shot.clone()],
+            "[{}]",
+            s.backend
+        );
+        assert!(ids(&shots_only, "Immunization?patient.name=kin").is_empty());
+        let with_patients = idp.token("user/Immunization.rs user/Patient.rs");
+        assert_eq!(
+            ids(&with_patients, "Immunization?patient.name=kin"),
+            vec![shot.clone()]
+        );
+
+        // Laboratory Observations only: `_has` does not tell which other Observations exist.
+        let lab = idp.token(
+            "user/Patient.rs user/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+        );
+        assert_eq!(
+            ids(&lab, "Patient?_has:Observation:subject:code=94500-6"),
+            vec![person.clone()]
+        );
+        assert!(ids(&lab, "Patient?_has:Observation:subject:code=11331-6").is_empty());
+        let no_observations = idp.token("user/Patient.rs");
+        assert!(ids(
+            &no_observations,
+            "Patient?_has:Observation:subject:code=94500-6"
+        )
+        .is_empty());
+        assert_eq!(
+            ids(&admin, "Patient?_has:Observation:subject:code=11331-6"),
+            vec![person.clone()]
+        );
+    }
+}

@@ -159,6 +159,81 @@ impl Access {
     }
 }
 
+impl Access {
+    /// `filter` with every chain and reverse chain (`_has`) confined to what the token may
+    /// search: a chain only reaches target types the token may search, and of them what
+    /// [`Access::search_filter`] lets it see; `_has` only counts source resources the token
+    /// may see. Otherwise a chain (`Immunization?patient.name=...` with no Patient scope) or
+    /// a `_has` over hidden resources would tell what the token may not read. What is not
+    /// reachable matches nothing (searches are silently restricted).
+    pub fn confine_joins(&self, filter: Filter) -> Filter {
+        if let Access::Open = self {
+            return filter;
+        }
+        match filter {
+            Filter::And(parts) => {
+                Filter::And(parts.into_iter().map(|p| self.confine_joins(p)).collect())
+            }
+            Filter::Or(parts) => {
+                Filter::Or(parts.into_iter().map(|p| self.confine_joins(p)).collect())
+            }
+            Filter::Not(inner) => Filter::Not(Box::new(self.confine_joins(*inner))),
+            Filter::Chain {
+                param,
+                target_types,
+                filter,
+            } => {
+                let allowed: Vec<String> = target_types
+                    .into_iter()
+                    .filter(|t| self.require(Permission::Search, t).is_ok())
+                    .collect();
+                if allowed.is_empty() {
+                    return Filter::Or(Vec::new());
+                }
+                let mut parts = vec![self.confine_joins(*filter)];
+                let narrowed: Vec<(String, Option<Filter>)> = allowed
+                    .iter()
+                    .map(|t| (t.clone(), self.search_filter(t)))
+                    .collect();
+                if narrowed.iter().any(|(_, f)| f.is_some()) {
+                    parts.push(Filter::Or(
+                        narrowed
+                            .into_iter()
+                            .map(|(t, f)| {
+                                Filter::And(
+                                    std::iter::once(Filter::Types(vec![t])).chain(f).collect(),
+                                )
+                            })
+                            .collect(),
+                    ));
+                }
+                Filter::Chain {
+                    param,
+                    target_types: allowed,
+                    filter: Box::new(Filter::And(parts)),
+                }
+            }
+            Filter::Has {
+                source_type,
+                param,
+                filter,
+            } => {
+                if self.require(Permission::Search, &source_type).is_err() {
+                    return Filter::Or(Vec::new());
+                }
+                let mut parts = vec![self.confine_joins(*filter)];
+                parts.extend(self.search_filter(&source_type));
+                Filter::Has {
+                    source_type,
+                    param,
+                    filter: Box::new(Filter::And(parts)),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// The resources of `res_type` in the compartment of `Patient/patient`, through the
 /// reference index of the compartment's parameters (compartmentdefinition-patient.html).
 pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {

@@ -90,7 +90,11 @@ impl Criteria {
     /// # Errors
     /// Database failures.
     pub fn matches(&self, tx: &mut Tx<'_>, access: &Access) -> Result<Vec<String>, StoreError> {
-        let mut filters = self.filters.clone();
+        let mut filters: Vec<Filter> = self
+            .filters
+            .iter()
+            .map(|f| access.confine_joins(f.clone()))
+            .collect();
         filters.extend(access.search_filter(&self.res_type));
         let rows = tx.search(&SearchQuery {
             types: vec![self.res_type.clone()],

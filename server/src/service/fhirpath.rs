@@ -45,6 +45,18 @@ fn select_one(resource: &Value, expression: &str) -> Result<Vec<Pointer>, String
     while expression.starts_with('(') && closing_paren(expression) == Some(expression.len() - 1) {
         expression = expression[1..expression.len() - 1].trim();
     }
+    // `(path as Type).element`: a parenthesised head, then steps from what it selected.
+    if expression.starts_with('(') {
+        if let Some(close) = closing_paren(expression) {
+            if let Some(rest) = expression[close + 1..].trim().strip_prefix('.') {
+                let mut current = select_one(resource, &expression[1..close])?;
+                for step in split_steps(rest)? {
+                    current = apply_step(resource, current, &step)?;
+                }
+                return Ok(current);
+            }
+        }
+    }
     if let Some((path, type_name)) = split_infix_as(expression) {
         let selected = select_one(resource, path)?;
         return Ok(of_type(resource, selected, type_name));
@@ -323,6 +335,15 @@ mod tests {
         );
         assert_eq!(values(&o, "(Observation.value as Quantity)")[0]["value"], 1);
         assert!(values(&o, "(Observation.value as CodeableConcept)").is_empty());
+        let coded =
+            json!({"resourceType": "Observation", "valueCodeableConcept": {"text": "dương tính"}});
+        assert_eq!(
+            values(
+                &coded,
+                "(Observation.value as string) | (Observation.value as CodeableConcept).text"
+            ),
+            [&json!("dương tính")]
+        );
         assert_eq!(
             values(&o, "Observation.effective.as(dateTime) | Observation.code").len(),
             2

@@ -185,13 +185,15 @@ mod tests {
             "_id",
             "_lastUpdated",
             "_tag",
+            "_text",
+            "_content",
         ] {
             assert!(
                 names.contains(&expected),
                 "{expected} missing from {names:?}"
             );
         }
-        assert!(!names.contains(&"_text") && !names.contains(&"_content"));
+        assert!(!names.contains(&"_query"), "no named queries are defined");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 pub mod date;
 pub mod fold;
+pub mod text;
 pub mod ucum;
 
 use chrono::FixedOffset;
@@ -51,6 +52,25 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
             for value in fhirpath::values(resource, expression) {
                 rows.add(&sp.code, &sp.kind, expression, value);
             }
+        }
+    }
+    // `_text` and `_content` (search.html#text, #content): their words, as string rows.
+    if let Some(div) = resource.pointer("/text/div").and_then(Value::as_str) {
+        for word in text::words(&text::narrative(div)) {
+            rows.string_row("_text", &word);
+        }
+    }
+    for word in text::content(resource) {
+        rows.string_row("_content", &word);
+    }
+    // Location `near` (a special parameter, search.html#special): the position's
+    // latitude and longitude as number rows `near$lat`, `near$lon`.
+    if res_type == "Location" {
+        let position = resource.get("position");
+        let at = |key: &str| position.and_then(|p| p.get(key)).and_then(Value::as_f64);
+        if let (Some(lat), Some(lon)) = (at("latitude"), at("longitude")) {
+            rows.number(crate::store::NEAR_LATITUDE, lat);
+            rows.number(crate::store::NEAR_LONGITUDE, lon);
         }
     }
     // Custom parameters (SearchParameter resources of the store, checked when written).
@@ -240,10 +260,22 @@ pub fn expressions(sp: &fhir_profiles::SearchParameter, res_type: &str) -> Vec<S
             })
             .unwrap_or_default();
     }
-    sp.expressions_for(res_type)
+    let parts: Vec<String> = sp
+        .expressions_for(res_type)
         .into_iter()
         .map(str::to_owned)
-        .collect()
+        .collect();
+    if parts.is_empty() && sp.base == [res_type] {
+        // A few R4 expressions leave out the type (InsurancePlan.name: `name | alias`).
+        if let Some(expression) = &sp.expression {
+            return fhir_profiles::split_union(expression)
+                .into_iter()
+                .filter(|p| p.starts_with(|c: char| c.is_ascii_lowercase()))
+                .map(|p| format!("{res_type}.{p}"))
+                .collect();
+        }
+    }
+    parts
 }
 
 struct Rows<'a> {

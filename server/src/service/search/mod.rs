@@ -134,6 +134,10 @@ impl Service {
                 });
             }
         }
+        plan.filters = std::mem::take(&mut plan.filters)
+            .into_iter()
+            .map(|f| access.confine_joins(f))
+            .collect();
         let mut narrowed = Vec::new();
         let mut restricted = false;
         for t in &plan.types {
@@ -619,7 +623,12 @@ fn standard_parameters(res_type: &str) -> &'static [&'static fhir_profiles::Sear
                     .iter()
                     .copied()
                     .filter(|sp| {
-                        matches!(sp.code.as_str(), "_id" | "_lastUpdated")
+                        // `_text`, `_content` and Location `near` are indexed by
+                        // `index::rows` itself.
+                        matches!(
+                            sp.code.as_str(),
+                            "_id" | "_lastUpdated" | "_text" | "_content"
+                        ) || (*t == "Location" && sp.code == "near")
                             || indexed.iter().any(|(i, _)| std::ptr::eq(*i, *sp))
                             || params::composite_components(t, sp).is_some()
                             || super::index::grouped_composites(t)

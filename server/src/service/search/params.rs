@@ -15,7 +15,7 @@
 use chrono::FixedOffset;
 use fhir_profiles::SearchParameter;
 
-use crate::service::index::{date, fold, table_of, ucum};
+use crate::service::index::{date, fold, table_of, text, ucum};
 use crate::service::ServiceError;
 use crate::store::{Cond, Filter, Prefix, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS};
 
@@ -90,6 +90,7 @@ fn parse(
     };
     match code {
         "_id" => return id(modifier, value).map(Some),
+        "_list" => return list(modifier, value).map(Some),
         "_lastUpdated" => return last_updated(ctx, modifier, value).map(Some),
         _ => {}
     }
@@ -299,6 +300,48 @@ fn split_composite(value: &str) -> Vec<Vec<String>> {
     groups
 }
 
+/// The distance `near` uses when the value gives none (search.html#special leaves it to
+/// the server), in km.
+const NEAR_DEFAULT_KM: f64 = 10.0;
+
+/// Location `near=[latitude]|[longitude]|[distance]|[units]` (WGS84 degrees; units `km`
+/// (the default), `m`, `[mi_i]` or `mi`).
+fn near(value: &str) -> Result<Filter, ParamError> {
+    let parts: Vec<&str> = value.split('|').collect();
+    let number = |i: usize, what: &str| -> Result<Option<f64>, ParamError> {
+        match parts.get(i).map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            None => Ok(None),
+            Some(p) => p
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| ParamError::Invalid(format!("near: '{p}' is not a {what}."))),
+        }
+    };
+    let (Some(lat), Some(lon)) = (number(0, "latitude")?, number(1, "longitude")?) else {
+        return invalid(
+            "near takes [latitude]|[longitude]|[distance]|[units], e.g. 21.0285|105.8542|5|km.",
+        );
+    };
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return invalid("near: the latitude is within ±90 and the longitude within ±180 degrees.");
+    }
+    let distance = number(2, "distance")?.unwrap_or(NEAR_DEFAULT_KM);
+    let km = match parts.get(3).map(|u| u.trim()).unwrap_or("") {
+        "" | "km" => distance,
+        "m" => distance / 1000.0,
+        "[mi_i]" | "mi" => distance * 1.609_344,
+        other => {
+            return invalid(format!(
+                "near: '{other}' is not a unit of distance this server knows (km, m, [mi_i])."
+            ))
+        }
+    };
+    if km < 0.0 || !km.is_finite() {
+        return invalid("near: the distance is a number, 0 or more.");
+    }
+    Ok(Filter::Near { lat, lon, km })
+}
+
 /// Splits a value on commas not escaped with `\` and unescapes `\,` `\|` `\$` `\\`.
 pub fn split_values(value: &str) -> Vec<String> {
     let mut out = vec![String::new()];
@@ -394,6 +437,33 @@ fn one_value(
             }
             Some(m) => unsupported(m),
         },
+        "string" if matches!(code, "_text" | "_content") => {
+            // search.html#content: every word of the value starts a word of the text
+            // (`:contains`: is inside one).
+            let words = text::words(value);
+            if words.is_empty() {
+                return invalid(format!("'{value}' has no word to search {code} for."));
+            }
+            let cond = |word: String| match modifier {
+                None => Ok(Cond::StringStarts(word)),
+                Some("contains") => Ok(Cond::StringContains(word)),
+                Some(m) => Err(m.to_owned()),
+            };
+            let mut all = Vec::new();
+            for word in words {
+                match cond(word) {
+                    Ok(c) => all.push(index(Table::String, code.to_owned(), c)),
+                    Err(m) => return unsupported(&m),
+                }
+            }
+            Ok(Filter::And(all))
+        }
+        "special" if code == "near" => {
+            if let Some(m) = modifier {
+                return unsupported(m);
+            }
+            near(value)
+        }
         "string" => {
             let cond = match modifier {
                 None => Cond::StringStarts(fold::fold(value)),
@@ -761,6 +831,31 @@ fn chain(
     } else {
         Filter::Or(filters)
     }))
+}
+
+/// `_list=[id]` (search.html#list): the resources the List `[id]` has as `entry.item`;
+/// several lists (`_list=a,b`): those of any. Functional lists (`$current-problems`...)
+/// are not defined on this server.
+fn list(modifier: Option<&str>, value: &str) -> Result<Filter, ParamError> {
+    if let Some(m) = modifier {
+        return invalid(format!("The modifier :{m} does not apply to _list."));
+    }
+    let ids = split_values(value);
+    if let Some(functional) = ids.iter().find(|id| id.starts_with('$')) {
+        return invalid(format!(
+            "The functional list '{functional}' is not defined on this server; give a List id."
+        ));
+    }
+    if !ids.iter().all(|id| crate::service::stored::is_valid_id(id)) {
+        return invalid(format!(
+            "'{value}' is not a List id (or a comma-separated list of them)."
+        ));
+    }
+    Ok(Filter::Has {
+        source_type: "List".to_owned(),
+        param: "item".to_owned(),
+        filter: Box::new(Filter::Id(ids)),
+    })
 }
 
 /// `_has:Type:ref:rest=value`: resources that a `Type` resource refers to through its
