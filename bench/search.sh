@@ -3,16 +3,19 @@
 #
 #   bench/search.sh 100000          # patients; loads them into a fresh PostgreSQL database
 #   SKIP_LOAD=1 bench/search.sh 100000   # reuse the database of an earlier run
+#   EXTEND_FROM=100000 bench/search.sh 1000000   # take the 100,000 database over and load
+#                                                # the other 900,000 patients into it
 #
 # Generates the synthetic Vietnamese population (bench/gen/population.py, seed 7), loads it
-# with PUT (bench/gen/load.py), then runs each search scenario with wrk at 16 connections
+# with transaction Bundles of PUT entries (bench/gen/load.py --bundle), then runs each search scenario with wrk at 16 connections
 # and writes the figures, the index size per 1,000 resources and the plan of the slowest
 # query to bench/results/<date>-search-<patients>.txt.
 #
 # Environment: DURATION (s per scenario, default 15), CONNS (default 16), PGHOST PGPORT
 # PGUSER (default 127.0.0.1 5432 postgres), POP_DIR (default /tmp/hb-pop-<patients>),
 # SKIP_BUILD=1 (use target/release/healthbook as it is), SKIP_LOAD=1, BURST (creates in the
-# burst scenario, default 50000; 0 = skip), SCENARIOS (default: all seven).
+# burst scenario, default 50000; 0 = skip), SCENARIOS (default: all seven), BUNDLE (resources
+# per transaction Bundle when loading, default 100; 0 = one PUT each), EXTEND_FROM.
 set -euo pipefail
 
 patients=${1:-100000}
@@ -45,7 +48,14 @@ export HEALTHBOOK__DATABASE__URL="postgres://$pg_user@$pg_host:$pg_port/$db"
 export HEALTHBOOK__SERVER__BIND="127.0.0.1:$port"
 export HEALTHBOOK__DATABASE__POOL_MAX_SIZE=32
 export HEALTHBOOK__LOG__LEVEL=warn
-if [[ ${SKIP_LOAD:-} != 1 ]]; then
+offset=0
+if [[ -n ${EXTEND_FROM:-} ]]; then
+  # The first EXTEND_FROM patients of this population are those of the smaller one
+  # (population.py: the output depends only on the seed and the count).
+  psql_admin -c "DROP DATABASE IF EXISTS $db" -c "ALTER DATABASE hb_bench_search_$EXTEND_FROM RENAME TO $db"
+  "$bin" migrate >/dev/null
+  offset=$EXTEND_FROM
+elif [[ ${SKIP_LOAD:-} != 1 ]]; then
   psql_admin -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
   "$bin" migrate >/dev/null
 fi
@@ -68,7 +78,10 @@ say "# Search benchmark, $patients patients, $(date -u +%FT%TZ)"
 say "# $(nproc) cores; wrk and the server on the same machine; PostgreSQL $(psql_admin -c 'SHOW server_version')"
 if [[ ${SKIP_LOAD:-} != 1 ]]; then
   say "## load"
-  python3 "$bench_dir/gen/load.py" --base "$base/fhir" --dir "$pop" --connections 16 2>&1 | tail -n 3 | tee -a "$out"
+  started=$(date +%s)
+  python3 "$bench_dir/gen/load.py" --base "$base/fhir" --dir "$pop" --connections "${LOAD_CONNS:-8}" \
+    --bundle "${BUNDLE:-100}" --offset "$offset" --progress 60 2>&1 | tail -n 8 | tee -a "$out"
+  say "loaded in $(( $(date +%s) - started )) s (from patient $offset)"
   psql_db -c "VACUUM ANALYZE" >/dev/null
 fi
 

@@ -1121,3 +1121,48 @@ fn list_parameter() {
         s.get("Patient?_list=$current-allergies").expect_error(400);
     }
 }
+
+/// search.html#token `:below` / `:above`: subsumption in the code systems of R4 whose
+/// concepts nest (condition-clinical: `inactive` subsumes `remission` and `resolved`,
+/// `active` subsumes `recurrence` and `relapse`); a system without a known hierarchy is a
+/// 400.
+#[test]
+fn token_above_and_below() {
+    const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+    for s in servers() {
+        let sys = unique_system();
+        let condition = |n: &str, status: &str| {
+            let mut c = json!({"resourceType": "Condition",
+                "identifier": [{"system": sys, "value": n}],
+                "clinicalStatus": {"coding": [{"system": CLINICAL, "code": status}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003"}]},
+                "subject": {"reference": "Patient/p"}});
+            if matches!(status, "resolved" | "remission" | "inactive") {
+                c["abatementDateTime"] = json!("2022-01-01");
+            }
+            create_id(&s, c)
+        };
+        let active = condition("1", "active");
+        let recurrence = condition("2", "recurrence");
+        let resolved = condition("3", "resolved");
+        let remission = condition("4", "remission");
+        let found = |query: &str| matched_set(&s, &format!("Condition?identifier={sys}|&{query}"));
+        assert_eq!(
+            found(&format!("clinical-status:below={CLINICAL}|inactive")),
+            set(&[&resolved, &remission]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            found("clinical-status:below=active"),
+            set(&[&active, &recurrence])
+        );
+        assert_eq!(
+            found(&format!("clinical-status:above={CLINICAL}|recurrence")),
+            set(&[&active, &recurrence])
+        );
+        assert_eq!(found("clinical-status:above=resolved"), set(&[&resolved]));
+        s.get("Condition?code:below=http://snomed.info/sct|38341003")
+            .expect_error(400);
+    }
+}

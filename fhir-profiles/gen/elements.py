@@ -9,6 +9,8 @@
   url -> [[system, code], ...], from its CodeSystems and ValueSets (value sets with
   filters, or over code systems not given in full such as mime types, UCUM or currencies,
   are left out); what required bindings and the :in / :not-in search modifiers use.
+- data/hierarchies.json: the code systems whose concepts nest, system -> {code: parent};
+  what the :above / :below token search modifiers use.
 
 Run from the project root: python3 fhir-profiles/gen/elements.py
 """
@@ -116,6 +118,28 @@ for url in value_sets:
         if expansion:
             expansions[url] = [list(pair) for pair in expansion]
 json.dump(expansions, open("fhir-profiles/data/valuesets.json", "w"), separators=(",", ":"), sort_keys=True)
+
+# data/hierarchies.json: the CodeSystems of R4 whose concepts nest (subsumption by
+# hierarchy, codesystem.html#hierarchy), system -> {code: parent code}; what the token
+# search modifiers :above and :below use.
+hierarchies = {}
+
+
+def parents(concept_list, parent, out):
+    for c in concept_list:
+        if parent is not None:
+            out[c["code"]] = parent
+        parents(c.get("concept", []), c["code"], out)
+
+
+for url, cs in code_systems.items():
+    if cs.get("hierarchyMeaning", "is-a") != "is-a" or cs.get("content") != "complete":
+        continue
+    found = {}
+    parents(cs.get("concept", []), None, found)
+    if found:
+        hierarchies[url] = found
+json.dump(hierarchies, open("fhir-profiles/data/hierarchies.json", "w"), separators=(",", ":"), sort_keys=True)
 
 # data/search-parameters.json: the 1,378 standard SearchParameters, trimmed to what the
 # server evaluates (search.html); data/compartment-patient.json: per resource type, the

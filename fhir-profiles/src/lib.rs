@@ -252,6 +252,69 @@ pub fn search_parameter_by_url(url: &str) -> Option<&'static SearchParameter> {
         .or_else(|| custom().iter().copied().find(|sp| sp.url == url))
 }
 
+type Hierarchies = HashMap<String, HashMap<String, String>>;
+static HIERARCHIES: OnceLock<Hierarchies> = OnceLock::new();
+
+/// The R4 code systems whose concepts nest (is-a): system -> code -> parent code.
+fn hierarchies() -> &'static Hierarchies {
+    HIERARCHIES.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/hierarchies.json"))
+            .expect("the vendored hierarchies.json is valid")
+    })
+}
+
+/// The code systems with a hierarchy that have `code` as a concept.
+pub fn hierarchies_with(code: &str) -> Vec<&'static str> {
+    hierarchies()
+        .iter()
+        .filter(|(_, parents)| parents.contains_key(code) || parents.values().any(|p| p == code))
+        .map(|(system, _)| system.as_str())
+        .collect()
+}
+
+/// `code` and every code below it in `system`'s hierarchy; empty when the hierarchy or
+/// the code is unknown.
+pub fn subsumed_by(system: &str, code: &str) -> Vec<String> {
+    let Some(parents) = hierarchies().get(system) else {
+        return Vec::new();
+    };
+    if !parents.contains_key(code) && !parents.values().any(|p| p == code) {
+        return Vec::new();
+    }
+    let mut out = vec![code.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].clone();
+        out.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| **p == parent)
+                .map(|(c, _)| c.clone()),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// `code` and every code above it in `system`'s hierarchy; empty when the hierarchy or the
+/// code is unknown.
+pub fn subsuming(system: &str, code: &str) -> Vec<String> {
+    let Some(parents) = hierarchies().get(system) else {
+        return Vec::new();
+    };
+    if !parents.contains_key(code) && !parents.values().any(|p| p == code) {
+        return Vec::new();
+    }
+    let mut out = vec![code.to_owned()];
+    while let Some(parent) = out.last().and_then(|c| parents.get(c)) {
+        if out.contains(parent) {
+            break;
+        }
+        out.push(parent.clone());
+    }
+    out
+}
+
 /// The custom search parameters: SearchParameter resources of the store the server
 /// searches by, installed with [`set_custom_search_parameters`].
 static CUSTOM: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
@@ -309,13 +372,15 @@ pub fn search_parameters_for(res_type: &str) -> &'static [&'static SearchParamet
         for ((base, _), sp) in search_parameters() {
             by_type.entry(base.clone()).or_default().push(sp);
         }
-        let common: Vec<&'static SearchParameter> = ["Resource", "DomainResource"]
-            .iter()
-            .flat_map(|base| by_type.get(*base).cloned().unwrap_or_default())
-            .collect();
-        for (base, list) in &mut by_type {
-            if base != "Resource" && base != "DomainResource" {
-                list.extend(common.iter().copied());
+        let of = |base: &str| by_type.get(base).cloned().unwrap_or_default();
+        let (resource, domain_resource) = (of("Resource"), of("DomainResource"));
+        // Every resource type, also those without parameters of their own: Resource's
+        // parameters, and DomainResource's for all but Binary, Bundle and Parameters.
+        for res_type in elements_by_type().keys() {
+            let list = by_type.entry(res_type.clone()).or_default();
+            list.extend(resource.iter().copied());
+            if !matches!(res_type.as_str(), "Binary" | "Bundle" | "Parameters") {
+                list.extend(domain_resource.iter().copied());
             }
         }
         for list in by_type.values_mut() {
@@ -348,12 +413,14 @@ static ELEMENTS: OnceLock<HashMap<String, ResourceElements>> = OnceLock::new();
 
 /// The element facts of `resource_type`, if it is an R4 resource type.
 pub fn elements(resource_type: &str) -> Option<&'static ResourceElements> {
-    ELEMENTS
-        .get_or_init(|| {
-            serde_json::from_str(include_str!("../data/elements.json"))
-                .expect("the vendored elements.json is valid")
-        })
-        .get(resource_type)
+    elements_by_type().get(resource_type)
+}
+
+fn elements_by_type() -> &'static HashMap<String, ResourceElements> {
+    ELEMENTS.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/elements.json"))
+            .expect("the vendored elements.json is valid")
+    })
 }
 
 #[cfg(test)]

@@ -405,6 +405,30 @@ fn one_value(
                 format!("{code}:text"),
                 Cond::StringStarts(fold::fold(value)),
             )),
+            // search.html#token `:above` / `:below`: the code and what it subsumes (or is
+            // subsumed by) in a code system of R4 with an is-a hierarchy.
+            Some(m @ ("above" | "below")) => {
+                let (system, wanted) = split_bar(value);
+                let systems: Vec<&str> = match &system {
+                    Some(system) => vec![system.as_str()],
+                    None => fhir_profiles::hierarchies_with(&wanted),
+                };
+                let mut pairs = Vec::new();
+                for system in systems {
+                    let codes = if m == "below" {
+                        fhir_profiles::subsumed_by(system, &wanted)
+                    } else {
+                        fhir_profiles::subsuming(system, &wanted)
+                    };
+                    pairs.extend(codes.into_iter().map(|c| (system.to_owned(), c)));
+                }
+                if pairs.is_empty() {
+                    return invalid(format!(
+                        "The subsumption of '{value}' is not known: :{m} works on the code                          systems of R4 with a hierarchy (docs/SEARCH.md)."
+                    ));
+                }
+                Ok(index(Table::Token, code.to_owned(), Cond::TokenIn(pairs)))
+            }
             // search.html#token `:in` / `:not-in`: a code of the value set (an R4 value
             // set expanded from the official CodeSystems); `:not-in` negates it below.
             Some("in" | "not-in") => {
