@@ -122,13 +122,14 @@ done
 burst=${BURST:-50000}
 if [[ $burst -gt 0 ]]; then
   say "## burst of $burst creates, identifier lookups in 5 s windows (8 connections)"
+  # wrk's threads stop at the limit, but wrk itself waits out -d: watch the database and
+  # interrupt it (SIGINT makes wrk report) when the burst is written. The target is taken
+  # before the first create.
+  patients_now() { psql_db -c "SELECT count(*) FROM resource_versions WHERE res_type = 'Patient' AND is_current"; }
+  target=$(($(patients_now) + burst))
   BENCH_SCENARIO=burst-create BENCH_CONNS=16 BENCH_LIMIT=$burst BENCH_THREADS=2 \
     wrk -t2 -c16 -d3600s --latency -s "$bench_dir/lua/create.lua" "$base" >"$tmp/burst.txt" 2>&1 &
   burst_pid=$!
-  # wrk's threads stop at the limit, but wrk itself waits out -d: watch the database and
-  # interrupt it (SIGINT makes wrk report) when the burst is written.
-  patients_now() { psql_db -c "SELECT count(*) FROM resource_versions WHERE res_type = 'Patient' AND is_current"; }
-  target=$(($(patients_now) + burst))
   window=0
   while kill -0 "$burst_pid" 2>/dev/null && [[ $(patients_now) -lt $target ]]; do
     window=$((window + 1))

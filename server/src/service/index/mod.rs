@@ -55,13 +55,14 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
         }
     }
     // `_text` and `_content` (search.html#text, #content): their words, as string rows.
-    if let Some(div) = resource.pointer("/text/div").and_then(Value::as_str) {
-        for word in text::words(&text::narrative(div)) {
-            rows.string_row("_text", &word);
-        }
+    let narrative = resource.pointer("/text/div").and_then(Value::as_str);
+    if let Some(list) =
+        narrative.and_then(|div| text::word_list(&text::words(&text::narrative(div))))
+    {
+        rows.word_list_row("_text", list);
     }
-    for word in text::content(resource) {
-        rows.string_row("_content", &word);
+    if let Some(list) = text::word_list(&text::content(resource)) {
+        rows.word_list_row("_content", list);
     }
     // Location `near` (a special parameter, search.html#special): the position's
     // latitude and longitude as number rows `near$lat`, `near$lon`.
@@ -408,6 +409,17 @@ impl Rows<'_> {
             }
             _ => {}
         }
+    }
+
+    /// The one row of `_text` or `_content`: the folded word list (`text::word_list`).
+    fn word_list_row(&mut self, param: &str, list: String) {
+        self.out.strings.push(NewStringRow {
+            res_type: self.res_type.to_owned(),
+            res_id: self.id.to_owned(),
+            param: param.to_owned(),
+            norm: list,
+            exact: String::new(),
+        });
     }
 
     fn string_row(&mut self, param: &str, text: &str) {

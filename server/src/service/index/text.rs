@@ -1,14 +1,17 @@
 //! The words of `_text` (the narrative) and `_content` (the whole resource), search.html
 //! #text and #content: what a resource says, folded as strings are (`fold.rs`) and cut
 //! into words, so that `_content=nguyen hue` finds a resource whose text holds words
-//! starting with both.
+//! starting with both. Each is ONE string row per resource, its distinct words between
+//! spaces (` tran thi binh `), searched with `LIKE '% word%'`: a row per word made the
+//! string index three times larger (bench/README.md).
 
 use serde_json::Value;
 
 use super::fold;
 
-/// Most `_content` words kept per resource (the first ones, in document order).
-pub const CONTENT_WORDS: usize = 64;
+/// Longest word list kept per resource and parameter, in bytes (the first words, in
+/// document order; a B-tree entry must stay well under a page).
+pub const WORD_LIST_BYTES: usize = 1000;
 
 /// The folded words of `text` (letters and digits; at least 2 characters), distinct, in
 /// order of first appearance.
@@ -46,13 +49,28 @@ pub fn narrative(div: &str) -> String {
 }
 
 /// The words of the whole resource: every string value but ids, references, URLs,
-/// systems, binary data and metadata; the narrative as text. At most [`CONTENT_WORDS`].
+/// systems, binary data and metadata; the narrative as text.
 pub fn content(resource: &Value) -> Vec<String> {
     let mut text = String::new();
     collect(resource, &mut text);
-    let mut out = words(&text);
-    out.truncate(CONTENT_WORDS);
-    out
+    words(&text)
+}
+
+/// `words` as the row a search matches with `% word`: ` w1 w2 ... ` (a space before and
+/// after each word), at most [`WORD_LIST_BYTES`]; `None` when there are none.
+pub fn word_list(words: &[String]) -> Option<String> {
+    if words.is_empty() {
+        return None;
+    }
+    let mut list = String::from(" ");
+    for word in words {
+        if list.len() + word.len() + 1 > WORD_LIST_BYTES {
+            break;
+        }
+        list.push_str(word);
+        list.push(' ');
+    }
+    Some(list)
 }
 
 fn collect(value: &Value, text: &mut String) {
@@ -93,6 +111,17 @@ mod tests {
             words("Nguyễn Văn An, nguyen-van; Đà Nẵng x"),
             ["nguyen", "van", "an", "da", "nang"]
         );
+    }
+
+    #[test]
+    fn word_lists_are_space_delimited_and_bounded() {
+        assert_eq!(
+            word_list(&words("Trần Thị Bình")).unwrap(),
+            " tran thi binh "
+        );
+        assert_eq!(word_list(&[]), None);
+        let many: Vec<String> = (0..1000).map(|i| format!("word{i}")).collect();
+        assert!(word_list(&many).unwrap().len() <= WORD_LIST_BYTES);
     }
 
     #[test]

@@ -463,13 +463,13 @@ fn one_value(
         },
         "string" if matches!(code, "_text" | "_content") => {
             // search.html#content: every word of the value starts a word of the text
-            // (`:contains`: is inside one).
+            // (`:contains`: is inside one). The row is ` word word ... ` (`text.rs`).
             let words = text::words(value);
             if words.is_empty() {
                 return invalid(format!("'{value}' has no word to search {code} for."));
             }
             let cond = |word: String| match modifier {
-                None => Ok(Cond::StringStarts(word)),
+                None => Ok(Cond::StringContains(format!(" {word}"))),
                 Some("contains") => Ok(Cond::StringContains(word)),
                 Some(m) => Err(m.to_owned()),
             };
