@@ -469,8 +469,14 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
+        // The page is chosen over keys and sort values alone (index-only over
+        // `resource_versions_live`); only its rows' content is read, by the outer join.
         let mut sql = Sql::default();
-        sql.push("SELECT q.* FROM (SELECT rv.res_type, rv.res_id, rv.version_id, rv.last_updated, rv.content");
+        sql.push("SELECT c.res_type, c.res_id, c.version_id, c.last_updated, c.content");
+        for slot in 1..=MAX_SORT_KEYS {
+            sql.push(&format!(", p.s{slot}, p.i{slot}, p.f{slot}"));
+        }
+        sql.push(" FROM (SELECT q.* FROM (SELECT rv.res_type, rv.res_id");
         for slot in 0..MAX_SORT_KEYS {
             let key = query.sort.get(slot);
             for kind in [KeyKind::Text, KeyKind::Int, KeyKind::Float] {
@@ -528,6 +534,21 @@ impl Tx<'_> {
         let tail = if backwards { " DESC" } else { " ASC" };
         sql.push(&format!("q.res_type{tail}, q.res_id{tail} LIMIT "));
         sql.bind(Bind::Int(query.limit));
+        sql.push(") p JOIN resource_versions c ON c.res_type = p.res_type AND c.res_id = p.res_id AND c.is_current ORDER BY ");
+        for (i, key) in query.sort.iter().enumerate() {
+            let prefix = match key.kind() {
+                KeyKind::Text => "s",
+                KeyKind::Int => "i",
+                KeyKind::Float => "f",
+            };
+            sql.push(&format!("p.{prefix}{}", i + 1));
+            sql.push(if key.descending != backwards {
+                " DESC, "
+            } else {
+                " ASC, "
+            });
+        }
+        sql.push(&format!("p.res_type{tail}, p.res_id{tail}"));
         let mut rows = load!(&mut *self.conn, sql, SearchRow)?;
         if backwards {
             rows.reverse();

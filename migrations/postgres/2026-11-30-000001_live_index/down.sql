@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS resource_versions_live;

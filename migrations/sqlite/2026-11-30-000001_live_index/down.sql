@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS resource_versions_live;
