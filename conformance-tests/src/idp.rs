@@ -261,12 +261,12 @@ impl Idp {
     }
 }
 
-/// Runs `node idp/idp.mjs`, installing the pinned IdP with `npm ci` first if needed.
 /// Where the IdP on `port` writes the private key of the backend service client.
 fn backend_key_file(port: u16) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("healthbook-test-idp-{port}-backend.jwk.json"))
 }
 
+/// Runs `node idp/idp.mjs`, installing the pinned IdP with `npm ci` first if needed.
 fn spawn(port: u16, fhir_aud: &str, backend_key: &Path) -> Child {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
     install(&dir);
@@ -302,6 +302,7 @@ impl Drop for Idp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(backend_key_file(self.port));
     }
 }
 
