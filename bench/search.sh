@@ -15,7 +15,8 @@
 # PGUSER (default 127.0.0.1 5432 postgres), POP_DIR (default /tmp/hb-pop-<patients>),
 # SKIP_BUILD=1 (use target/release/healthbook as it is), SKIP_LOAD=1, BURST (creates in the
 # burst scenario, default 50000; 0 = skip), SCENARIOS (default: all seven), BUNDLE (resources
-# per transaction Bundle when loading, default 100; 0 = one PUT each), EXTEND_FROM.
+# per transaction Bundle when loading, default 100; 0 = one PUT each), EXTEND_FROM, TAG (in
+# the result file's name, so that runs of one day do not overwrite each other).
 set -euo pipefail
 
 patients=${1:-100000}
@@ -29,7 +30,7 @@ pg_port=${PGPORT:-5432}
 pg_user=${PGUSER:-postgres}
 pop=${POP_DIR:-/tmp/hb-pop-$patients}
 db=hb_bench_search_$patients
-out=$bench_dir/results/$(date -u +%Y-%m-%d)-search-$patients.txt
+out=$bench_dir/results/$(date -u +%Y-%m-%d)${TAG:+-$TAG}-search-$patients.txt
 tmp=$(mktemp -d)
 psql_db() { psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d "$db" -v ON_ERROR_STOP=1 -qtA "$@"; }
 psql_admin() { psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }

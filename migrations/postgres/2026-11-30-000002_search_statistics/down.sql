@@ -1,0 +1,1 @@
+DROP STATISTICS IF EXISTS search_string_param_norm;
