@@ -228,27 +228,28 @@ fn core_invariants_of_data_types_and_resources() {
         let outcome = s.post("Observation", &weight).expect_error(422);
         assert_issue(&outcome, "qty-3", "Observation.valueQuantity.system");
         // dom-6 is off by default: nothing rides on the answer.
-        let outcome = s
-            .req(Method::POST, "Patient")
-            .header("Prefer", "return=OperationOutcome")
-            .fhir_json(&patient("Lê"))
-            .fetch()
-            .expect_status(201)
-            .json();
+        let outcome = created_outcome(&s, &patient("Lê"));
         assert!(!outcome.to_string().contains("dom-6"), "{outcome}");
     }
     let s = Server::start_with(
         Backend::Sqlite,
         &[("HEALTHBOOK__VALIDATION__RULES__DOM_6", "warning")],
     );
-    let outcome = s
-        .req(Method::POST, "Patient")
+    assert_issue(
+        &created_outcome(&s, &patient("Lê")),
+        "dom-6",
+        "Patient.text",
+    );
+}
+
+/// The OperationOutcome of a create that must succeed (`Prefer: return=OperationOutcome`).
+fn created_outcome(s: &Server, resource: &Value) -> Value {
+    s.req(Method::POST, resource["resourceType"].as_str().unwrap())
         .header("Prefer", "return=OperationOutcome")
-        .fhir_json(&patient("Lê"))
+        .fhir_json(resource)
         .fetch()
         .expect_status(201)
-        .json();
-    assert_issue(&outcome, "dom-6", "Patient.text");
+        .json()
 }
 
 /// Policy: a rule set to `warning` stores the resource and reports the issue (with
@@ -264,13 +265,7 @@ fn policy_switches() {
         ],
     );
     let landline = citizen("001090012345", "male", "1990-02-14", "024 3825 1234");
-    let outcome = s
-        .req(Method::POST, "Patient")
-        .header("Prefer", "return=OperationOutcome")
-        .fhir_json(&landline)
-        .fetch()
-        .expect_status(201)
-        .json();
+    let outcome = created_outcome(&s, &landline);
     assert_issue(&outcome, "VN-PHONE-MOBILE", "Patient.telecom[0].value");
     let warning = outcome["issue"]
         .as_array()

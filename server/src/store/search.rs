@@ -504,7 +504,8 @@ impl Tx<'_> {
         sql.push(" AND ");
         filter(&mut sql, "rv", &query.types, &query.filter);
         sql.push(") q");
-        let columns: Vec<String> = query
+        // The sort value columns (`s1`, `i2`...), read from `q` inside and `p` outside.
+        let slots: Vec<String> = query
             .sort
             .iter()
             .enumerate()
@@ -514,9 +515,10 @@ impl Tx<'_> {
                     KeyKind::Int => "i",
                     KeyKind::Float => "f",
                 };
-                format!("q.{prefix}{}", i + 1)
+                format!("{prefix}{}", i + 1)
             })
             .collect();
+        let columns: Vec<String> = slots.iter().map(|slot| format!("q.{slot}")).collect();
         let backwards = query.position.as_ref().is_some_and(|p| p.backwards);
         if let Some(position) = &query.position {
             sql.push(" WHERE ");
@@ -535,13 +537,8 @@ impl Tx<'_> {
         sql.push(&format!("q.res_type{tail}, q.res_id{tail} LIMIT "));
         sql.bind(Bind::Int(query.limit));
         sql.push(") p JOIN resource_versions c ON c.res_type = p.res_type AND c.res_id = p.res_id AND c.is_current ORDER BY ");
-        for (i, key) in query.sort.iter().enumerate() {
-            let prefix = match key.kind() {
-                KeyKind::Text => "s",
-                KeyKind::Int => "i",
-                KeyKind::Float => "f",
-            };
-            sql.push(&format!("p.{prefix}{}", i + 1));
+        for (slot, key) in slots.iter().zip(&query.sort) {
+            sql.push(&format!("p.{slot}"));
             sql.push(if key.descending != backwards {
                 " DESC, "
             } else {
