@@ -54,7 +54,7 @@ pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> I
             }
         }
     }
-    // `_text` and `_content` (search.html#text, #content): their words, as string rows.
+    // `_text` and `_content` (search.html#text, #content): one word-list row each.
     let narrative = resource.pointer("/text/div").and_then(Value::as_str);
     if let Some(list) =
         narrative.and_then(|div| text::word_list(&text::words(&text::narrative(div))))

@@ -424,7 +424,8 @@ fn one_value(
                 }
                 if pairs.is_empty() {
                     return invalid(format!(
-                        "The subsumption of '{value}' is not known: :{m} works on the code                          systems of R4 with a hierarchy (docs/SEARCH.md)."
+                        "The subsumption of '{value}' is not known: :{m} works on the code \
+                         systems of R4 with a hierarchy (docs/SEARCH.md)."
                     ));
                 }
                 Ok(index(Table::Token, code.to_owned(), Cond::TokenIn(pairs)))
