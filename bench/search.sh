@@ -11,7 +11,8 @@
 # and writes the figures, the index size per 1,000 resources and the plan of the slowest
 # query to bench/results/<date>-search-<patients>.txt.
 #
-# Environment: DURATION (s per scenario, default 15), CONNS (default 16), PGHOST PGPORT
+# Environment: DURATION (s per scenario, default 15), CONNS (default 16), POOL (the server's
+# database connections, default 32), PGHOST PGPORT
 # PGUSER (default 127.0.0.1 5432 postgres), POP_DIR (default /tmp/hb-pop-<patients>),
 # SKIP_BUILD=1 (use target/release/healthbook as it is), SKIP_LOAD=1, BURST (creates in the
 # burst scenario, default 50000; 0 = skip), SCENARIOS (default: all seven), BUNDLE (resources
@@ -47,7 +48,7 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HEALTHBOOK__DATABASE__URL="postgres://$pg_user@$pg_host:$pg_port/$db"
 export HEALTHBOOK__SERVER__BIND="127.0.0.1:$port"
-export HEALTHBOOK__DATABASE__POOL_MAX_SIZE=32
+export HEALTHBOOK__DATABASE__POOL_MAX_SIZE=${POOL:-32}
 export HEALTHBOOK__LOG__LEVEL=warn
 offset=0
 if [[ -n ${EXTEND_FROM:-} ]]; then
