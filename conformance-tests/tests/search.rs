@@ -876,8 +876,8 @@ fn reindex_rebuilds_rows_in_place() {
     }
 }
 
-/// A custom SearchParameter in force (search.html#custom... "Custom search parameters" of
-/// docs/SEARCH.md).
+/// An active custom SearchParameter of base Patient (searchparameter.html; docs/SEARCH.md,
+/// "Custom search parameters").
 fn custom_parameter(code: &str, kind: &str, expression: &str) -> Value {
     json!({"resourceType": "SearchParameter",
         "url": format!("https://healthbook.example.org/fhir/SearchParameter/{code}"),

@@ -226,12 +226,8 @@ fn search_parameters() -> &'static HashMap<(String, String), SearchParameter> {
 /// The search parameter `code` of `res_type`: a standard one (including those on Resource
 /// and DomainResource, such as `_id`), else a custom one.
 pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
-    standard_search_parameter(res_type, code).or_else(|| {
-        custom()
-            .iter()
-            .copied()
-            .find(|sp| sp.code == code && applies_to(sp, res_type))
-    })
+    standard_search_parameter(res_type, code)
+        .or_else(|| find_custom(|sp| sp.code == code && applies_to(sp, res_type)))
 }
 
 /// The standard search parameter `code` of `res_type` (including those on Resource and
@@ -249,7 +245,7 @@ pub fn search_parameter_by_url(url: &str) -> Option<&'static SearchParameter> {
     search_parameters()
         .values()
         .find(|sp| sp.url == url)
-        .or_else(|| custom().iter().copied().find(|sp| sp.url == url))
+        .or_else(|| find_custom(|sp| sp.url == url))
 }
 
 type Hierarchies = HashMap<String, HashMap<String, String>>;
@@ -319,8 +315,13 @@ pub fn subsuming(system: &str, code: &str) -> Vec<String> {
 /// searches by, installed with [`set_custom_search_parameters`].
 static CUSTOM: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
 
-fn custom() -> Vec<&'static SearchParameter> {
-    CUSTOM.read().unwrap_or_else(|e| e.into_inner()).clone()
+fn find_custom(wanted: impl Fn(&SearchParameter) -> bool) -> Option<&'static SearchParameter> {
+    CUSTOM
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .find(|sp| wanted(sp))
 }
 
 fn applies_to(sp: &SearchParameter, res_type: &str) -> bool {
@@ -351,11 +352,9 @@ pub fn set_custom_search_parameters(list: Vec<SearchParameter>) {
 
 /// The custom search parameters that apply to `res_type`.
 pub fn custom_search_parameters_for(res_type: &str) -> Vec<&'static SearchParameter> {
-    let custom = CUSTOM.read().unwrap_or_else(|e| e.into_inner());
-    if custom.is_empty() {
-        return Vec::new();
-    }
-    custom
+    CUSTOM
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
         .iter()
         .copied()
         .filter(|sp| applies_to(sp, res_type))

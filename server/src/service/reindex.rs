@@ -78,15 +78,7 @@ impl Service {
                         let rows = index::rows(&ctx, &row.res_type, &row.res_id, &resource);
                         tx.replace_index(&row.res_type, &row.res_id, &rows, false)?;
                     }
-                    Ok((
-                        page.len(),
-                        page.last().map(|r| Position {
-                            keys: Vec::new(),
-                            res_type: r.res_type.clone(),
-                            res_id: r.res_id.clone(),
-                            backwards: false,
-                        }),
-                    ))
+                    Ok((page.len(), page.last().map(Position::after)))
                 })
                 .await?;
             done += count;

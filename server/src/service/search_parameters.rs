@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
-use super::{Service, ServiceError};
+use super::{validate, Service, ServiceError};
 use crate::store::{Filter, Position, SearchQuery};
 
 /// Writes of SearchParameter resources by this process (committed or not): a write
@@ -62,25 +62,16 @@ impl Service {
                 if resource["status"] != "active" {
                     continue;
                 }
-                let usable = self
-                    .validator
-                    .validate(&resource, super::stored::now_ms())
-                    .iter()
-                    .all(|i| !i.rule.starts_with("HB-SP-"));
+                let mut unusable = Vec::new();
+                validate::search_parameter::check(&resource, &mut unusable);
+                let usable = unusable.is_empty();
                 match serde_json::from_value::<fhir_profiles::SearchParameter>(resource) {
                     Ok(sp) if usable => found.push(sp),
                     _ => {}
                 }
             }
             match page.last() {
-                Some(last) if page.len() as i64 == PAGE => {
-                    after = Some(Position {
-                        keys: Vec::new(),
-                        res_type: last.res_type.clone(),
-                        res_id: last.res_id.clone(),
-                        backwards: false,
-                    });
-                }
+                Some(last) if page.len() as i64 == PAGE => after = Some(Position::after(last)),
                 _ => break,
             }
         }

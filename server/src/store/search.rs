@@ -238,6 +238,18 @@ pub struct Position {
     pub backwards: bool,
 }
 
+impl Position {
+    /// Just after `row`, paging forwards by type and id (no sort keys).
+    pub fn after(row: &SearchRow) -> Self {
+        Self {
+            keys: Vec::new(),
+            res_type: row.res_type.clone(),
+            res_id: row.res_id.clone(),
+            backwards: false,
+        }
+    }
+}
+
 /// Most sort keys a search may have.
 pub const MAX_SORT_KEYS: usize = 3;
 

@@ -610,6 +610,23 @@ pub fn supported_parameters(res_type: &str) -> Vec<&'static fhir_profiles::Searc
     supported
 }
 
+/// The parameter `code` of `res_type` this server searches (one of
+/// [`supported_parameters`], found without collecting them).
+pub fn supported_parameter(
+    res_type: &str,
+    code: &str,
+) -> Option<&'static fhir_profiles::SearchParameter> {
+    standard_parameters(res_type)
+        .iter()
+        .copied()
+        .find(|sp| sp.code == code)
+        .or_else(|| {
+            fhir_profiles::custom_search_parameters_for(res_type)
+                .into_iter()
+                .find(|sp| sp.code == code)
+        })
+}
+
 /// The standard part of [`supported_parameters`].
 fn standard_parameters(res_type: &str) -> &'static [&'static fhir_profiles::SearchParameter] {
     static SUPPORTED: OnceLock<HashMap<String, Vec<&'static fhir_profiles::SearchParameter>>> =

@@ -152,14 +152,9 @@ fn definition(
 ) -> Result<Option<&'static SearchParameter>, ParamError> {
     let mut found: Option<&'static SearchParameter> = None;
     for t in types {
-        // Only what the server searches (`supported_parameters`): special parameters,
-        // composites over repeating elements, `_text` and `_content` are unknown
-        // parameters to the client.
-        let Some(sp) = super::supported_parameters(t)
-            .iter()
-            .copied()
-            .find(|sp| sp.code == code)
-        else {
+        // Only what the server searches (`supported_parameters`): `_query` and the
+        // composites it cannot evaluate are unknown parameters to the client.
+        let Some(sp) = super::supported_parameter(t, code) else {
             return Ok(None);
         };
         match found {

@@ -19,7 +19,7 @@ pub mod base;
 mod install;
 pub mod operation;
 pub mod profile;
-mod search_parameter;
+pub mod search_parameter;
 pub mod vn;
 
 use std::collections::HashMap;
