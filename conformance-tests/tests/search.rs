@@ -1216,3 +1216,169 @@ fn common_prefix_pages_without_loss_or_repeat() {
 fn uuid_like(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
+
+/// search.html#contained: by default a search sees no contained resource; a chain goes
+/// into contained resources (`#m1` references); `_contained=true` matches the containers
+/// of contained resources that meet every criterion together (one contained resource,
+/// not one per criterion); `_containedType=contained` returns those contained resources
+/// alone, their fullUrl the container's with `#` and the local id; `both` adds the stored
+/// resources; an update or delete of the container takes its contained resources out of
+/// the index with it.
+#[test]
+fn contained_resources() {
+    for s in servers() {
+        let sys = unique_system();
+        let medication = |local: &str, code: &str, form: &str| {
+            json!({"resourceType": "Medication", "id": local,
+                   "code": {"coding": [{"system": sys, "code": code}]},
+                   "form": {"coding": [{"system": sys, "code": form}]}})
+        };
+        let request = |n: &str, contained: Vec<Value>, reference: &str| {
+            let mut r = json!({"resourceType": "MedicationRequest", "status": "active",
+                   "intent": "order", "identifier": [{"system": sys, "value": n}],
+                   "medicationReference": {"reference": reference},
+                   "subject": {"reference": "Patient/p"}});
+            if !contained.is_empty() {
+                r["contained"] = json!(contained);
+            }
+            r
+        };
+        // One request holds two Medications: aspirin tablet, and paracetamol syrup.
+        let mut first = request(
+            "1",
+            vec![
+                medication("m1", "aspirin", "tablet"),
+                medication("m2", "paracetamol", "syrup"),
+            ],
+            "#m1",
+        );
+        // dom-3: every contained resource is referred to from the container.
+        first["supportingInformation"] = json!([{"reference": "#m2"}]);
+        let both_meds = create_id(&s, first);
+        let aspirin_syrup = create_id(
+            &s,
+            request("2", vec![medication("m1", "aspirin", "syrup")], "#m1"),
+        );
+        let stored = create_id(&s, medication("x", "aspirin", "tablet"));
+        let by_stored = create_id(&s, request("3", vec![], &format!("Medication/{stored}")));
+
+        // By default contained resources are not found.
+        assert_eq!(
+            matched_set(&s, &format!("Medication?code={sys}|aspirin")),
+            set(&[&stored]),
+            "[{}]",
+            s.backend
+        );
+        // A chain goes into the contained Medication the reference points at.
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("MedicationRequest?medication.code={sys}|aspirin")
+            ),
+            set(&[&both_meds, &aspirin_syrup, &by_stored])
+        );
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("MedicationRequest?medication.code={sys}|paracetamol")
+            ),
+            HashSet::new(),
+            "m2 is contained but not the medication"
+        );
+        // _contained=true: the containers. Both criteria must hold for one contained
+        // Medication: aspirin AND syrup is the second request only.
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Medication?_contained=true&code={sys}|aspirin")
+            ),
+            set(&[&both_meds, &aspirin_syrup])
+        );
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Medication?_contained=true&code={sys}|aspirin&form={sys}|syrup")
+            ),
+            set(&[&aspirin_syrup])
+        );
+        assert_eq!(
+            matched_set(&s, "Medication?_contained=true&_id=m2"),
+            set(&[&both_meds])
+        );
+        // _containedType=contained: the contained resources alone.
+        let bundle = search(
+            &s,
+            &format!("Medication?_contained=true&_containedType=contained&code={sys}|aspirin"),
+        );
+        let mut urls: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|e| {
+                assert_eq!(e["resource"]["resourceType"], "Medication");
+                assert_eq!(e["resource"]["id"], "m1");
+                assert_eq!(e["search"]["mode"], "match");
+                e["fullUrl"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        urls.sort();
+        let mut expected: Vec<String> = [&both_meds, &aspirin_syrup]
+            .iter()
+            .map(|id| format!("{}/MedicationRequest/{id}#m1", s.base))
+            .collect();
+        expected.sort();
+        assert_eq!(urls, expected, "[{}]", s.backend);
+        assert_eq!(bundle["total"], 2);
+        // both: the stored Medication too.
+        let bundle = search(
+            &s,
+            &format!("Medication?_contained=both&_containedType=contained&code={sys}|aspirin&form={sys}|tablet"),
+        );
+        let mut found: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|e| e["fullUrl"].as_str().unwrap().to_owned())
+            .collect();
+        found.sort();
+        let mut expected = vec![
+            format!("{}/Medication/{stored}", s.base),
+            format!("{}/MedicationRequest/{both_meds}#m1", s.base),
+        ];
+        expected.sort();
+        assert_eq!(found, expected, "[{}]", s.backend);
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Medication?_contained=both&code={sys}|aspirin")
+            ),
+            set(&[&stored, &both_meds, &aspirin_syrup])
+        );
+        // The container's update and delete take its contained resources along.
+        let mut updated = request("2", vec![medication("m1", "ibuprofen", "syrup")], "#m1");
+        updated["id"] = json!(aspirin_syrup);
+        s.put(&format!("MedicationRequest/{aspirin_syrup}"), &updated)
+            .expect_status(200);
+        s.delete(&format!("MedicationRequest/{both_meds}"))
+            .expect_status(204);
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Medication?_contained=true&code={sys}|aspirin")
+            ),
+            HashSet::new()
+        );
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Medication?_contained=true&code={sys}|ibuprofen")
+            ),
+            set(&[&aspirin_syrup])
+        );
+        // What is not supported with it says so.
+        for (query, param) in [
+            ("_contained=yes", "_contained"),
+            ("_contained=true&_containedType=inner", "_containedType"),
+            ("_contained=true&_sort=code", "_sort"),
+        ] {
+            let err = s.get(&format!("Medication?{query}")).expect_error(400);
+            assert_issue_path(&err, param);
+        }
+    }
+}

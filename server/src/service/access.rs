@@ -213,6 +213,10 @@ impl Access {
                     filter: Box::new(Filter::And(parts)),
                 }
             }
+            Filter::Contains { types, filter } => Filter::Contains {
+                types,
+                filter: Box::new(self.confine_joins(*filter)),
+            },
             Filter::Has {
                 source_type,
                 param,

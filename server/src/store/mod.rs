@@ -20,7 +20,7 @@ pub use search::{
     Bind, Cond, Filter, KeyKind, KeyValue, Position, Prefix, ResourceKey, SearchQuery, SearchRow,
     SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS,
 };
-pub use search::{NEAR_LATITUDE, NEAR_LONGITUDE};
+pub use search::{CONTAINED_PARAM, CONTAINER_PARAM, NEAR_LATITUDE, NEAR_LONGITUDE};
 
 use std::time::Duration;
 

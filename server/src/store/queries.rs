@@ -13,7 +13,7 @@ use super::schema::{
     resource_versions as rv, search_date, search_number, search_quantity, search_reference,
     search_string, search_token, search_uri,
 };
-use super::{Backend, DbConnection, StoreError};
+use super::{Backend, DbConnection, StoreError, CONTAINED_PARAM};
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend.
 macro_rules! on_backend {
@@ -228,8 +228,9 @@ impl<'c> Tx<'c> {
         self.replace_index("", "", rows, true)
     }
 
-    /// Replaces every index row of (type, id) with `rows` (empty for a deletion). A first
-    /// version (`fresh`) has no rows yet, so nothing is deleted.
+    /// Replaces every index row of (type, id) and of its contained resources with `rows`
+    /// (empty for a deletion). A first version (`fresh`) has no rows yet, so nothing is
+    /// deleted.
     ///
     /// # Errors
     /// Database failures.
@@ -240,12 +241,23 @@ impl<'c> Tx<'c> {
         rows: &IndexRows,
         fresh: bool,
     ) -> Result<(), StoreError> {
+        // The rows of the old version's contained resources (keys on its `_contained`
+        // token rows) go with it.
+        let mut keys = vec![(res_type.to_owned(), res_id.to_owned())];
+        if !fresh {
+            let contained = search_token::table
+                .filter(search_token::res_type.eq(res_type))
+                .filter(search_token::res_id.eq(res_id))
+                .filter(search_token::param.eq(CONTAINED_PARAM))
+                .select((search_token::system, search_token::code));
+            keys.extend(on_backend!(&mut *self.conn, |c| contained.load::<(String, String)>(c))?);
+        }
         macro_rules! replace {
             ($table:ident, $rows:expr) => {{
-                if !fresh {
+                for (key_type, key_id) in keys.iter().filter(|_| !fresh) {
                     let old = $table::table
-                        .filter($table::res_type.eq(res_type))
-                        .filter($table::res_id.eq(res_id));
+                        .filter($table::res_type.eq(key_type))
+                        .filter($table::res_id.eq(key_id));
                     on_backend!(&mut *self.conn, |c| diesel::delete(old).execute(c))?;
                 }
                 if !$rows.is_empty() {

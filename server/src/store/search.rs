@@ -164,6 +164,12 @@ pub enum Filter {
         lon: f64,
         km: f64,
     },
+    /// Contained resources (search.html#contained): the resource contains one of
+    /// `types` that satisfies `filter`.
+    Contains {
+        types: Vec<String>,
+        filter: Box<Filter>,
+    },
     /// In the compartment of `target_type/target_id` (compartmentdefinition.html): one of
     /// the `members` (type, reference parameter) points at it, or (with `itself`) it is
     /// that resource. One lookup of the reverse reference index, whatever the number of
@@ -175,6 +181,12 @@ pub enum Filter {
         itself: bool,
     },
 }
+
+/// The token row of a container for each of its contained resources: system = the
+/// contained type, code = its index key (service/index: `contained_key`).
+pub const CONTAINED_PARAM: &str = "_contained";
+/// The token row of a contained resource naming its container: system = type, code = id.
+pub const CONTAINER_PARAM: &str = "_container";
 
 /// The number rows of a Location's position (`near`): latitude and longitude, WGS84
 /// degrees.
@@ -632,6 +644,31 @@ impl Tx<'_> {
         load!(&mut *self.conn, sql, ResourceKey)
     }
 
+    /// The contained resources of `types` satisfying `where_` that the resources
+    /// `containers` hold, as (type, index key) pairs in key order (search.html#contained).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn contained_matching(
+        &mut self,
+        containers: &[ResourceKey],
+        types: &[String],
+        where_: &Filter,
+    ) -> Result<Vec<ResourceKey>, StoreError> {
+        if containers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        sql.push("SELECT c.res_type, c.res_id FROM ");
+        contained_of(&mut sql, "c", types);
+        sql.push(" WHERE (");
+        keys_in(&mut sql, ("c.container_type", "c.container_id"), containers);
+        sql.push(") AND ");
+        filter(&mut sql, "c", types, where_);
+        sql.push(" ORDER BY c.res_type, c.res_id");
+        load!(&mut *self.conn, sql, ResourceKey)
+    }
+
     /// Those of `keys` that exist, live or deleted (in no particular order).
     ///
     /// # Errors
@@ -678,6 +715,15 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
 }
 
 /// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
+/// The contained resources of `types` as a table `alias` with the columns filters read:
+/// their type and index key, `last_updated` (none: dom-4), and their container's key.
+fn contained_of(sql: &mut Sql, alias: &str, types: &[String]) {
+    sql.push("(SELECT k.res_type, k.res_id, CAST(NULL AS BIGINT) AS last_updated, k.system AS container_type, k.code AS container_id FROM search_token k WHERE k.res_type IN ");
+    sql.list(types);
+    sql.push(" AND k.param = ").text(CONTAINER_PARAM);
+    sql.push(&format!(") {alias}"));
+}
+
 fn keys_in(sql: &mut Sql, (type_column, id_column): (&str, &str), keys: &[ResourceKey]) {
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
@@ -947,7 +993,28 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             current_of(sql, &next, target_types);
             sql.push(" AND ");
             filter(sql, &next, target_types, inner);
+            // A chain goes into contained resources too (search.html#contained).
+            let contained = format!("{next}c");
+            sql.push(&format!(
+                " UNION ALL SELECT {contained}.res_type, {contained}.res_id FROM "
+            ));
+            contained_of(sql, &contained, target_types);
+            sql.push(" WHERE ");
+            filter(sql, &contained, target_types, inner);
             sql.push("))");
+        }
+        Filter::Contains {
+            types: contained_types,
+            filter: inner,
+        } => {
+            let next = format!("{alias}c");
+            sql.push(&format!(
+                "({alias}.res_type, {alias}.res_id) IN (SELECT {next}.container_type, {next}.container_id FROM "
+            ));
+            contained_of(sql, &next, contained_types);
+            sql.push(" WHERE ");
+            filter(sql, &next, contained_types, inner);
+            sql.push(")");
         }
         Filter::Has {
             source_type,

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::fhirpath;
 use crate::store::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewStringRow,
-    NewTokenRow, NewUriRow, Table,
+    NewTokenRow, NewUriRow, Table, CONTAINED_PARAM, CONTAINER_PARAM,
 };
 
 /// What indexing needs to know about the server.
@@ -39,12 +39,91 @@ const OPEN_END: i64 = i64::MAX;
 /// Smallest instant, the open start of a period.
 const OPEN_START: i64 = i64::MIN;
 
-/// The index rows of `resource` (type `res_type`, id `id`).
+/// The index rows of `resource` (type `res_type`, id `id`), with those of its contained
+/// resources (search.html#contained). A contained resource is indexed as a resource of its
+/// own type under the key [`contained_key`] (no logical id holds `/` or `#`, so no search
+/// of stored resources meets it), with two rows of its own — `_container` (token: the
+/// container's type and id) and `_id` (its local id) — and one row of the container,
+/// `_contained` (token: the contained type and key), by which the store replaces its rows
+/// with the container's. Local references (`#m1`) point at those keys, so chains go
+/// into contained resources.
 pub fn rows(ctx: &IndexContext, res_type: &str, id: &str, resource: &Value) -> IndexRows {
+    let mut local = Local {
+        container: (res_type.to_owned(), id.to_owned()),
+        ids: HashMap::new(),
+    };
+    let mut contained = Vec::new();
+    for c in resource
+        .get("contained")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(local_id), Some(c_type)) = (str_at(c, "id"), str_at(c, "resourceType")) else {
+            continue;
+        };
+        if !fhir_format::is_resource_type(c_type) || local.ids.contains_key(local_id) {
+            continue;
+        }
+        let key = contained_key(res_type, id, local_id);
+        local
+            .ids
+            .insert(local_id.to_owned(), (c_type.to_owned(), key.clone()));
+        contained.push((local_id, c_type, key, c));
+    }
+    let mut out = resource_rows(ctx, res_type, id, resource, &local);
+    let token = |t: &str, key: &str, param: &str, system: &str, code: &str| NewTokenRow {
+        res_type: t.to_owned(),
+        res_id: key.to_owned(),
+        param: param.to_owned(),
+        system: system.to_owned(),
+        code: code.to_owned(),
+    };
+    for (local_id, c_type, key, c) in contained {
+        out.tokens
+            .push(token(res_type, id, CONTAINED_PARAM, c_type, &key));
+        let mut inner = resource_rows(ctx, c_type, &key, c, &local);
+        inner
+            .tokens
+            .push(token(c_type, &key, CONTAINER_PARAM, res_type, id));
+        inner.tokens.push(token(c_type, &key, "_id", "", local_id));
+        out.append(inner);
+    }
+    out
+}
+
+/// The index key of the contained resource `local_id` of `container_type/container_id`.
+pub fn contained_key(container_type: &str, container_id: &str, local_id: &str) -> String {
+    format!("{container_type}/{container_id}#{local_id}")
+}
+
+/// The container's type and id and the local id of a [`contained_key`].
+pub fn split_contained_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (container, local_id) = key.split_once('#')?;
+    let (container_type, container_id) = container.split_once('/')?;
+    Some((container_type, container_id, local_id))
+}
+
+/// What local references (`#m1`) of a resource and its contained resources point at.
+struct Local {
+    container: (String, String),
+    /// Local id -> (type, index key) of each contained resource.
+    ids: HashMap<String, (String, String)>,
+}
+
+/// The index rows of one resource, stored or contained.
+fn resource_rows(
+    ctx: &IndexContext,
+    res_type: &str,
+    id: &str,
+    resource: &Value,
+    local: &Local,
+) -> IndexRows {
     let mut rows = Rows {
         ctx,
         res_type,
         id,
+        local,
         out: IndexRows::default(),
     };
     for (sp, expressions) in indexed_parameters(res_type) {
@@ -283,6 +362,7 @@ struct Rows<'a> {
     ctx: &'a IndexContext,
     res_type: &'a str,
     id: &'a str,
+    local: &'a Local,
     out: IndexRows,
 }
 
@@ -539,8 +619,24 @@ impl Rows<'_> {
     }
 
     fn reference_url(&mut self, param: &str, reference: &str) {
-        if reference.starts_with('#') {
-            return; // contained: not searchable on its own
+        if let Some(local_id) = reference.strip_prefix('#') {
+            // A contained resource, or (`#` alone) the container (references.html#contained).
+            let target = if local_id.is_empty() {
+                Some(&self.local.container)
+            } else {
+                self.local.ids.get(local_id)
+            };
+            if let Some((target_type, key)) = target {
+                self.out.references.push(NewReferenceRow {
+                    res_type: self.res_type.to_owned(),
+                    res_id: self.id.to_owned(),
+                    param: param.to_owned(),
+                    target_type: target_type.clone(),
+                    target_id: key.clone(),
+                    url: String::new(),
+                });
+            }
+            return;
         }
         let base = self.ctx.base_url.trim_end_matches('/');
         let local = reference

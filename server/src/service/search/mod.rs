@@ -25,13 +25,14 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::bundle::BundleWriter;
+use super::index;
 use super::shape::Shape;
 use super::{
     access, ensure_id, ensure_type, parse_count, query_encode, Access, Service, ServiceError,
 };
 use crate::auth::Permission;
 use crate::store::{
-    Filter, KeyKind, KeyValue, Position, ResourceKey, SearchQuery, SearchRow, SortKey,
+    Cond, Filter, KeyKind, KeyValue, Position, ResourceKey, SearchQuery, SearchRow, SortKey, Table,
 };
 use params::ParseContext;
 
@@ -108,6 +109,23 @@ struct Plan {
     /// `$everything`: the page's references to resources outside any Patient compartment
     /// (Practitioner, Organization, Location, Medication...) are included.
     everything: bool,
+    /// `_contained=true|both`.
+    contained: Option<ContainedSearch>,
+}
+
+/// A search of contained resources (search.html#contained): the criteria apply to the
+/// contained resources of `res_type`; the matches are their containers, of any type, or
+/// (`_containedType=contained`, `alone`) the contained resources themselves. With `both`,
+/// the stored resources of `res_type` that meet the criteria match too.
+#[derive(Debug, Clone)]
+struct ContainedSearch {
+    res_type: String,
+    both: bool,
+    alone: bool,
+    /// The criteria as they apply to a contained resource (`_id` is its local id).
+    criteria: Filter,
+    /// The criteria as they apply to a stored resource.
+    own: Filter,
 }
 
 impl Service {
@@ -122,6 +140,11 @@ impl Service {
         request: SearchRequest,
     ) -> Result<String, ServiceError> {
         let mut plan = self.plan(&request)?;
+        if let Some(c) = &mut plan.contained {
+            access.require(Permission::Search, &c.res_type)?;
+            c.criteria = access.confine_joins(c.criteria.clone());
+            c.own = access.confine_joins(c.own.clone());
+        }
         // Access: the scope letter `s` on each type, and what the token may see ANDed in.
         // A system search without `_type` looks in the types the token may search.
         if plan.every_type {
@@ -192,18 +215,37 @@ impl Service {
             }
         }
         let matches: Vec<SearchRow> = rows.into_iter().filter(|r| readable(access, r)).collect();
-        let total = total.or_else(|| {
-            (plan.total == Total::Default && plan.position.is_none() && !has_more)
-                .then_some(matches.len() as i64)
-        });
-        let included = if matches.is_empty() {
-            Vec::new()
-        } else {
-            self.included(access, &plan, &matches).await?
+        let base = self.base_url();
+        // (fullUrl, resource, search mode) of each entry.
+        let mut entries: Vec<(String, String, &str)> = match &plan.contained {
+            Some(c) if c.alone => self
+                .contained_alone(c, &matches)
+                .await?
+                .into_iter()
+                .map(|(url, content)| (url, content, "match"))
+                .collect(),
+            _ => matches
+                .iter()
+                .map(|m| {
+                    let url = format!("{base}/{}/{}", m.res_type, m.res_id);
+                    (url, m.content.clone(), "match")
+                })
+                .collect(),
         };
+        let alone = plan.contained.as_ref().is_some_and(|c| c.alone);
+        // A total of contained resources alone is known only when one page holds them all.
+        let total = if alone { None } else { total }.or_else(|| {
+            (plan.total == Total::Default && plan.position.is_none() && !has_more)
+                .then_some(entries.len() as i64)
+        });
+        if !matches.is_empty() {
+            for row in self.included(access, &plan, &matches).await? {
+                let url = format!("{base}/{}/{}", row.res_type, row.res_id);
+                entries.push((url, row.content, "include"));
+            }
+        }
 
         // Links (search.html#paging).
-        let base = self.base_url();
         let link = |position: Option<&Position>| {
             let mut q: Vec<String> = plan
                 .applied
@@ -235,13 +277,8 @@ impl Service {
             total
         };
         let mut bundle = BundleWriter::new("searchset", total, &links);
-        let entries = matches
-            .iter()
-            .map(|m| (m, "match"))
-            .chain(included.iter().map(|i| (i, "include")));
-        for (row, mode) in entries {
-            let full_url = format!("{base}/{}/{}", row.res_type, row.res_id);
-            let content = shaped(&plan.shape, &row.content);
+        for (full_url, content, mode) in entries {
+            let content = shaped(&plan.shape, &content);
             bundle.entry(
                 Some(&full_url),
                 Some(&content),
@@ -333,7 +370,11 @@ impl Service {
             position: None,
             applied: Vec::new(),
             everything,
+            contained: None,
         };
+        // `_contained` (true or both) and `_containedType` (alone).
+        let mut contained: Option<bool> = None;
+        let mut alone = false;
         let mut cursor = None;
         let mut shape_params = Vec::new();
         for (name, value) in &request.params {
@@ -402,13 +443,31 @@ impl Service {
                     shape_params.push((name.as_str(), value.as_str()));
                     keep(&mut plan);
                 }
-                "_contained" | "_containedType" => {
-                    if !(name == "_contained" && value == "false") {
-                        return Err(ServiceError::invalid_at(
-                            name.clone(),
-                            "Searching contained resources is not supported.",
-                        ));
-                    }
+                "_contained" => {
+                    contained = match value.as_str() {
+                        "false" => None,
+                        "true" => Some(false),
+                        "both" => Some(true),
+                        _ => {
+                            return Err(ServiceError::invalid_at(
+                                "_contained",
+                                "_contained takes false, true or both.",
+                            ))
+                        }
+                    };
+                    keep(&mut plan);
+                }
+                "_containedType" => {
+                    alone = match value.as_str() {
+                        "container" => false,
+                        "contained" => true,
+                        _ => {
+                            return Err(ServiceError::invalid_at(
+                                "_containedType",
+                                "_containedType takes container or contained.",
+                            ))
+                        }
+                    };
                     keep(&mut plan);
                 }
                 "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
@@ -439,6 +498,9 @@ impl Service {
         plan.applied
             .push(("_count".to_owned(), plan.count.to_string()));
         plan.shape = Shape::from_params(shape_params)?;
+        if let Some(both) = contained {
+            contain(&mut plan, &request.scope, both, alone)?;
+        }
         if let Some(cursor) = cursor {
             plan.position = Some(decode_cursor(&cursor, &plan.sort)?);
         }
@@ -527,7 +589,156 @@ impl Service {
     }
 }
 
+/// Turns `plan` into a search of contained resources (search.html#contained): its
+/// criteria apply to the contained resources of its type, its matches are their
+/// containers (any type the token may search), and with `both` the stored resources of
+/// the type that meet them.
+fn contain(
+    plan: &mut Plan,
+    scope: &SearchScope,
+    both: bool,
+    alone: bool,
+) -> Result<(), ServiceError> {
+    let SearchScope::Type(res_type) = scope else {
+        return Err(ServiceError::invalid_at(
+            "_contained",
+            "_contained is supported in a search of one type ([base]/[type]?...).",
+        ));
+    };
+    if !plan.sort.is_empty() {
+        return Err(ServiceError::invalid_at(
+            "_sort",
+            "_sort is not supported together with _contained=true or both.",
+        ));
+    }
+    if !plan.includes.is_empty() || !plan.revincludes.is_empty() {
+        return Err(ServiceError::invalid_at(
+            "_include",
+            "_include and _revinclude are not supported together with _contained=true or both.",
+        ));
+    }
+    let own = Filter::And(std::mem::take(&mut plan.filters));
+    let criteria = local_ids(own.clone());
+    let contains = Filter::Contains {
+        types: vec![res_type.clone()],
+        filter: Box::new(criteria.clone()),
+    };
+    plan.filters = vec![if both {
+        Filter::Or(vec![
+            Filter::And(vec![Filter::Types(vec![res_type.clone()]), own.clone()]),
+            contains,
+        ])
+    } else {
+        contains
+    }];
+    plan.types = fhir_format::resource_types()
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    plan.every_type = true;
+    plan.contained = Some(ContainedSearch {
+        res_type: res_type.clone(),
+        both,
+        alone,
+        criteria,
+        own,
+    });
+    Ok(())
+}
+
+/// `filter` with `_id` read as the local id of a contained resource (its `_id` token row).
+fn local_ids(filter: Filter) -> Filter {
+    match filter {
+        Filter::And(parts) => Filter::And(parts.into_iter().map(local_ids).collect()),
+        Filter::Or(parts) => Filter::Or(parts.into_iter().map(local_ids).collect()),
+        Filter::Not(inner) => Filter::Not(Box::new(local_ids(*inner))),
+        Filter::Id(ids) => Filter::Or(
+            ids.into_iter()
+                .map(|id| Filter::Index {
+                    table: Table::Token,
+                    param: "_id".to_owned(),
+                    cond: Cond::Token {
+                        system: None,
+                        code: Some(id),
+                    },
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 impl Service {
+    /// The entries of a page of containers when the contained resources are returned alone
+    /// (`_containedType=contained`): for each container, in order, itself when it is a
+    /// match of its own (`both`), then its contained resources that meet the criteria,
+    /// each with the container's URL and `#` its local id as fullUrl.
+    async fn contained_alone(
+        &self,
+        c: &ContainedSearch,
+        matches: &[SearchRow],
+    ) -> Result<Vec<(String, String)>, ServiceError> {
+        let containers: Vec<ResourceKey> = matches.iter().map(key_of).collect();
+        let own_ids: Vec<String> = matches
+            .iter()
+            .filter(|m| c.both && m.res_type == c.res_type)
+            .map(|m| m.res_id.clone())
+            .collect();
+        let types = vec![c.res_type.clone()];
+        let (criteria, own) = (c.criteria.clone(), c.own.clone());
+        let (keys, own_matches) = self
+            .read_tx(move |tx| {
+                let keys = tx.contained_matching(&containers, &types, &criteria)?;
+                let own_matches: HashSet<String> = if own_ids.is_empty() {
+                    HashSet::new()
+                } else {
+                    let limit = own_ids.len() as i64;
+                    let query = SearchQuery {
+                        types,
+                        filter: Filter::And(vec![Filter::Id(own_ids), own]),
+                        sort: Vec::new(),
+                        position: None,
+                        limit,
+                    };
+                    tx.search(&query)?.into_iter().map(|r| r.res_id).collect()
+                };
+                Ok((keys, own_matches))
+            })
+            .await?;
+        let base = self.base_url();
+        let mut out = Vec::new();
+        for m in matches {
+            let url = format!("{base}/{}/{}", m.res_type, m.res_id);
+            if m.res_type == c.res_type && own_matches.contains(&m.res_id) {
+                out.push((url.clone(), m.content.clone()));
+            }
+            let locals: HashSet<&str> = keys
+                .iter()
+                .filter_map(|k| index::split_contained_key(&k.res_id))
+                .filter(|(t, id, _)| *t == m.res_type && *id == m.res_id)
+                .map(|(_, _, local)| local)
+                .collect();
+            if locals.is_empty() {
+                continue;
+            }
+            let Ok(json) = serde_json::from_str::<Value>(&m.content) else {
+                continue;
+            };
+            for resource in json
+                .get("contained")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let local = resource.get("id").and_then(Value::as_str).unwrap_or("");
+                if locals.contains(local) {
+                    out.push((format!("{url}#{local}"), resource.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// `$everything`'s included resources: what the page refers to outside any Patient
     /// compartment (one level; a resource of a compartment type is never included, so
     /// nothing of another person's record can come in by reference).
