@@ -1382,3 +1382,83 @@ fn contained_resources() {
         }
     }
 }
+
+/// search.html#query: `Immunization?_query=covid-19-doses` is the named query of the
+/// campaign's completed COVID-19 doses, defined by an OperationDefinition of kind `query`
+/// that the server serves and lists in its CapabilityStatement; other parameters narrow
+/// it; a name the server does not define is a 400, never ignored.
+#[test]
+fn named_query() {
+    for s in servers() {
+        let sys = unique_system();
+        let person = create_id(&s, patient_with_identifier("Q", &sys, "1"));
+        let other = create_id(&s, patient_with_identifier("R", &sys, "2"));
+        let dose = |patient: &str, cvx: &str, status: &str, date: &str| {
+            create_id(
+                &s,
+                json!({"resourceType": "Immunization", "status": status,
+                       "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": cvx}]},
+                       "patient": {"reference": format!("Patient/{patient}")},
+                       "occurrenceDateTime": date}),
+            )
+        };
+        let pfizer = dose(&person, "208", "completed", "2021-08-01");
+        let astra = dose(&person, "210", "completed", "2021-10-01");
+        dose(&person, "208", "not-done", "2021-09-01");
+        dose(&person, "140", "completed", "2021-11-01"); // influenza
+        let others = dose(&other, "207", "completed", "2021-08-15");
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Immunization?_query=covid-19-doses&patient={person}")
+            ),
+            set(&[&pfizer, &astra]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            matched_set(
+                &s,
+                &format!("Immunization?_query=covid-19-doses&patient={person}&date=ge2021-09-01")
+            ),
+            set(&[&astra])
+        );
+        let bundle = search(
+            &s,
+            &format!("Immunization?_query=covid-19-doses&patient={other}"),
+        );
+        assert_eq!(matched(&bundle), vec![others]);
+        let self_link = bundle["link"][0]["url"].as_str().unwrap();
+        assert!(self_link.contains("_query=covid-19-doses"), "{self_link}");
+
+        let err = s
+            .get("Immunization?_query=doses-of-everything")
+            .expect_error(400);
+        assert_issue_path(&err, "_query");
+        s.get("Patient?_query=covid-19-doses").expect_error(400);
+
+        let definition = s
+            .get("OperationDefinition/covid-19-doses")
+            .expect_status(200)
+            .json();
+        assert_eq!(definition["kind"], "query");
+        let capabilities = s.get("metadata").expect_status(200).json();
+        let immunization = capabilities["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "Immunization")
+            .unwrap()
+            .clone();
+        assert!(immunization["operation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["name"] == "covid-19-doses" && o["definition"] == definition["url"]));
+        assert!(immunization["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "_query"));
+    }
+}

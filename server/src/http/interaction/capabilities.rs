@@ -108,6 +108,10 @@ pub fn capability_statement(base_url: &str) -> Value {
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                 }));
             }
+            // Named queries (search.html#query) are listed as operations of their type.
+            for query in crate::service::search::named::named_queries(t) {
+                operations.push(json!({"name": query.code, "definition": query.definition}));
+            }
             resource["operation"] = Value::Array(operations);
             let profiles: Vec<String> = crate::service::validate::vn::profiles_for(t)
                 .iter()

@@ -16,6 +16,7 @@
 //!   token's compartment, granular scopes), and every returned resource is checked again
 //!   with `Access::permits`.
 
+pub mod named;
 pub mod params;
 
 use std::collections::{HashMap, HashSet};
@@ -486,6 +487,10 @@ impl Service {
                     }
                     keep(&mut plan);
                 }
+                "_query" => {
+                    plan.filters.extend(named::criteria(&ctx, &types, value)?);
+                    keep(&mut plan);
+                }
                 "_cursor" => cursor = Some(value.clone()),
                 _ => {
                     if let Some(f) = params::filter(&ctx, &types, name, value)? {
@@ -857,6 +862,7 @@ fn standard_parameters(res_type: &str) -> &'static [&'static fhir_profiles::Sear
                             sp.code.as_str(),
                             "_id" | "_lastUpdated" | "_text" | "_content"
                         ) || (*t == "Location" && sp.code == "near")
+                            || (sp.code == "_query" && named::named_queries(t).next().is_some())
                             || indexed.iter().any(|(i, _)| std::ptr::eq(*i, *sp))
                             || params::composite_components(t, sp).is_some()
                             || super::index::grouped_composites(t)

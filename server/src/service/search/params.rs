@@ -92,6 +92,9 @@ fn parse(
         "_id" => return id(modifier, value).map(Some),
         "_list" => return list(modifier, value).map(Some),
         "_lastUpdated" => return last_updated(ctx, modifier, value).map(Some),
+        // A search's own `_query` is taken by the search (`named`); anywhere else (a chain,
+        // conditional criteria) a named query is not a criterion.
+        "_query" => return invalid("A named query (_query) is a search of its own here."),
         _ => {}
     }
     let Some(sp) = definition(types, code)? else {

@@ -2,7 +2,8 @@
 //! the store, so that `GET [base]/StructureDefinition/vn-core-patient` and a search by
 //! `url` serve them (issue: "GET /fhir/StructureDefinition/… serves the ones we ship").
 //! They are written at start when missing or different from the shipped text, as a new
-//! version (their history shows each change of the rules).
+//! version (their history shows each change of the rules). The OperationDefinitions of the
+//! named queries (search.html#query) are installed the same way.
 
 use std::sync::Arc;
 
@@ -13,14 +14,17 @@ use super::super::update::put;
 use super::super::{validated, Access, Service, ServiceError};
 
 impl Service {
-    /// Writes each shipped StructureDefinition that is missing or changed; returns how
-    /// many were written.
+    /// Writes each shipped StructureDefinition and OperationDefinition that is missing or
+    /// changed; returns how many were written.
     ///
     /// # Errors
     /// Store failures; a shipped definition that is not a valid resource (a bug).
     pub async fn install_profiles(&self) -> Result<usize, ServiceError> {
         let mut profiles = Vec::new();
-        for text in fhir_profiles::shipped_profiles() {
+        let shipped = fhir_profiles::shipped_profiles()
+            .into_iter()
+            .chain(fhir_profiles::shipped_named_queries());
+        for text in shipped {
             let sd = fhir_format::parse_json(text.as_bytes())?;
             validated(&self.validator, &sd, &[])?;
             profiles.push(sd);
@@ -29,10 +33,11 @@ impl Service {
         self.write_tx(move |tx| {
             let mut written = 0;
             for sd in &profiles {
+                let res_type = sd["resourceType"].as_str().unwrap_or_default();
                 let id = sd["id"].as_str().unwrap_or_default();
-                tx.lock(resource_lock_key("StructureDefinition", id))?;
+                tx.lock(resource_lock_key(res_type, id))?;
                 let current = tx
-                    .current("StructureDefinition", id)?
+                    .current(res_type, id)?
                     .filter(|r| !r.deleted)
                     .and_then(|r| r.content)
                     .and_then(|c| serde_json::from_str::<Value>(&c).ok());
@@ -43,7 +48,7 @@ impl Service {
                     tx,
                     &ctx,
                     &Access::Open,
-                    ("StructureDefinition", id),
+                    (res_type, id),
                     sd,
                     None,
                     "PUT",
