@@ -823,6 +823,35 @@ fn composite_code_value() {
             by(&format!("combo-code-value-quantity={loinc}|8462-4$95")),
             set(&[&panel])
         );
+
+        // A component read from the resource for every element (`%resource.x`):
+        // MolecularSequence's chromosome with each variant's coordinates.
+        let sequence = |chromosome: &str, start: i64| {
+            create_id(
+                &s,
+                json!({"resourceType": "MolecularSequence", "coordinateSystem": 0,
+                       "referenceSeq": {"chromosome": {"coding": [{
+                            "system": "http://terminology.hl7.org/CodeSystem/chromosome-human",
+                            "code": chromosome}]},
+                            "referenceSeqId": {"coding": [{"system": "http://www.ncbi.nlm.nih.gov/nuccore", "code": format!("NC_00000{chromosome}.11")}]}},
+                       "variant": [{"start": start, "end": start + 1}, {"start": 5, "end": 6}]}),
+            )
+        };
+        let one = sequence("1", 22_125_500);
+        let two = sequence("2", 22_125_500);
+        let ids = format!("_id={one},{two}");
+        let coordinate = |query: &str| matched_set(&s, &format!("MolecularSequence?{ids}&{query}"));
+        assert_eq!(
+            coordinate("chromosome-variant-coordinate=1$ge22125500$le22125501"),
+            set(&[&one]),
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            coordinate("referenceseqid-variant-coordinate=NC_000002.11$ge22125500$le22125501"),
+            set(&[&two])
+        );
+        assert!(coordinate("chromosome-variant-coordinate=1$ge22125500$le6").is_empty());
     }
 }
 

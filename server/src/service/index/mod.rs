@@ -180,8 +180,8 @@ fn resource_rows(
                 for (i, part) in composite.parts.iter().enumerate() {
                     let param = format!("{}#{k}${i}", composite.sp.code);
                     let (on, expression) = match &wrapped {
-                        Some(w) => (w, &part.on_element),
-                        None => (resource, &part.on_resource),
+                        Some(w) if !part.on_root => (w, &part.on_element),
+                        _ => (resource, &part.on_resource),
                     };
                     for value in fhirpath::values(on, expression) {
                         rows.add(&param, &part.sp.kind, expression, value);
@@ -214,6 +214,8 @@ pub struct CompositePart {
     pub sp: &'static fhir_profiles::SearchParameter,
     pub on_element: String,
     pub on_resource: String,
+    /// The component is read from the resource for every element (`%resource.x`).
+    pub on_root: bool,
 }
 
 static GROUPED: OnceLock<HashMap<String, Vec<GroupedComposite>>> = OnceLock::new();
@@ -251,14 +253,28 @@ pub fn grouped_composites(res_type: &str) -> &'static [GroupedComposite] {
                                         .collect::<Vec<_>>()
                                         .join(" | ")
                                 };
-                                let (on_element, on_resource) = (on(ELEMENT), on(t));
+                                // `%resource.x` (MolecularSequence's coordinates): a
+                                // component read from the resource for every element.
+                                let (on_element, on_resource, on_root) =
+                                    match c.expression.strip_prefix("%resource.") {
+                                        Some(rest) => {
+                                            let path = format!("{t}.{rest}");
+                                            (path.clone(), path, true)
+                                        }
+                                        None => (on(ELEMENT), on(t), false),
+                                    };
                                 let usable = table_of(part).is_some()
-                                    && !c.expression.contains('%')
-                                    && fhirpath::select(&element, &on_element).is_ok();
+                                    && !on_element.contains('%')
+                                    && if on_root {
+                                        fhirpath::select(&empty, &on_resource).is_ok()
+                                    } else {
+                                        fhirpath::select(&element, &on_element).is_ok()
+                                    };
                                 usable.then_some(CompositePart {
                                     sp: part,
                                     on_element,
                                     on_resource,
+                                    on_root,
                                 })
                             })
                             .collect::<Option<Vec<_>>>()?;

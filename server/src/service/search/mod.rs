@@ -1058,3 +1058,27 @@ fn readable(access: &Access, row: &SearchRow) -> bool {
             .is_ok_and(|json| access.permits(Permission::Read, &json)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue "Search", done when: every standard search parameter of every R4 resource
+    /// type is searchable. `_query` is a parameter of the types with named queries.
+    #[test]
+    fn every_standard_parameter_of_every_type_is_supported() {
+        let mut missing = Vec::new();
+        let mut pairs = 0;
+        for t in fhir_format::resource_types() {
+            for sp in fhir_profiles::search_parameters_for(t) {
+                pairs += 1;
+                let named = sp.code == "_query" && named::named_queries(t).next().is_none();
+                if !named && supported_parameter(t, &sp.code).is_none() {
+                    missing.push(format!("{t}.{}", sp.code));
+                }
+            }
+        }
+        assert!(pairs > 3000, "{pairs}");
+        assert!(missing.is_empty(), "not supported: {missing:?}");
+    }
+}

@@ -44,15 +44,7 @@ impl Service {
                 if current.is_some_and(|c| without_meta(&c) == without_meta(sd)) {
                     continue;
                 }
-                put(
-                    tx,
-                    &ctx,
-                    &Access::Open,
-                    (res_type, id),
-                    sd,
-                    None,
-                    "PUT",
-                )?;
+                put(tx, &ctx, &Access::Open, (res_type, id), sd, None, "PUT")?;
                 written += 1;
             }
             Ok(written)
