@@ -5,8 +5,10 @@
 //! write's transaction and replaced on every write, so a search sees exactly the current
 //! versions.
 //!
-//! `_id` and `_lastUpdated` are answered from the versions table itself; composite and
-//! special parameters are not indexed (yet).
+//! `_id` and `_lastUpdated` are answered from the versions table itself. Composites over
+//! repeating elements have rows per element (`<code>#<k>$<i>`); `_text`, `_content` and
+//! Location `near` have rows of their own (below); contained resources are indexed with
+//! their container ([`rows`]).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -19,6 +19,7 @@
 pub mod named;
 pub mod params;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -218,18 +219,18 @@ impl Service {
         let matches: Vec<SearchRow> = rows.into_iter().filter(|r| readable(access, r)).collect();
         let base = self.base_url();
         // (fullUrl, resource, search mode) of each entry.
-        let mut entries: Vec<(String, String, &str)> = match &plan.contained {
+        let mut entries: Vec<(String, Cow<'_, str>, &str)> = match &plan.contained {
             Some(c) if c.alone => self
                 .contained_alone(c, &matches)
                 .await?
                 .into_iter()
-                .map(|(url, content)| (url, content, "match"))
+                .map(|(url, content)| (url, Cow::Owned(content), "match"))
                 .collect(),
             _ => matches
                 .iter()
                 .map(|m| {
                     let url = format!("{base}/{}/{}", m.res_type, m.res_id);
-                    (url, m.content.clone(), "match")
+                    (url, Cow::Borrowed(m.content.as_str()), "match")
                 })
                 .collect(),
         };
@@ -242,7 +243,7 @@ impl Service {
         if !matches.is_empty() {
             for row in self.included(access, &plan, &matches).await? {
                 let url = format!("{base}/{}/{}", row.res_type, row.res_id);
-                entries.push((url, row.content, "include"));
+                entries.push((url, Cow::Owned(row.content), "include"));
             }
         }
 
@@ -1036,16 +1037,16 @@ fn decode_cursor(cursor: &str, sort: &[SortKey]) -> Result<Position, ServiceErro
 }
 
 /// The entry's resource text: stored as is, or shaped by `_summary` / `_elements`.
-fn shaped(shape: &Shape, content: &str) -> String {
+fn shaped<'a>(shape: &Shape, content: &'a str) -> Cow<'a, str> {
     if shape.is_full() {
-        return content.to_owned();
+        return Cow::Borrowed(content);
     }
     match serde_json::from_str::<Value>(content) {
         Ok(mut json) => {
             shape.apply(&mut json);
-            json.to_string()
+            Cow::Owned(json.to_string())
         }
-        Err(_) => content.to_owned(),
+        Err(_) => Cow::Borrowed(content),
     }
 }
 
