@@ -123,8 +123,8 @@ fn system_history_lists_all_types() {
         s.create(&observation());
         let bundle = s.get("_history").expect_status(200).json();
         assert_history_bundle(&bundle);
-        // The server's own AuditEvents (one per request) and the StructureDefinitions it
-        // ships (written at start) are resources too; leave them out.
+        // The server's own AuditEvents (one per request) and the StructureDefinitions and
+        // OperationDefinitions it ships (written at start) are resources too; leave them out.
         let types: HashSet<String> = entries(&bundle)
             .iter()
             .map(|e| {
@@ -133,7 +133,12 @@ fn system_history_lists_all_types() {
                     .unwrap_or("")
                     .to_owned()
             })
-            .filter(|t| t != "AuditEvent" && t != "StructureDefinition")
+            .filter(|t| {
+                !matches!(
+                    t.as_str(),
+                    "AuditEvent" | "StructureDefinition" | "OperationDefinition"
+                )
+            })
             .collect();
         assert_eq!(
             types,
