@@ -532,6 +532,22 @@ fn paging_is_stable_under_writes() {
             &format!("Patient?identifier={sys}|&_total=accurate&_count=1"),
         );
         assert_eq!(counted["total"], 25);
+        // _total=estimate: PostgreSQL's planner estimate, a count on SQLite; exact when
+        // the first page holds every match.
+        let estimated = search(
+            &s,
+            &format!("Patient?identifier={sys}|&_total=estimate&_count=1"),
+        );
+        let estimate = estimated["total"].as_i64().expect("an estimated total");
+        assert!(estimate >= 0, "[{}] {estimate}", s.backend);
+        if s.backend == "sqlite" {
+            assert_eq!(estimate, 25);
+        }
+        let whole = search(
+            &s,
+            &format!("Patient?identifier={sys}|&_total=estimate&_count=100"),
+        );
+        assert_eq!(whole["total"], 25, "[{}]", s.backend);
     }
 }
 

@@ -339,6 +339,12 @@ pub struct ResourceKey {
 }
 
 #[derive(QueryableByName)]
+struct Explained {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -575,6 +581,35 @@ impl Tx<'_> {
             rows.reverse();
         }
         Ok(rows)
+    }
+
+    /// About how many resources a search matches (`_total=estimate`): PostgreSQL's own
+    /// estimate from its planner statistics, without counting; SQLite (small, embedded
+    /// databases) counts.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn search_estimate(
+        &mut self,
+        types: &[String],
+        where_: &Filter,
+    ) -> Result<i64, StoreError> {
+        if !matches!(&*self.conn, DbConnection::Postgres(_)) {
+            return self.search_count(types, where_);
+        }
+        let mut sql = Sql::default();
+        sql.push("EXPLAIN (FORMAT JSON) SELECT 1 FROM resource_versions rv WHERE ");
+        current_of(&mut sql, "rv", types);
+        sql.push(" AND ");
+        filter(&mut sql, "rv", types, where_);
+        let rows = load!(&mut *self.conn, sql, Explained)?;
+        let rows_of = |plan: &str| -> Option<i64> {
+            let json: serde_json::Value = serde_json::from_str(plan).ok()?;
+            json.pointer("/0/Plan/Plan Rows")?
+                .as_f64()
+                .map(|n| n as i64)
+        };
+        Ok(rows.first().and_then(|r| rows_of(&r.plan)).unwrap_or(0))
     }
 
     /// How many resources a search matches in all (`_total=accurate`).

@@ -10,8 +10,10 @@
 //!   so a page never skips or repeats a resource that was not itself changed between
 //!   pages, and a deep page costs what the first does.
 //! - The self link lists only the parameters that were applied (search.html#errors).
-//! - `_total`: `accurate` and `estimate` count; by default a total is given when the first
-//!   page holds every match (cheap), and left out otherwise.
+//! - `_total` (search.html#total): `accurate` counts; `estimate` is PostgreSQL's planner
+//!   estimate (no count; SQLite counts); by default a total is given when the first page
+//!   holds every match (cheap), and left out otherwise. When the first page holds every
+//!   match, its size is the total whatever `_total` asks.
 //! - Access: the search is narrowed in the query by `Access::search_filter` (a `patient/`
 //!   token's compartment, granular scopes), and every returned resource is checked again
 //!   with `Access::permits`.
@@ -189,6 +191,7 @@ impl Service {
         let count_all =
             plan.summary_count || matches!(plan.total, Total::Accurate | Total::Estimate);
         let fetch_page = !plan.summary_count && plan.count > 0;
+        let estimate = plan.total == Total::Estimate && !plan.summary_count;
         let types = plan.types.clone();
         let (rows, total) = self
             .read_tx(move |tx| {
@@ -197,7 +200,9 @@ impl Service {
                 } else {
                     Vec::new()
                 };
-                let total = if count_all {
+                let total = if estimate {
+                    Some(tx.search_estimate(&types, &filter)?)
+                } else if count_all {
                     Some(tx.search_count(&types, &filter)?)
                 } else {
                     None
@@ -235,11 +240,14 @@ impl Service {
                 .collect(),
         };
         let alone = plan.contained.as_ref().is_some_and(|c| c.alone);
-        // A total of contained resources alone is known only when one page holds them all.
-        let total = if alone { None } else { total }.or_else(|| {
-            (plan.total == Total::Default && plan.position.is_none() && !has_more)
-                .then_some(entries.len() as i64)
-        });
+        // When the first page holds every match, its size is the total (an estimate then
+        // gives way to it). A total of contained resources alone is known only then.
+        let complete = fetch_page && plan.position.is_none() && !has_more;
+        let total = match plan.total {
+            Total::Default | Total::Estimate if complete => Some(entries.len() as i64),
+            _ if alone => None,
+            _ => total,
+        };
         if !matches.is_empty() {
             for row in self.included(access, &plan, &matches).await? {
                 let url = format!("{base}/{}/{}", row.res_type, row.res_id);
