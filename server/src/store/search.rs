@@ -499,6 +499,13 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
+        if let Some((param, prefix)) = common_prefix_search(query) {
+            if self.string_rows_at_least(&query.types, param, prefix, COMMON_PREFIX_ROWS)? {
+                if let Some(rows) = self.walk(query, param, prefix)? {
+                    return Ok(rows);
+                }
+            }
+        }
         // The page is chosen over keys and sort values alone (index-only over
         // `resource_versions_live`); only its rows' content is read, by the outer join.
         let mut sql = Sql::default();
@@ -581,6 +588,91 @@ impl Tx<'_> {
             rows.reverse();
         }
         Ok(rows)
+    }
+
+    /// Whether the string rows of `param` starting with `prefix` are at least `n` (an
+    /// index-only range scan of at most `n` rows).
+    fn string_rows_at_least(
+        &mut self,
+        types: &[String],
+        param: &str,
+        prefix: &str,
+        n: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_string x WHERE x.res_type IN ");
+        sql.list(types);
+        sql.push(" AND x.param = ").text(param);
+        condition(&mut sql, &Cond::StringStarts(prefix.to_owned()));
+        sql.push(" LIMIT ").bind(Bind::Int(n)).push(") s");
+        let rows = load!(&mut *self.conn, sql, Count)?;
+        Ok(rows.first().is_some_and(|c| c.n >= n))
+    }
+
+    /// A page of a common string prefix (`Patient?name=tran`: a tenth of the people), in
+    /// page order without sorting the matches: the type's live resources are walked in
+    /// (type, id) order from the page's start, each tested for a matching row, until the
+    /// page is full. Planners cannot see how common a prefix of folded names is (a
+    /// full-name row is unique, so the statistics miss it), and would read and sort every
+    /// match for a page of 20. At most [`WALK_WINDOW`] resources are walked: `None` when
+    /// they hold less than a page (the matches are not spread along the id order), and
+    /// the search is left to the planner.
+    fn walk(
+        &mut self,
+        query: &SearchQuery,
+        param: &str,
+        prefix: &str,
+    ) -> Result<Option<Vec<SearchRow>>, StoreError> {
+        let backwards = query.position.as_ref().is_some_and(|p| p.backwards);
+        let (dir, after) = if backwards {
+            (" DESC", " < ")
+        } else {
+            (" ASC", " > ")
+        };
+        // The live resources of the window: from the page's start, in page order.
+        let window = |sql: &mut Sql| {
+            sql.push("SELECT q.res_type, q.res_id FROM resource_versions q WHERE ");
+            current_of(sql, "q", &query.types);
+            if let Some(position) = &query.position {
+                sql.push(&format!(" AND q.res_id{after}"))
+                    .text(&position.res_id);
+            }
+            sql.push(&format!(" ORDER BY q.res_type{dir}, q.res_id{dir}"));
+        };
+        let mut sql = Sql::default();
+        sql.push("SELECT c.res_type, c.res_id, c.version_id, c.last_updated, c.content");
+        for slot in 1..=MAX_SORT_KEYS {
+            sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
+        }
+        sql.push(" FROM (SELECT w.res_type, w.res_id FROM (");
+        window(&mut sql);
+        sql.push(" LIMIT ").bind(Bind::Int(WALK_WINDOW));
+        // EXISTS with an OFFSET stays a test per walked resource (PostgreSQL does not turn
+        // it into a join that would read every match).
+        sql.push(") w WHERE EXISTS (SELECT 1 FROM search_string x WHERE x.res_type = w.res_type AND x.res_id = w.res_id AND x.param = ").text(param);
+        condition(&mut sql, &Cond::StringStarts(prefix.to_owned()));
+        sql.push(&format!(
+            " LIMIT 1 OFFSET 0) ORDER BY w.res_type{dir}, w.res_id{dir} LIMIT "
+        ));
+        sql.bind(Bind::Int(query.limit));
+        sql.push(&format!(") p JOIN resource_versions c ON c.res_type = p.res_type AND c.res_id = p.res_id AND c.is_current ORDER BY p.res_type{dir}, p.res_id{dir}"));
+        let mut rows = load!(&mut *self.conn, sql, SearchRow)?;
+        if (rows.len() as i64) < query.limit {
+            // Fewer than a page: the end of the data, or a window too short?
+            let mut sql = Sql::default();
+            sql.push("SELECT e.res_type, e.res_id FROM (");
+            window(&mut sql);
+            sql.push(" LIMIT 1 OFFSET ")
+                .bind(Bind::Int(WALK_WINDOW - 1))
+                .push(") e");
+            if !load!(&mut *self.conn, sql, ResourceKey)?.is_empty() {
+                return Ok(None);
+            }
+        }
+        if backwards {
+            rows.reverse();
+        }
+        Ok(Some(rows))
     }
 
     /// About how many resources a search matches (`_total=estimate`): PostgreSQL's own
@@ -750,6 +842,42 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
 }
 
 /// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
+/// A string prefix with at least this many index rows is common: a search by it alone
+/// walks the type's live resources in page order ([`Tx::walk`]).
+const COMMON_PREFIX_ROWS: i64 = 5_000;
+/// Most live resources such a walk tests before it gives way to the planner.
+const WALK_WINDOW: i64 = 20_000;
+
+/// The parameter and prefix of a search by one string prefix alone, of one type, in the
+/// default page order (no `_sort`).
+fn common_prefix_search(query: &SearchQuery) -> Option<(&str, &str)> {
+    if !query.sort.is_empty() || query.types.len() != 1 {
+        return None;
+    }
+    if query
+        .position
+        .as_ref()
+        .is_some_and(|p| p.res_type != query.types[0])
+    {
+        return None;
+    }
+    let mut f = &query.filter;
+    while let Filter::And(parts) = f {
+        match parts.as_slice() {
+            [only] => f = only,
+            _ => return None,
+        }
+    }
+    match f {
+        Filter::Index {
+            table: Table::String,
+            param,
+            cond: Cond::StringStarts(prefix),
+        } => Some((param, prefix)),
+        _ => None,
+    }
+}
+
 /// The contained resources of `types` as a table `alias` with the columns filters read:
 /// their type and index key, `last_updated` (none: dom-4), and their container's key.
 fn contained_of(sql: &mut Sql, alias: &str, types: &[String]) {
