@@ -1575,6 +1575,13 @@ fn common_name_prefix_walks_pages_in_order() {
             .chain(["zz-late".to_owned()])
             .collect();
         assert_eq!(all.iter().cloned().collect::<HashSet<_>>(), want);
+        // Two common conditions (the prefix twice: AND by repetition) walk the same way.
+        let twice: Vec<String> = s
+            .all_entries(&format!("Patient?name={folded}&name={folded}&_count=400"))
+            .iter()
+            .map(|e| id_of(&e["resource"]))
+            .collect();
+        assert_eq!(twice, all, "[{}]", s.backend);
         // Backwards from the last page gives the pages before it.
         let mut page = first;
         while let Some(url) = link(&page, "next") {

@@ -499,9 +499,16 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
-        if let Some((param, prefix)) = common_prefix_search(query) {
-            if self.string_rows_at_least(&query.types, param, prefix, COMMON_PREFIX_ROWS)? {
-                if let Some(rows) = self.walk(query, param, prefix)? {
+        if let Some(conditions) = walkable(query) {
+            let mut common = true;
+            for (table, param, cond) in &conditions {
+                if !self.rows_at_least(*table, &query.types, param, cond, COMMON_ROWS)? {
+                    common = false;
+                    break;
+                }
+            }
+            if common {
+                if let Some(rows) = self.walk(query, &conditions)? {
                     return Ok(rows);
                 }
             }
@@ -590,38 +597,42 @@ impl Tx<'_> {
         Ok(rows)
     }
 
-    /// Whether the string rows of `param` starting with `prefix` are at least `n` (an
-    /// index-only range scan of at most `n` rows).
-    fn string_rows_at_least(
+    /// Whether the index rows of `param` in `table` that satisfy `cond` are at least `n`
+    /// (an index range scan of at most `n` rows).
+    fn rows_at_least(
         &mut self,
+        table: Table,
         types: &[String],
         param: &str,
-        prefix: &str,
+        cond: &Cond,
         n: i64,
     ) -> Result<bool, StoreError> {
         let mut sql = Sql::default();
-        sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_string x WHERE x.res_type IN ");
+        sql.push(&format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} x WHERE x.res_type IN ",
+            table.name()
+        ));
         sql.list(types);
         sql.push(" AND x.param = ").text(param);
-        condition(&mut sql, &Cond::StringStarts(prefix.to_owned()));
+        condition(&mut sql, cond);
         sql.push(" LIMIT ").bind(Bind::Int(n)).push(") s");
         let rows = load!(&mut *self.conn, sql, Count)?;
         Ok(rows.first().is_some_and(|c| c.n >= n))
     }
 
-    /// A page of a common string prefix (`Patient?name=tran`: a tenth of the people), in
-    /// page order without sorting the matches: the type's live resources are walked in
-    /// (type, id) order from the page's start, each tested for a matching row, until the
-    /// page is full. Planners cannot see how common a prefix of folded names is (a
-    /// full-name row is unique, so the statistics miss it), and would read and sort every
-    /// match for a page of 20. At most [`WALK_WINDOW`] resources are walked: `None` when
-    /// they hold less than a page (the matches are not spread along the id order), and
-    /// the search is left to the planner.
+    /// A page of a search whose every condition is common (`Patient?name=tran`: a tenth
+    /// of the people; `Immunization?date=ge2021-07-01&vaccine-code=208`), in page order
+    /// without reading and sorting every match: the type's live resources are walked in
+    /// (type, id) order from the page's start, each tested for a row of every condition,
+    /// until the page is full. Planners misjudge such searches (a prefix of folded names:
+    /// full-name rows are unique, so the statistics miss them; two conditions: taken as
+    /// independent) and would join every match for a page of 20. At most [`WALK_WINDOW`]
+    /// resources are walked: `None` when they hold less than a page (the matches are rare
+    /// or not spread along the id order), and the search is left to the planner.
     fn walk(
         &mut self,
         query: &SearchQuery,
-        param: &str,
-        prefix: &str,
+        conditions: &[(Table, &str, &Cond)],
     ) -> Result<Option<Vec<SearchRow>>, StoreError> {
         let backwards = query.position.as_ref().is_some_and(|p| p.backwards);
         let (dir, after) = if backwards {
@@ -649,11 +660,17 @@ impl Tx<'_> {
         sql.push(" LIMIT ").bind(Bind::Int(WALK_WINDOW));
         // EXISTS with an OFFSET stays a test per walked resource (PostgreSQL does not turn
         // it into a join that would read every match).
-        sql.push(") w WHERE EXISTS (SELECT 1 FROM search_string x WHERE x.res_type = w.res_type AND x.res_id = w.res_id AND x.param = ").text(param);
-        condition(&mut sql, &Cond::StringStarts(prefix.to_owned()));
-        sql.push(&format!(
-            " LIMIT 1 OFFSET 0) ORDER BY w.res_type{dir}, w.res_id{dir} LIMIT "
-        ));
+        sql.push(") w WHERE ");
+        for (i, (table, param, cond)) in conditions.iter().enumerate() {
+            if i > 0 {
+                sql.push(" AND ");
+            }
+            sql.push(&format!("EXISTS (SELECT 1 FROM {} x WHERE x.res_type = w.res_type AND x.res_id = w.res_id AND x.param = ", table.name()))
+                .text(param);
+            condition(&mut sql, cond);
+            sql.push(" LIMIT 1 OFFSET 0)");
+        }
+        sql.push(&format!(" ORDER BY w.res_type{dir}, w.res_id{dir} LIMIT "));
         sql.bind(Bind::Int(query.limit));
         sql.push(&format!(") p JOIN resource_versions c ON c.res_type = p.res_type AND c.res_id = p.res_id AND c.is_current ORDER BY p.res_type{dir}, p.res_id{dir}"));
         let mut rows = load!(&mut *self.conn, sql, SearchRow)?;
@@ -842,15 +859,33 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
 }
 
 /// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
-/// A string prefix with at least this many index rows is common: a search by it alone
-/// walks the type's live resources in page order ([`Tx::walk`]).
-const COMMON_PREFIX_ROWS: i64 = 5_000;
+/// A condition with at least this many index rows is common: a search by common
+/// conditions alone walks the type's live resources in page order ([`Tx::walk`]).
+const COMMON_ROWS: i64 = 5_000;
 /// Most live resources such a walk tests before it gives way to the planner.
 const WALK_WINDOW: i64 = 20_000;
+/// Most conditions a walked search has.
+const WALK_CONDITIONS: usize = 3;
 
-/// The parameter and prefix of a search by one string prefix alone, of one type, in the
-/// default page order (no `_sort`).
-fn common_prefix_search(query: &SearchQuery) -> Option<(&str, &str)> {
+/// The conditions of a search of one type by index conditions alone (ANDed: a string
+/// prefix, or two to [`WALK_CONDITIONS`] of any kind but `:contains`), in the default
+/// page order (no `_sort`).
+fn walkable(query: &SearchQuery) -> Option<Vec<(Table, &str, &Cond)>> {
+    fn collect<'q>(f: &'q Filter, out: &mut Vec<(Table, &'q str, &'q Cond)>) -> bool {
+        match f {
+            Filter::And(parts) => parts.iter().all(|p| collect(p, out)),
+            // A rare `:contains` would be counted by a scan of every row of its parameter.
+            Filter::Index {
+                cond: Cond::StringContains(_),
+                ..
+            } => false,
+            Filter::Index { table, param, cond } => {
+                out.push((*table, param, cond));
+                true
+            }
+            _ => false,
+        }
+    }
     if !query.sort.is_empty() || query.types.len() != 1 {
         return None;
     }
@@ -861,21 +896,16 @@ fn common_prefix_search(query: &SearchQuery) -> Option<(&str, &str)> {
     {
         return None;
     }
-    let mut f = &query.filter;
-    while let Filter::And(parts) = f {
-        match parts.as_slice() {
-            [only] => f = only,
-            _ => return None,
-        }
-    }
-    match f {
-        Filter::Index {
-            table: Table::String,
-            param,
-            cond: Cond::StringStarts(prefix),
-        } => Some((param, prefix)),
-        _ => None,
-    }
+    let mut conditions = Vec::new();
+    // One condition alone is left to the planner unless it is a string prefix: its
+    // statistics judge one token, date or reference well (an identifier lookup costs no
+    // count).
+    let usable = collect(&query.filter, &mut conditions)
+        && match conditions.as_slice() {
+            [(_, _, cond)] => matches!(cond, Cond::StringStarts(_)),
+            more => (2..=WALK_CONDITIONS).contains(&more.len()),
+        };
+    usable.then_some(conditions)
 }
 
 /// The contained resources of `types` as a table `alias` with the columns filters read:
