@@ -109,7 +109,9 @@ pub fn shipped_profiles() -> [&'static str; 2] {
 
 /// The OperationDefinitions of the named queries Healthbook ships (`vn/`), as JSON.
 pub fn shipped_named_queries() -> [&'static str; 1] {
-    [include_str!("../vn/OperationDefinition-covid-19-doses.json")]
+    [include_str!(
+        "../vn/OperationDefinition-covid-19-doses.json"
+    )]
 }
 
 /// A COVID-19 vaccine of the national campaign (`vn/covid-19-vaccines.json`).

@@ -8,9 +8,10 @@
 //! same shape. Pages are keyset pages: ordered by the sort keys, then type and id, and
 //! continued after the last row's keys, so no offset is ever scanned.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use diesel::backend::Backend;
 use diesel::prelude::*;
@@ -598,7 +599,9 @@ impl Tx<'_> {
     }
 
     /// Whether the index rows of `param` in `table` that satisfy `cond` are at least `n`
-    /// (an index range scan of at most `n` rows).
+    /// (an index range scan of at most `n` rows). The answer is kept for
+    /// [`COMMON_TTL`]: the common values (a frequent family name, a vaccine code, a date
+    /// range) are the ones searched again and again.
     fn rows_at_least(
         &mut self,
         table: Table,
@@ -607,6 +610,14 @@ impl Tx<'_> {
         cond: &Cond,
         n: i64,
     ) -> Result<bool, StoreError> {
+        static KNOWN: OnceLock<Mutex<HashMap<String, (Instant, bool)>>> = OnceLock::new();
+        let known = KNOWN.get_or_init(Mutex::default);
+        let key = format!("{table:?}|{types:?}|{param}|{cond:?}|{n}");
+        if let Some((at, common)) = known.lock().ok().and_then(|k| k.get(&key).copied()) {
+            if at.elapsed() < COMMON_TTL {
+                return Ok(common);
+            }
+        }
         let mut sql = Sql::default();
         sql.push(&format!(
             "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} x WHERE x.res_type IN ",
@@ -617,7 +628,14 @@ impl Tx<'_> {
         condition(&mut sql, cond);
         sql.push(" LIMIT ").bind(Bind::Int(n)).push(") s");
         let rows = load!(&mut *self.conn, sql, Count)?;
-        Ok(rows.first().is_some_and(|c| c.n >= n))
+        let common = rows.first().is_some_and(|c| c.n >= n);
+        if let Ok(mut known) = known.lock() {
+            if known.len() >= COMMON_KEPT {
+                known.clear();
+            }
+            known.insert(key, (Instant::now(), common));
+        }
+        Ok(common)
     }
 
     /// A page of a search whose every condition is common (`Patient?name=tran`: a tenth
@@ -648,7 +666,9 @@ impl Tx<'_> {
                 sql.push(&format!(" AND q.res_id{after}"))
                     .text(&position.res_id);
             }
-            sql.push(&format!(" ORDER BY q.res_type{dir}, q.res_id{dir}"));
+            // One type: ordered by id alone, so that the planner sees the walk already in
+            // the page's order (with the type too it sorts the whole window).
+            sql.push(&format!(" ORDER BY q.res_id{dir}"));
         };
         let mut sql = Sql::default();
         sql.push("SELECT c.res_type, c.res_id, c.version_id, c.last_updated, c.content");
@@ -670,9 +690,12 @@ impl Tx<'_> {
             condition(&mut sql, cond);
             sql.push(" LIMIT 1 OFFSET 0)");
         }
-        sql.push(&format!(" ORDER BY w.res_type{dir}, w.res_id{dir} LIMIT "));
+        sql.push(&format!(" ORDER BY w.res_id{dir} LIMIT "));
         sql.bind(Bind::Int(query.limit));
         sql.push(&format!(") p JOIN resource_versions c ON c.res_type = p.res_type AND c.res_id = p.res_id AND c.is_current ORDER BY p.res_type{dir}, p.res_id{dir}"));
+        // The walk's plan is its shape, whatever the values: prepared once, never planned
+        // again.
+        sql.value_sensitive = false;
         let mut rows = load!(&mut *self.conn, sql, SearchRow)?;
         if (rows.len() as i64) < query.limit {
             // Fewer than a page: the end of the data, or a window too short?
@@ -864,6 +887,10 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
 const COMMON_ROWS: i64 = 5_000;
 /// Most live resources such a walk tests before it gives way to the planner.
 const WALK_WINDOW: i64 = 20_000;
+/// How long whether a condition is common is known without counting again.
+const COMMON_TTL: Duration = Duration::from_secs(60);
+/// Most conditions known at once (then forgotten together).
+const COMMON_KEPT: usize = 10_000;
 /// Most conditions a walked search has.
 const WALK_CONDITIONS: usize = 3;
 
