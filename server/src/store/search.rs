@@ -940,8 +940,10 @@ fn walkable(query: &SearchQuery) -> Option<Vec<(Table, &str, &Cond)>> {
 fn contained_of(sql: &mut Sql, alias: &str, types: &[String]) {
     sql.push("(SELECT k.res_type, k.res_id, CAST(NULL AS BIGINT) AS last_updated, k.system AS container_type, k.code AS container_id FROM search_token k WHERE k.res_type IN ");
     sql.list(types);
-    sql.push(" AND k.param = ").text(CONTAINER_PARAM);
-    sql.push(&format!(") {alias}"));
+    // The parameter name is written into the statement (a constant of the code, not a
+    // value), so that the planner sees how rare contained resources are and drives this
+    // from their rows instead of probing them for every match of the inner conditions.
+    sql.push(&format!(" AND k.param = '{CONTAINER_PARAM}') {alias}"));
 }
 
 fn keys_in(sql: &mut Sql, (type_column, id_column): (&str, &str), keys: &[ResourceKey]) {
