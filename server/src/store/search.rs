@@ -508,10 +508,11 @@ impl Tx<'_> {
                     break;
                 }
             }
-            if common {
+            if common && !walk_failed(query) {
                 if let Some(rows) = self.walk(query, &conditions)? {
                     return Ok(rows);
                 }
+                remember_walk_failed(query);
             }
         }
         // The page is chosen over keys and sort values alone (index-only over
@@ -893,6 +894,36 @@ const COMMON_TTL: Duration = Duration::from_secs(60);
 const COMMON_KEPT: usize = 10_000;
 /// Most conditions a walked search has.
 const WALK_CONDITIONS: usize = 3;
+
+/// Searches whose walk found less than a page in its window (the matches are bunched along
+/// the id order, after many that do not match), by their type and filter: for
+/// [`COMMON_TTL`] they go to the planner at once instead of walking the window again.
+fn walk_failures() -> &'static Mutex<HashMap<String, Instant>> {
+    static FAILED: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    FAILED.get_or_init(Mutex::default)
+}
+
+fn walk_key(query: &SearchQuery) -> String {
+    format!("{:?}|{:?}", query.types, query.filter)
+}
+
+fn walk_failed(query: &SearchQuery) -> bool {
+    let key = walk_key(query);
+    walk_failures()
+        .lock()
+        .ok()
+        .and_then(|failed| failed.get(&key).copied())
+        .is_some_and(|at| at.elapsed() < COMMON_TTL)
+}
+
+fn remember_walk_failed(query: &SearchQuery) {
+    if let Ok(mut failed) = walk_failures().lock() {
+        if failed.len() >= COMMON_KEPT {
+            failed.clear();
+        }
+        failed.insert(walk_key(query), Instant::now());
+    }
+}
 
 /// The conditions of a search of one type by index conditions alone (ANDed: a string
 /// prefix, or two to [`WALK_CONDITIONS`] of any kind but `:contains`), in the default
