@@ -1173,3 +1173,74 @@ fn chains_and_has_reach_only_what_the_token_may_see() {
         );
     }
 }
+
+/// search.html#contained under a `patient/` token: the containers are narrowed like any
+/// search (the compartment), so neither the containers nor the contained resources of
+/// another person come back; a chain into a contained resource is confined like any
+/// chain of the token.
+#[test]
+fn contained_searches_stay_in_the_compartment() {
+    for backend in backends() {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let me = create_with(&s, &admin, &patient("Của-Tôi"));
+        let other = create_with(&s, &admin, &patient("Người-Khác"));
+        let sys = unique_system();
+        let request = |person: &str| {
+            json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+                   "contained": [{"resourceType": "Medication", "id": "m1",
+                                  "code": {"coding": [{"system": sys, "code": "aspirin"}]}}],
+                   "medicationReference": {"reference": "#m1"},
+                   "subject": {"reference": format!("Patient/{person}")}})
+        };
+        let mine = create_with(&s, &admin, &request(&me));
+        let theirs = create_with(&s, &admin, &request(&other));
+        let token = idp.token_with(
+            "patient/*.rs",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        let urls = |token: &str, path: &str| -> Vec<String> {
+            let bundle = bearer(&s, Method::GET, path, token)
+                .fetch()
+                .expect_status(200)
+                .json();
+            let mut urls: Vec<String> = entries(&bundle)
+                .iter()
+                .map(|e| e["fullUrl"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            urls.sort();
+            urls
+        };
+        let mut everyone = vec![
+            format!("{}/MedicationRequest/{mine}", s.base),
+            format!("{}/MedicationRequest/{theirs}", s.base),
+        ];
+        everyone.sort();
+        let code = format!("code={sys}|aspirin");
+        assert_eq!(
+            urls(&admin, &format!("Medication?_contained=true&{code}")),
+            everyone,
+            "[{}]",
+            s.backend
+        );
+        assert_eq!(
+            urls(&token, &format!("Medication?_contained=true&{code}")),
+            vec![format!("{}/MedicationRequest/{mine}", s.base)]
+        );
+        assert_eq!(
+            urls(
+                &token,
+                &format!("Medication?_contained=true&_containedType=contained&{code}")
+            ),
+            vec![format!("{}/MedicationRequest/{mine}#m1", s.base)]
+        );
+        // A chain is confined like any chain of the token: Medication is outside the
+        // Patient compartment, so a chain into one, contained or not, reaches nothing.
+        let chain = format!("MedicationRequest?medication.code={sys}|aspirin");
+        assert_eq!(urls(&admin, &chain), everyone);
+        assert!(urls(&token, &chain).is_empty());
+    }
+}

@@ -875,4 +875,73 @@ mod tests {
             .iter()
             .any(|r| r.param == "patient" && r.target_id == "p1"));
     }
+
+    /// search.html#contained: a contained resource's rows are its type's, under its
+    /// contained key; the container holds a `_contained` row per contained resource; the
+    /// contained one a `_container` and an `_id` row; local references point at the key.
+    #[test]
+    fn contained_resources_are_indexed_under_their_keys() {
+        let request = json!({
+            "resourceType": "MedicationRequest", "id": "r1", "status": "active",
+            "intent": "order",
+            "contained": [
+                {"resourceType": "Medication", "id": "m1",
+                 "code": {"coding": [{"system": "s", "code": "aspirin"}]}},
+                {"resourceType": "Practitioner", "id": "dr", "name": [{"family": "Lê"}]}
+            ],
+            "medicationReference": {"reference": "#m1"},
+            "requester": {"reference": "#dr"},
+            "subject": {"reference": "Patient/p1"}
+        });
+        let rows = rows(&ctx(), "MedicationRequest", "r1", &request);
+        let key = contained_key("MedicationRequest", "r1", "m1");
+        assert_eq!(key, "MedicationRequest/r1#m1");
+        assert_eq!(
+            split_contained_key(&key),
+            Some(("MedicationRequest", "r1", "m1"))
+        );
+        let token = |res_type: &str, id: &str, param: &str, system: &str, code: &str| {
+            rows.tokens.iter().any(|t| {
+                t.res_type == res_type
+                    && t.res_id == id
+                    && t.param == param
+                    && t.system == system
+                    && t.code == code
+            })
+        };
+        assert!(token("Medication", &key, "code", "s", "aspirin"));
+        assert!(token(
+            "Medication",
+            &key,
+            CONTAINER_PARAM,
+            "MedicationRequest",
+            "r1"
+        ));
+        assert!(token("Medication", &key, "_id", "", "m1"));
+        assert!(token(
+            "MedicationRequest",
+            "r1",
+            CONTAINED_PARAM,
+            "Medication",
+            &key
+        ));
+        assert!(rows.strings.iter().any(|r| r.res_type == "Practitioner"
+            && r.res_id == "MedicationRequest/r1#dr"
+            && r.param == "family"
+            && r.norm == "le"));
+        let reference = |param: &str| {
+            rows.references
+                .iter()
+                .find(|r| r.res_id == "r1" && r.param == param)
+                .map(|r| (r.target_type.as_str(), r.target_id.as_str()))
+        };
+        assert_eq!(reference("medication"), Some(("Medication", key.as_str())));
+        assert_eq!(
+            reference("requester"),
+            Some(("Practitioner", "MedicationRequest/r1#dr"))
+        );
+        assert_eq!(reference("subject"), Some(("Patient", "p1")));
+        // The container's own rows are not the contained one's.
+        assert!(!token("MedicationRequest", "r1", "code", "s", "aspirin"));
+    }
 }
