@@ -6,7 +6,8 @@
 //! `(rv.res_type, rv.res_id) IN (SELECT res_type, res_id FROM <index> WHERE ...)`, which
 //! both planners drive from the index when it is selective; chains and `_has` nest the
 //! same shape. Pages are keyset pages: ordered by the sort keys, then type and id, and
-//! continued after the last row's keys, so no offset is ever scanned.
+//! continued after the last row's keys, so no offset is ever scanned. A search by common
+//! conditions alone walks the live resources in page order instead ([`Tx::walk`]).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -500,7 +501,7 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
-        if let Some(conditions) = walkable(query) {
+        if let Some(conditions) = walkable(query).filter(|_| !walk_failed(query)) {
             let mut common = true;
             for (table, param, cond) in &conditions {
                 if !self.rows_at_least(*table, &query.types, param, cond, COMMON_ROWS)? {
@@ -508,7 +509,7 @@ impl Tx<'_> {
                     break;
                 }
             }
-            if common && !walk_failed(query) {
+            if common {
                 if let Some(rows) = self.walk(query, &conditions)? {
                     return Ok(rows);
                 }
@@ -882,7 +883,6 @@ fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
     sql.list(types);
 }
 
-/// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
 /// A condition with at least this many index rows is common: a search by common
 /// conditions alone walks the type's live resources in page order ([`Tx::walk`]).
 const COMMON_ROWS: i64 = 5_000;
@@ -977,6 +977,7 @@ fn contained_of(sql: &mut Sql, alias: &str, types: &[String]) {
     sql.push(&format!(" AND k.param = '{CONTAINER_PARAM}') {alias}"));
 }
 
+/// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
 fn keys_in(sql: &mut Sql, (type_column, id_column): (&str, &str), keys: &[ResourceKey]) {
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {

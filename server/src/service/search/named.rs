@@ -10,11 +10,13 @@ use crate::store::Filter;
 use super::params::{self, ParseContext};
 use super::ServiceError;
 
-/// A named query: its code, the type it searches and the canonical URL of its definition.
+/// A named query: its code, the type it searches, the canonical URL of its definition,
+/// and its criteria as search parameters of the type.
 pub struct NamedQuery {
     pub code: &'static str,
     pub res_type: &'static str,
     pub definition: &'static str,
+    criteria: fn() -> Vec<(&'static str, String)>,
 }
 
 /// The named queries this server answers.
@@ -22,7 +24,20 @@ pub const NAMED_QUERIES: &[NamedQuery] = &[NamedQuery {
     code: "covid-19-doses",
     res_type: "Immunization",
     definition: "https://healthbook.example.org/fhir/OperationDefinition/covid-19-doses",
+    criteria: covid_19_doses,
 }];
+
+/// The campaign's vaccines (fhir-profiles/vn/covid-19-vaccines.json), doses given.
+fn covid_19_doses() -> Vec<(&'static str, String)> {
+    let codes: Vec<String> = fhir_profiles::covid_vaccines()
+        .iter()
+        .map(|v| format!("http://hl7.org/fhir/sid/cvx|{}", v.cvx))
+        .collect();
+    vec![
+        ("vaccine-code", codes.join(",")),
+        ("status", "completed".to_owned()),
+    ]
+}
 
 /// The named queries of `res_type`.
 pub fn named_queries(res_type: &str) -> impl Iterator<Item = &'static NamedQuery> + '_ {
@@ -57,23 +72,8 @@ pub fn criteria(
             format!("'{name}' is not a named query of this search (named queries: {known})."),
         ));
     };
-    let parts: Vec<(&str, String)> = match query.code {
-        // The campaign's vaccines (fhir-profiles/vn/covid-19-vaccines.json), doses given.
-        "covid-19-doses" => vec![
-            (
-                "vaccine-code",
-                fhir_profiles::covid_vaccines()
-                    .iter()
-                    .map(|v| format!("http://hl7.org/fhir/sid/cvx|{}", v.cvx))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("status", "completed".to_owned()),
-        ],
-        _ => Vec::new(),
-    };
     let mut filters = Vec::new();
-    for (param, value) in parts {
+    for (param, value) in (query.criteria)() {
         filters.extend(params::filter(ctx, types, param, &value)?);
     }
     Ok(filters)
