@@ -674,9 +674,7 @@ impl Tx<'_> {
         };
         let mut sql = Sql::default();
         sql.push("SELECT c.res_type, c.res_id, c.version_id, c.last_updated, c.content");
-        for slot in 1..=MAX_SORT_KEYS {
-            sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
-        }
+        no_sort_values(&mut sql);
         sql.push(" FROM (SELECT w.res_type, w.res_id FROM (");
         window(&mut sql);
         sql.push(" LIMIT ").bind(Bind::Int(WALK_WINDOW));
@@ -865,13 +863,18 @@ impl Tx<'_> {
         }
         let mut sql = Sql::default();
         sql.push("SELECT rv.res_type, rv.res_id, rv.version_id, rv.last_updated, rv.content");
-        for slot in 1..=MAX_SORT_KEYS {
-            sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
-        }
+        no_sort_values(&mut sql);
         sql.push(" FROM resource_versions rv WHERE rv.is_current AND NOT rv.deleted AND (");
         keys_in(&mut sql, ("rv.res_type", "rv.res_id"), keys);
         sql.push(")");
         load!(&mut *self.conn, sql, SearchRow)
+    }
+}
+
+/// The sort value columns of a [`SearchRow`], empty: for rows not ordered by `_sort`.
+fn no_sort_values(sql: &mut Sql) {
+    for slot in 1..=MAX_SORT_KEYS {
+        sql.push(&format!(", CAST(NULL AS TEXT) AS s{slot}, CAST(NULL AS BIGINT) AS i{slot}, CAST(NULL AS DOUBLE PRECISION) AS f{slot}"));
     }
 }
 
