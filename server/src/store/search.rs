@@ -501,7 +501,10 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
-        if let Some(conditions) = walkable(query).filter(|_| !walk_failed(query)) {
+        if let Some((conditions, walk_key)) = walkable(query)
+            .map(|c| (c, walk_key(query)))
+            .filter(|(_, key)| WALK_FAILED.recall(key).is_none())
+        {
             let mut common = true;
             for (table, param, cond) in &conditions {
                 if !self.rows_at_least(*table, &query.types, param, cond, COMMON_ROWS)? {
@@ -513,7 +516,7 @@ impl Tx<'_> {
                 if let Some(rows) = self.walk(query, &conditions)? {
                     return Ok(rows);
                 }
-                remember_walk_failed(query);
+                WALK_FAILED.remember(walk_key, ());
             }
         }
         // The page is chosen over keys and sort values alone (index-only over
@@ -612,13 +615,10 @@ impl Tx<'_> {
         cond: &Cond,
         n: i64,
     ) -> Result<bool, StoreError> {
-        static KNOWN: OnceLock<Mutex<HashMap<String, (Instant, bool)>>> = OnceLock::new();
-        let known = KNOWN.get_or_init(Mutex::default);
+        static COMMON: Memo<bool> = Memo::new();
         let key = format!("{table:?}|{types:?}|{param}|{cond:?}|{n}");
-        if let Some((at, common)) = known.lock().ok().and_then(|k| k.get(&key).copied()) {
-            if at.elapsed() < COMMON_TTL {
-                return Ok(common);
-            }
+        if let Some(common) = COMMON.recall(&key) {
+            return Ok(common);
         }
         let mut sql = Sql::default();
         sql.push(&format!(
@@ -631,12 +631,7 @@ impl Tx<'_> {
         sql.push(" LIMIT ").bind(Bind::Int(n)).push(") s");
         let rows = load!(&mut *self.conn, sql, Count)?;
         let common = rows.first().is_some_and(|c| c.n >= n);
-        if let Ok(mut known) = known.lock() {
-            if known.len() >= COMMON_KEPT {
-                known.clear();
-            }
-            known.insert(key, (Instant::now(), common));
-        }
+        COMMON.remember(key, common);
         Ok(common)
     }
 
@@ -901,30 +896,35 @@ const WALK_CONDITIONS: usize = 3;
 /// Searches whose walk found less than a page in its window (the matches are bunched along
 /// the id order, after many that do not match), by their type and filter: for
 /// [`COMMON_TTL`] they go to the planner at once instead of walking the window again.
-fn walk_failures() -> &'static Mutex<HashMap<String, Instant>> {
-    static FAILED: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
-    FAILED.get_or_init(Mutex::default)
-}
+static WALK_FAILED: Memo<()> = Memo::new();
 
 fn walk_key(query: &SearchQuery) -> String {
     format!("{:?}|{:?}", query.types, query.filter)
 }
 
-fn walk_failed(query: &SearchQuery) -> bool {
-    let key = walk_key(query);
-    walk_failures()
-        .lock()
-        .ok()
-        .and_then(|failed| failed.get(&key).copied())
-        .is_some_and(|at| at.elapsed() < COMMON_TTL)
-}
+/// What is known about search conditions for [`COMMON_TTL`], by key; at most
+/// [`COMMON_KEPT`] keys, then forgotten together.
+struct Memo<V>(Mutex<Option<HashMap<String, (Instant, V)>>>);
 
-fn remember_walk_failed(query: &SearchQuery) {
-    if let Ok(mut failed) = walk_failures().lock() {
-        if failed.len() >= COMMON_KEPT {
-            failed.clear();
+impl<V: Copy> Memo<V> {
+    const fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    fn recall(&self, key: &str) -> Option<V> {
+        let known = self.0.lock().ok()?;
+        let (at, value) = known.as_ref()?.get(key)?;
+        (at.elapsed() < COMMON_TTL).then_some(*value)
+    }
+
+    fn remember(&self, key: String, value: V) {
+        if let Ok(mut known) = self.0.lock() {
+            let known = known.get_or_insert_with(HashMap::new);
+            if known.len() >= COMMON_KEPT {
+                known.clear();
+            }
+            known.insert(key, (Instant::now(), value));
         }
-        failed.insert(walk_key(query), Instant::now());
     }
 }
 
@@ -978,6 +978,13 @@ fn contained_of(sql: &mut Sql, alias: &str, types: &[String]) {
     // value), so that the planner sees how rare contained resources are and drives this
     // from their rows instead of probing them for every match of the inner conditions.
     sql.push(&format!(" AND k.param = '{CONTAINER_PARAM}') {alias}"));
+}
+
+/// `<the contained resources of types> alias WHERE <inner on alias>`.
+fn contained_where(sql: &mut Sql, alias: &str, types: &[String], inner: &Filter) {
+    contained_of(sql, alias, types);
+    sql.push(" WHERE ");
+    filter(sql, alias, types, inner);
 }
 
 /// `(type_column = ? AND id_column = ?) OR ...`: one of `keys`.
@@ -1255,9 +1262,7 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             sql.push(&format!(
                 " UNION ALL SELECT {contained}.res_type, {contained}.res_id FROM "
             ));
-            contained_of(sql, &contained, target_types);
-            sql.push(" WHERE ");
-            filter(sql, &contained, target_types, inner);
+            contained_where(sql, &contained, target_types, inner);
             sql.push("))");
         }
         Filter::Contains {
@@ -1268,9 +1273,7 @@ fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             sql.push(&format!(
                 "({alias}.res_type, {alias}.res_id) IN (SELECT {next}.container_type, {next}.container_id FROM "
             ));
-            contained_of(sql, &next, contained_types);
-            sql.push(" WHERE ");
-            filter(sql, &next, contained_types, inner);
+            contained_where(sql, &next, contained_types, inner);
             sql.push(")");
         }
         Filter::Has {
