@@ -72,16 +72,24 @@ fn vn_server() -> Server {
 }
 
 /// elementdefinition.html#min-max and terminologies.html#required: a missing mandatory
-/// element is a 400 naming the element (422 HB-REQUIRED from `$validate`), a code outside
-/// a required value set a 422 naming it.
+/// element is a 422 `HB-REQUIRED` naming the element (also from `$validate`), a code
+/// outside a required value set a 422 naming it.
 #[test]
 fn base_cardinality_and_required_bindings() {
     for s in servers() {
-        // A missing element is refused by the structural check (400), located.
+        // A missing element is refused by the validator (422), located, with its rule.
         let mut shot = dose("2021-08-01", Some("FF1234"));
         shot["protocolApplied"] = json!([{"series": "primary"}]);
-        let outcome = s.post("Immunization", &shot).expect_error(400);
-        assert_issue_path(&outcome, "Immunization.protocolApplied[0].doseNumber");
+        let outcome = s.post("Immunization", &shot).expect_error(422);
+        assert_issue(
+            &outcome,
+            "HB-REQUIRED",
+            "Immunization.protocolApplied[0].doseNumber",
+        );
+        let mut no_status = dose("2021-08-01", Some("FF1234"));
+        no_status.as_object_mut().unwrap().remove("status");
+        let outcome = s.post("Immunization", &no_status).expect_error(422);
+        assert_issue(&outcome, "HB-REQUIRED", "Immunization.status");
         // $validate reports it with its rule code.
         let outcome = s
             .post("Immunization/$validate", &shot)

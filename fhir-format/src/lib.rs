@@ -1,8 +1,13 @@
 //! FHIR R4 JSON and XML behind plain, non-generic functions.
 //!
-//! fhirbolt's generic serde code is expensive to compile; keeping every call to it in this
-//! one small crate means the server crate rebuilds in seconds (see
-//! `shared/notes/stack-measured.md`). The functions here also close the gaps fhirbolt 0.4
+//! fhirbolt is used through its generic element model (`Element<R4>`), never its typed
+//! structs: the element model knows the R4 element names, their order, their types and
+//! which repeat from compact tables, while the typed model instantiates serde code for
+//! every element of every resource (one release build of this crate took 15 minutes on 2
+//! cores and most of a 280 MB binary). Structure the typed model checked beyond element
+//! names is checked here (`primitive`: one type per choice element) and by the validator
+//! (`service/validate/base.rs`: minimum cardinality). The functions here also close the
+//! gaps fhirbolt 0.4
 //! leaves against <https://hl7.org/fhir/R4/json.html>: it panics on empty arrays, silently
 //! converts `"true"` to `true`, unwraps arrays given for single values, and reports unknown
 //! elements without a location. Every rejection here carries the FHIRPath-style location of
@@ -10,7 +15,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use fhirbolt::model::r4::Resource;
+use fhirbolt::element::Element;
+use fhirbolt::FhirReleases;
 use serde_json::Value;
 
 mod check;
@@ -114,7 +120,11 @@ pub fn resource_types() -> &'static [&'static str] {
     RESOURCE_TYPES
 }
 
-fn model_from_json(value: Value, resource_type: &str) -> Result<Resource, FormatError> {
+/// A resource in fhirbolt's generic element model of R4.
+type Resource = Element<{ FhirReleases::R4 }>;
+
+fn model_from_json(mut value: Value, resource_type: &str) -> Result<Resource, FormatError> {
+    resource_type_first(&mut value);
     // fhirbolt 0.4 panics on some inputs (empty arrays); `check::json_rules` rejects those
     // first, and the unwind guard turns anything else into a 400 instead of a dead worker.
     let located = value.clone();
@@ -136,6 +146,26 @@ fn model_from_json(value: Value, resource_type: &str) -> Result<Resource, Format
         }
         error
     })
+}
+
+/// The element model learns which resource an object is from its `resourceType` and checks
+/// the names that follow it, so every resource (contained ones and Bundle entries too) must
+/// name its type first; JSON object order carries no meaning (json.html).
+fn resource_type_first(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.keys().next().is_some_and(|k| k != "resourceType") {
+                if let Some(name) = map.remove("resourceType") {
+                    let rest = std::mem::take(map);
+                    map.insert("resourceType".to_owned(), name);
+                    map.extend(rest);
+                }
+            }
+            map.values_mut().for_each(resource_type_first);
+        }
+        Value::Array(items) => items.iter_mut().for_each(resource_type_first),
+        _ => {}
+    }
 }
 
 fn model_to_json(resource: Resource) -> Result<Value, FormatError> {

@@ -2,7 +2,9 @@
 //! (<https://hl7.org/fhir/R4/datatypes.html#primitive>), which fhirbolt does not make:
 //! dates that are not dates (`1990-13-45`, `14/02/1990`), times without a zone,
 //! ids, codes, oids, uuids, uris with spaces, `positiveInt` 0. The element types come from
-//! the official StructureDefinitions (fhir-profiles).
+//! the official StructureDefinitions (fhir-profiles). Also the one structural rule of
+//! choice elements (formats.html#choice): an element `value[x]` appears under one of its
+//! type names at most (`valueString` and `valueInteger` together are an error).
 
 use chrono::NaiveDate;
 use fhir_profiles::element;
@@ -18,6 +20,11 @@ pub(crate) fn check(resource: &Value, resource_type: &str) -> Result<(), FormatE
     }
 }
 
+/// A child element resolved: its type code, the path its children are defined under, the
+/// stem of its choice element (`value` for `valueQuantity`), and whether it is single
+/// (max cardinality 1).
+type Resolved = (String, String, Option<String>, bool);
+
 /// `definition`: the path children are defined under (`Patient`, `HumanName`,
 /// `Patient.contact`); `shown`: the location reported (`Patient.contact[0]`).
 fn walk_object(
@@ -26,6 +33,7 @@ fn walk_object(
     shown: &str,
     is_resource: bool,
 ) -> Result<(), FormatError> {
+    let mut choices: Vec<(String, &str)> = Vec::new();
     for (name, value) in object {
         if name == "resourceType" || name.starts_with('_') {
             continue;
@@ -35,9 +43,27 @@ fn walk_object(
             check_each(value, &here, "id")?;
             continue;
         }
-        let Some((type_code, child_definition)) = resolve(definition, name) else {
+        let Some((type_code, child_definition, choice, single)) = resolve(definition, name) else {
             continue; // unknown elements are reported by the R4 model
         };
+        if single && value.is_array() {
+            return Err(FormatError::at(
+                here,
+                "This element takes a single value, not an array (json.html).",
+            ));
+        }
+        if let Some(stem) = choice {
+            if let Some((_, first)) = choices.iter().find(|(s, _)| *s == stem) {
+                return Err(FormatError::at(
+                    here,
+                    format!(
+                        "{shown}.{stem}[x] takes one type only, but both '{first}' and \
+                         '{name}' are given (formats.html#choice)."
+                    ),
+                ));
+            }
+            choices.push((stem, name));
+        }
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -85,15 +111,17 @@ fn walk_value(
 }
 
 /// The type and the definition path of the child `name` of `definition`; choice elements
-/// (`valueQuantity` of `Observation.value[x]`) take the type from the name's suffix.
-fn resolve(definition: &str, name: &str) -> Option<(String, String)> {
+/// (`valueQuantity` of `Observation.value[x]`) take the type from the name's suffix and
+/// name their stem (`value`).
+fn resolve(definition: &str, name: &str) -> Option<Resolved> {
     let path = format!("{definition}.{name}");
     if let Some(def) = element(&path) {
+        let single = def.max == "1";
         if let Some(target) = &def.content_reference {
-            return Some(("BackboneElement".into(), target.clone()));
+            return Some(("BackboneElement".into(), target.clone(), None, single));
         }
         let type_code = def.types.first()?.clone();
-        return Some((type_code, path));
+        return Some((type_code, path, None, single));
     }
     for (i, c) in name.char_indices().skip(1) {
         if !c.is_ascii_uppercase() {
@@ -106,7 +134,7 @@ fn resolve(definition: &str, name: &str) -> Option<(String, String)> {
                 .iter()
                 .find(|t| t.eq_ignore_ascii_case(suffix))?
                 .clone();
-            return Some((type_code, path));
+            return Some((type_code, path, Some(stem.to_owned()), def.max == "1"));
         }
     }
     None

@@ -163,3 +163,13 @@ fn primitive_formats_are_checked_with_paths() {
     );
     assert_eq!(e.path.as_deref(), Some("Patient.extension[0].valueDate"));
 }
+
+#[test]
+fn one_type_per_choice_element() {
+    let error = reject(
+        r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},
+            "valueString":"a","valueInteger":2}"#,
+    );
+    assert_eq!(error.path.as_deref(), Some("Observation.valueInteger"));
+    assert!(error.message.contains("value[x]"), "{}", error.message);
+}

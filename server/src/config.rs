@@ -1,6 +1,8 @@
 //! Settings, layered: `config/default.toml` (embedded in the binary) < the overlay
 //! `config/$HEALTHBOOK_ENV.toml` < environment variables `HEALTHBOOK__SECTION__KEY`.
-//! Unknown keys and invalid values stop start-up with a message naming the key.
+//! Unknown keys and invalid values stop start-up with a message naming the key, the bad
+//! value and what would be valid. List keys (`server.cors_allowed_origins`,
+//! `auth.algorithms`) take comma-separated values from the environment.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -73,9 +75,10 @@ pub struct ValidationSettings {
     /// `vi` or `en`: messages when `Accept-Language` names neither.
     pub language: String,
     /// Whether the VN Core profiles apply to every Patient and Immunization.
+    #[serde(deserialize_with = "choice")]
     pub vn_core: VnCore,
     /// Per rule code or profile id: `error`, `warning` or `off`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "choices")]
     pub rules: std::collections::BTreeMap<String, Action>,
 }
 
@@ -127,6 +130,7 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// `none` (no tokens; loopback only) or `oidc` (verify bearer tokens).
+    #[serde(deserialize_with = "choice")]
     pub mode: AuthMode,
     /// The single trusted issuer (OIDC issuer URL); more in `issuers`.
     pub issuer: String,
@@ -142,6 +146,7 @@ pub struct AuthSettings {
     #[serde(default)]
     pub issuers: Vec<IssuerSettings>,
     /// Accepted JWS algorithms.
+    #[serde(deserialize_with = "choice_list")]
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_secs: u64,
@@ -163,8 +168,7 @@ pub struct IssuerSettings {
 }
 
 /// How requests are authenticated.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     None,
     Oidc,
@@ -174,23 +178,126 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
+    #[serde(deserialize_with = "choice")]
     pub format: LogFormat,
     /// A tracing filter such as `info` or `healthbook=debug`.
     pub level: String,
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A setting with a fixed set of values: a value outside them is refused with the list of
+/// valid ones (`'everything' is not valid; use one of: all, declared`).
+trait Choice: Sized + Copy + 'static {
+    const VALUES: &'static [(&'static str, Self)];
+
+    fn parse(text: &str) -> Result<Self, String> {
+        Self::VALUES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::VALUES.iter().map(|(name, _)| *name).collect();
+                format!("'{text}' is not valid; use one of: {}", names.join(", "))
+            })
+    }
+}
+
+impl Choice for VnCore {
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("all", VnCore::All), ("declared", VnCore::Declared)];
+}
+
+impl Choice for Action {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("error", Action::Error),
+        ("warning", Action::Warning),
+        ("off", Action::Off),
+    ];
+}
+
+impl Choice for AuthMode {
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("none", AuthMode::None), ("oidc", AuthMode::Oidc)];
+}
+
+impl Choice for LogFormat {
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+}
+
+impl Choice for jsonwebtoken::Algorithm {
+    const VALUES: &'static [(&'static str, Self)] = {
+        use jsonwebtoken::Algorithm::*;
+        &[
+            ("RS256", RS256),
+            ("RS384", RS384),
+            ("RS512", RS512),
+            ("PS256", PS256),
+            ("PS384", PS384),
+            ("PS512", PS512),
+            ("ES256", ES256),
+            ("ES384", ES384),
+            ("EdDSA", EdDSA),
+        ]
+    };
+}
+
+fn choice<'de, D: serde::Deserializer<'de>, T: Choice>(d: D) -> Result<T, D::Error> {
+    T::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn choices<'de, D: serde::Deserializer<'de>, T: Choice>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, T>, D::Error> {
+    std::collections::BTreeMap::<String, String>::deserialize(d)?
+        .into_iter()
+        .map(|(key, text)| {
+            T::parse(&text)
+                .map(|value| (key.clone(), value))
+                .map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
+        })
+        .collect()
+}
+
+fn choice_list<'de, D: serde::Deserializer<'de>, T: Choice>(d: D) -> Result<Vec<T>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| T::parse(text.trim()).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+/// The config crate ends its messages with "for key `a.b`"; ours start with the key, as
+/// every other configuration message does.
+fn key_first(message: &str) -> String {
+    match message.rsplit_once(" for key `") {
+        Some((what, key)) if key.ends_with('`') => {
+            format!("{}: {what}", key.trim_end_matches('`'))
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// `HEALTHBOOK__SECTION__KEY` variables; the list keys take comma-separated values.
+fn environment() -> Environment {
+    Environment::with_prefix("HEALTHBOOK")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("server.cors_allowed_origins")
+        .with_list_parse_key("auth.algorithms")
+}
 
 impl Settings {
     /// Loads settings for `HEALTHBOOK_ENV` from `config_dir` and the process environment.
@@ -210,15 +317,10 @@ impl Settings {
             builder = builder.add_source(File::from(overlay));
         }
         let settings: Settings = builder
-            .add_source(
-                Environment::with_prefix("HEALTHBOOK")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+            .add_source(environment())
             .build()
             .and_then(Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError(key_first(&e.to_string())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -283,6 +385,18 @@ impl Settings {
         if !matches!(self.validation.language.as_str(), "vi" | "en") {
             return fail("validation.language", "must be \"vi\" or \"en\"");
         }
+        for name in self.validation.rules.keys() {
+            if !crate::service::validate::is_rule_or_profile(name) {
+                return Err(ConfigError(format!(
+                    "validation.rules.{name}: no rule or profile has this name; use a rule code \
+                     (docs/VALIDATION.md lists them, e.g. VN-CCCD-SEX, HB-CODE, dom-6) or a \
+                     profile (base, vn-core-patient, vn-immunization)"
+                )));
+            }
+        }
+        if let Err(why) = crate::telemetry::check_filter(&self.log.level) {
+            return Err(ConfigError(format!("log.level: {why}")));
+        }
         if self.bundle.max_entries == 0 {
             return fail("bundle.max_entries", "must be more than 0");
         }
@@ -342,16 +456,12 @@ impl Settings {
                 }
             }
         }
-        use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
-        if auth.algorithms.is_empty()
-            || auth
-                .algorithms
-                .iter()
-                .any(|a| matches!(a, HS256 | HS384 | HS512))
-        {
+        // Shared-secret algorithms (HS*) are not among the choices: a resource server must
+        // not hold the key that signs tokens.
+        if auth.algorithms.is_empty() {
             return fail(
                 "auth.algorithms",
-                "must list asymmetric algorithms (RS256, ES256, PS256...), no HS*",
+                "must list asymmetric algorithms (RS256, ES256, PS256...)",
             );
         }
         Ok(())
@@ -429,6 +539,84 @@ mod tests {
             .and_then(Config::try_deserialize::<Settings>)
             .unwrap_err();
         assert!(e.to_string().contains("bindd"), "{e}");
+    }
+
+    /// Settings from the defaults and these environment variables (not the process's).
+    fn with_env(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(environment().source(Some(map)))
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(key_first(&e.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn fixed_choices_name_the_key_the_value_and_the_valid_values() {
+        let e = with_env(&[("HEALTHBOOK__VALIDATION__VN_CORE", "everything")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "configuration: validation.vn_core: 'everything' is not valid; use one of: all, declared"
+        );
+        let e = with_env(&[("HEALTHBOOK__VALIDATION__RULES__VN_PHONE_FORMAT", "loud")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vn_phone_format") && e.contains("error, warning, off"),
+            "{e}"
+        );
+        let e = with_env(&[("HEALTHBOOK__AUTH__ALGORITHMS", "ES256,HS256")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("configuration: auth.algorithms: 'HS256'"),
+            "{e}"
+        );
+        let e = with_env(&[("HEALTHBOOK__LOG__FORMAT", "xml")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.format") && e.contains("text, json"), "{e}");
+    }
+
+    #[test]
+    fn misspelled_rules_and_log_levels_are_refused() {
+        let e = with_env(&[("HEALTHBOOK__VALIDATION__RULES__VN_CCCD_SEXX", "error")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("validation.rules.vn_cccd_sexx"), "{e}");
+        assert!(with_env(&[("HEALTHBOOK__VALIDATION__RULES__VN_CCCD_SEX", "warning")]).is_ok());
+        let e = with_env(&[("HEALTHBOOK__LOG__LEVEL", "loud")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.level: 'loud' is not a level"), "{e}");
+    }
+
+    #[test]
+    fn list_keys_come_from_the_environment() {
+        let s = with_env(&[
+            (
+                "HEALTHBOOK__SERVER__CORS_ALLOWED_ORIGINS",
+                "https://a.example.org,https://b.example.org",
+            ),
+            ("HEALTHBOOK__AUTH__ALGORITHMS", "ES256"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.server.cors_allowed_origins,
+            ["https://a.example.org", "https://b.example.org"]
+        );
+        assert_eq!(s.auth.algorithms, [jsonwebtoken::Algorithm::ES256]);
+        // A string key keeps its commas.
+        let s = with_env(&[("HEALTHBOOK__LOG__LEVEL", "healthbook=debug,actix_web=warn")]).unwrap();
+        assert_eq!(s.log.level, "healthbook=debug,actix_web=warn");
     }
 
     #[test]

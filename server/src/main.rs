@@ -1,51 +1,110 @@
 //! The `healthbook` command: `serve`, `migrate`, `check-config`.
+//!
+//! Exit codes: 0 on success (and for `--help`, `--version`), 2 for a command line that is
+//! not understood, 1 when the command fails (a configuration error, a database that refuses
+//! us, a port in use); the reason is one line on stderr, without a backtrace.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use healthbook::config::Settings;
 use healthbook::startup::Application;
-use healthbook::store::{Store, StoreOptions};
+use healthbook::store::{Backend, Store, StoreOptions};
 
-const USAGE: &str = "usage: healthbook <serve|migrate|check-config>
+/// Healthbook: a FHIR R4 personal health record server.
+///
+/// Settings: config/default.toml (built in) < config/$HEALTHBOOK_ENV.toml <
+/// HEALTHBOOK__SECTION__KEY environment variables (README.md, "Configuration").
+#[derive(Parser)]
+#[command(name = "healthbook", version, arg_required_else_help = true)]
+struct Cli {
+    /// Folder holding the $HEALTHBOOK_ENV.toml overlays.
+    #[arg(
+        long,
+        global = true,
+        env = "HEALTHBOOK_CONFIG_DIR",
+        default_value = "config",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-  serve         start the FHIR server (SQLite is migrated automatically)
-  migrate       apply pending database migrations (required for PostgreSQL)
-  check-config  load and validate the settings, then exit
+#[derive(Subcommand)]
+enum Command {
+    /// Start the FHIR server (a SQLite database is created and migrated automatically).
+    Serve,
+    /// Apply pending database migrations (required for PostgreSQL before `serve`).
+    Migrate,
+    /// Load and validate the settings, connect to the database, then exit.
+    CheckConfig,
+}
 
-Settings: config/default.toml < config/$HEALTHBOOK_ENV.toml < HEALTHBOOK__SECTION__KEY
-environment variables; HEALTHBOOK_CONFIG_DIR names the config folder (default ./config).";
-
-fn main() -> anyhow::Result<()> {
-    let command = std::env::args().nth(1).unwrap_or_default();
-    let config_dir = std::env::var_os("HEALTHBOOK_CONFIG_DIR")
-        .map_or_else(|| PathBuf::from("config"), PathBuf::from);
-    let settings = match command.as_str() {
-        "serve" | "migrate" | "check-config" => Settings::load(&config_dir)?,
-        _ => {
-            eprintln!("{USAGE}");
-            std::process::exit(2);
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("healthbook: {e:#}");
+            ExitCode::FAILURE
         }
-    };
-    healthbook::telemetry::init(&settings.log);
-    match command.as_str() {
-        "serve" => serve(&settings),
-        "migrate" => {
-            let store = Store::open(&StoreOptions {
-                url: settings.database.url.clone(),
-                pool_max_size: 1,
-                acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
-            })?;
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.config_dir)?;
+    match cli.command {
+        Command::Serve => {
+            healthbook::telemetry::init(&settings.log);
+            serve(&settings)
+        }
+        Command::Migrate => {
+            healthbook::telemetry::init(&settings.log);
+            let store = open(&settings)?;
             let applied = store.migrate().context("migrating the database")?;
             println!("{applied} migration(s) applied");
             Ok(())
         }
-        _ => {
-            println!("configuration is valid");
-            Ok(())
+        Command::CheckConfig => check_config(&settings),
+    }
+}
+
+fn open(settings: &Settings) -> anyhow::Result<Store> {
+    Ok(Store::open(&StoreOptions {
+        url: settings.database.url.clone(),
+        pool_max_size: 1,
+        acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+    })?)
+}
+
+/// Settings first, then the database: a SQLite file that does not exist yet is fine (serve
+/// creates it); a PostgreSQL database must answer and be migrated.
+fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    println!("configuration is valid");
+    let (backend, target) = Backend::from_url(&settings.database.url)?;
+    if backend == Backend::Sqlite && !std::path::Path::new(&target).exists() {
+        println!("database: SQLite file {target} does not exist yet; `serve` creates it");
+        return Ok(());
+    }
+    let pending = open(settings)?
+        .probe()
+        .context("database.url: cannot use the database")?;
+    match (backend, pending) {
+        (_, false) => println!("database: reachable, schema up to date"),
+        (Backend::Sqlite, true) => {
+            println!("database: reachable, migrations pending (`serve` applies them)")
+        }
+        (Backend::Postgres, true) => {
+            anyhow::bail!(
+                "database: reachable, but migrations are pending; run `healthbook migrate`"
+            )
         }
     }
+    Ok(())
 }
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {

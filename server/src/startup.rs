@@ -11,7 +11,9 @@ use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
 use crate::service::validate::{Language, Validator};
 use crate::service::Service;
-use crate::store::{Backend, Store, StoreOptions};
+use crate::store::{Backend, Store, StoreError, StoreOptions};
+
+use anyhow::Context;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -31,6 +33,9 @@ impl Application {
     /// # Errors
     /// Configuration, migration and bind failures.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // The port first: a port in use is found before anything touches the database.
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let store = Store::open(&StoreOptions {
             url: settings.database.url.clone(),
             pool_max_size: settings.database.pool_max_size,
@@ -44,15 +49,17 @@ impl Application {
                 }
                 true
             }
-            // PostgreSQL is migrated by `healthbook migrate`; a database that is down now
-            // may come up later, so only a reachable, unmigrated one stops start-up.
-            Backend::Postgres => match store.has_pending_migrations() {
+            // PostgreSQL is migrated by `healthbook migrate`. A database that is down now may
+            // come up later (serve 503 until then); one that refuses us (no such database,
+            // wrong credentials) or lacks migrations stops start-up.
+            Backend::Postgres => match store.probe() {
                 Ok(false) => true,
                 Ok(true) => anyhow::bail!("the PostgreSQL database has pending migrations; run `healthbook migrate` first"),
-                Err(e) => {
+                Err(StoreError::Unavailable(e)) => {
                     tracing::warn!(error = %e, "PostgreSQL is not reachable at start; serving 503 until it is");
                     false
                 }
+                Err(e) => return Err(e).context("database.url: PostgreSQL refused the connection"),
             },
         };
         // Load the vendored R4 tables now rather than on the first request.
@@ -60,7 +67,6 @@ impl Application {
             fhir_profiles::element("Patient.id"),
             fhir_profiles::elements("Patient"),
         );
-        let listener = TcpListener::bind(&settings.server.bind)?;
         let address = listener.local_addr()?;
         let base_url = if settings.server.base_url.is_empty() {
             let scheme = if settings.server.tls.enabled() {

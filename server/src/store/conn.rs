@@ -91,6 +91,9 @@ impl PooledDb {
 /// Connections used successfully within this span are not validated again on checkout.
 const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
+/// Seconds libpq waits for a PostgreSQL server to answer a connection attempt.
+const CONNECT_TIMEOUT_SECS: u32 = 3;
+
 /// r2d2 manager that opens the configured backend and reports its real connection error.
 #[derive(Clone)]
 pub struct Manager {
@@ -100,6 +103,15 @@ pub struct Manager {
 
 impl Manager {
     pub(super) fn new(backend: Backend, target: String) -> Self {
+        // A host that drops packets would hold a connection attempt for minutes; libpq gives
+        // up after `connect_timeout` seconds (unless the URL sets its own).
+        let target = match backend {
+            Backend::Postgres if !target.contains("connect_timeout=") => {
+                let join = if target.contains('?') { '&' } else { '?' };
+                format!("{target}{join}connect_timeout={CONNECT_TIMEOUT_SECS}")
+            }
+            _ => target,
+        };
         Self { backend, target }
     }
 }

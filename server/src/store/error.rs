@@ -11,7 +11,9 @@ pub enum StoreError {
     /// A concurrent write won a race (unique violation, serialisation failure).
     #[error("a concurrent write conflicted: {0}")]
     Conflict(String),
-    /// The store is misconfigured (bad URL, unwritable path).
+    /// The store is misconfigured (bad URL, unwritable path), or the database server answered
+    /// and refused this configuration (no such database, wrong credentials): waiting will
+    /// not help.
     #[error("storage configuration: {0}")]
     Config(String),
     /// A migration could not be applied or checked.
@@ -25,6 +27,28 @@ pub enum StoreError {
 impl StoreError {
     pub(super) fn pool(e: diesel::r2d2::PoolError) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+
+    /// A failed connection attempt: refused configurations are [`StoreError::Config`],
+    /// anything else (server down, starting, unreachable) is an outage.
+    pub(super) fn connect(e: diesel::ConnectionError) -> Self {
+        let message = e.to_string();
+        // libpq reports connection failures as text only (no SQLSTATE reaches diesel); these
+        // are the server's answers that no retry changes (3D000, 28000, 28P01, 42501).
+        let refused = [
+            "does not exist",
+            "authentication failed",
+            "no pg_hba.conf entry",
+            "fe_sendauth",
+            "permission denied",
+            "unable to open database file",
+        ];
+        let message = message.trim().to_owned();
+        if refused.iter().any(|r| message.contains(r)) {
+            StoreError::Config(message)
+        } else {
+            StoreError::Unavailable(message)
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub use search::{CONTAINED_PARAM, CONTAINER_PARAM, NEAR_LATITUDE, NEAR_LONGITUDE
 
 use std::time::Duration;
 
-use diesel::r2d2::{Pool, PooledConnection};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel::Connection;
 
 use conn::Manager;
@@ -37,6 +37,8 @@ pub struct Store {
     backend: Backend,
     read: Pool<Manager>,
     write: Pool<Manager>,
+    /// Opens connections outside the pools ([`Store::probe`]).
+    manager: Manager,
 }
 
 /// How to reach the database.
@@ -83,6 +85,7 @@ impl Store {
             backend,
             read,
             write,
+            manager,
         })
     }
 
@@ -106,6 +109,17 @@ impl Store {
     /// When the database cannot be reached.
     pub fn has_pending_migrations(&self) -> Result<bool, StoreError> {
         let mut conn = self.writer()?;
+        conn::has_pending_migrations(&mut conn.conn)
+    }
+
+    /// Opens one connection outside the pools (no acquire wait) and tells whether migrations
+    /// are pending: what start-up and `check-config` need to know.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when the server refuses this database or these credentials,
+    /// [`StoreError::Unavailable`] when it cannot be reached.
+    pub fn probe(&self) -> Result<bool, StoreError> {
+        let mut conn = self.manager.connect().map_err(StoreError::connect)?;
         conn::has_pending_migrations(&mut conn.conn)
     }
 

@@ -123,8 +123,7 @@ impl Issue {
 }
 
 /// What the policy does with a rule's issues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Error,
     Warning,
@@ -132,8 +131,7 @@ pub enum Action {
 }
 
 /// Which resources the VN Core profiles apply to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VnCore {
     /// Every Patient and Immunization.
     All,
@@ -288,6 +286,87 @@ pub fn posted_profiles(tx: &mut Tx<'_>, urls: &[String]) -> Result<Vec<Value>, S
     Ok(out)
 }
 
+/// Every rule code the validator reports, as the policy (`[validation.rules]`) may name it.
+/// A test keeps it equal to the codes written in this module's files.
+pub const RULES: &[&str] = &[
+    "HB-CODE",
+    "HB-ID",
+    "HB-IMMUTABLE",
+    "HB-PROFILE-FIXED",
+    "HB-PROFILE-MAX",
+    "HB-PROFILE-MIN",
+    "HB-PROFILE-PATTERN",
+    "HB-PROFILE-TYPE",
+    "HB-PROFILE-UNKNOWN",
+    "HB-REQUIRED",
+    "HB-SP-CODE",
+    "HB-SP-EXPRESSION",
+    "HB-SP-TYPE",
+    "HB-STRUCTURE",
+    "HB-TYPE",
+    "VN-BHYT-FORMAT",
+    "VN-CCCD-CENTURY",
+    "VN-CCCD-FORMAT",
+    "VN-CCCD-PROVINCE",
+    "VN-CCCD-SEX",
+    "VN-CCCD-YEAR",
+    "VN-IMM-DOSE",
+    "VN-IMM-DOSE-SERIES",
+    "VN-IMM-FUTURE",
+    "VN-IMM-LOT",
+    "VN-IMM-PATIENT",
+    "VN-IMM-PERFORMER",
+    "VN-IMM-TOO-EARLY",
+    "VN-IMM-VACCINE",
+    "VN-PAT-BIRTHDATE",
+    "VN-PAT-GENDER",
+    "VN-PAT-NAME",
+    "VN-PHONE-FORMAT",
+    "VN-PHONE-MOBILE",
+    "con-3",
+    "con-4",
+    "con-5",
+    "cpt-2",
+    "dom-2",
+    "dom-3",
+    "dom-4",
+    "dom-5",
+    "dom-6",
+    "ele-1",
+    "ext-1",
+    "imm-1",
+    "obs-3",
+    "obs-6",
+    "obs-7",
+    "pat-1",
+    "per-1",
+    "qty-3",
+];
+
+/// The profiles whose rules the policy can set as a group.
+pub const SHIPPED_PROFILES: &[&str] = &["base", "vn-core-patient", "vn-immunization"];
+
+/// Whether a `[validation.rules]` key can mean something: a rule code, a shipped profile,
+/// or (any other name not shaped like a rule code) the id of a profile posted to the
+/// server. A misspelled rule code (`VN-CCCD-SEXX`, `dom-66`) is refused.
+pub fn is_rule_or_profile(name: &str) -> bool {
+    let key = rule_key(name);
+    if RULES
+        .iter()
+        .chain(SHIPPED_PROFILES)
+        .any(|known| rule_key(known) == key)
+    {
+        return true;
+    }
+    let invariant_shaped = key.split_once('-').is_some_and(|(head, tail)| {
+        (2..=4).contains(&head.len())
+            && head.bytes().all(|b| b.is_ascii_lowercase())
+            && !tail.is_empty()
+            && tail.bytes().all(|b| b.is_ascii_digit())
+    });
+    !(key.starts_with("hb-") || key.starts_with("vn-") || invariant_shaped)
+}
+
 /// A rule code or profile id as the policy keys it: lower case, `_` as `-` (so that
 /// `HEALTHBOOK__VALIDATION__RULES__VN_PHONE_FORMAT` names `VN-PHONE-FORMAT`).
 pub fn rule_key(name: &str) -> String {
@@ -301,6 +380,45 @@ pub const PROFILE_BASE: &str = "https://healthbook.example.org/fhir/StructureDef
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rules_lists_every_code_the_validator_reports() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("base.rs"),
+            include_str!("vn.rs"),
+            include_str!("profile.rs"),
+            include_str!("search_parameter.rs"),
+            include_str!("operation.rs"),
+            include_str!("install.rs"),
+        ];
+        let mut written = std::collections::BTreeSet::new();
+        for source in sources {
+            for quoted in source.split('"').skip(1).step_by(2) {
+                let code_like = quoted.starts_with("HB-") || quoted.starts_with("VN-");
+                let invariant = quoted.split_once('-').is_some_and(|(head, tail)| {
+                    (2..=4).contains(&head.len())
+                        && head.bytes().all(|b| b.is_ascii_lowercase())
+                        && !tail.is_empty()
+                        && tail.bytes().all(|b| b.is_ascii_digit())
+                });
+                let upper = quoted
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+                if (code_like && upper) || invariant {
+                    written.insert(quoted);
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> = RULES.iter().copied().collect();
+        let missing: Vec<_> = written.difference(&listed).collect();
+        assert!(missing.is_empty(), "codes not in RULES: {missing:?}");
+        assert!(is_rule_or_profile("VN_PHONE_FORMAT"));
+        assert!(is_rule_or_profile("vn-core-patient"));
+        assert!(is_rule_or_profile("my-posted-profile"));
+        assert!(!is_rule_or_profile("VN-CCCD-SEXX"));
+        assert!(!is_rule_or_profile("dom-66"));
+    }
 
     #[test]
     fn shipped_profiles_are_valid_structure_definitions() {
