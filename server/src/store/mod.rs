@@ -103,15 +103,6 @@ impl Store {
         conn::run_migrations(&mut conn.conn)
     }
 
-    /// Whether migrations are missing from the database.
-    ///
-    /// # Errors
-    /// When the database cannot be reached.
-    pub fn has_pending_migrations(&self) -> Result<bool, StoreError> {
-        let mut conn = self.writer()?;
-        conn::has_pending_migrations(&mut conn.conn)
-    }
-
     /// Opens one connection outside the pools (no acquire wait) and tells whether migrations
     /// are pending: what start-up and `check-config` need to know.
     ///
