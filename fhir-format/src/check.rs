@@ -3,7 +3,6 @@
 //! - json.html#json: no duplicate property names; empty objects, arrays and strings are not
 //!   allowed; `null` only inside arrays of primitives that have a paired `_name` array.
 //! - json.html#primitive: booleans and numbers are JSON booleans and numbers, not strings.
-//! - json.html#complex: an element with max cardinality 1 is a single value, never an array.
 //! - extensibility.html#modifierExtension: a resource with a modifier extension the server
 //!   does not understand SHALL be rejected. This server understands none.
 
@@ -161,10 +160,6 @@ fn compare(sent: &Value, model: &Value, path: &str) -> Result<(), FormatError> {
             }
             Ok(())
         }
-        (Value::Array(_), other) if !other.is_array() => Err(FormatError::at(
-            path,
-            "This element takes a single value, not an array (json.html).",
-        )),
         (other, Value::Array(_)) if !other.is_array() => Err(FormatError::at(
             path,
             "This element repeats, so its value must be a JSON array (json.html).",

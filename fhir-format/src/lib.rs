@@ -9,7 +9,7 @@
 //! (`service/validate/base.rs`: minimum cardinality). The functions here also close the
 //! gaps fhirbolt 0.4
 //! leaves against <https://hl7.org/fhir/R4/json.html>: it panics on empty arrays, silently
-//! converts `"true"` to `true`, unwraps arrays given for single values, and reports unknown
+//! converts `"true"` to `true`, keeps arrays given for single values, and reports unknown
 //! elements without a location. Every rejection here carries the FHIRPath-style location of
 //! the offending element (`Patient.name[0].given`).
 

@@ -2,9 +2,11 @@
 //! (<https://hl7.org/fhir/R4/datatypes.html#primitive>), which fhirbolt does not make:
 //! dates that are not dates (`1990-13-45`, `14/02/1990`), times without a zone,
 //! ids, codes, oids, uuids, uris with spaces, `positiveInt` 0. The element types come from
-//! the official StructureDefinitions (fhir-profiles). Also the one structural rule of
-//! choice elements (formats.html#choice): an element `value[x]` appears under one of its
-//! type names at most (`valueString` and `valueInteger` together are an error).
+//! the official StructureDefinitions (fhir-profiles). Also the two structural rules that
+//! need the element's definition: an element with max cardinality 1 is a single value,
+//! never an array (json.html#complex), and a choice element `value[x]` appears under one of
+//! its type names at most (formats.html#choice: `valueString` with `valueInteger` is an
+//! error).
 
 use chrono::NaiveDate;
 use fhir_profiles::element;
@@ -20,10 +22,17 @@ pub(crate) fn check(resource: &Value, resource_type: &str) -> Result<(), FormatE
     }
 }
 
-/// A child element resolved: its type code, the path its children are defined under, the
-/// stem of its choice element (`value` for `valueQuantity`), and whether it is single
-/// (max cardinality 1).
-type Resolved = (String, String, Option<String>, bool);
+/// A child element as its definition describes it.
+struct Child {
+    /// Its type code (`Quantity` for `valueQuantity`).
+    type_code: String,
+    /// The path its own children are defined under.
+    definition: String,
+    /// The stem of its choice element (`value` for `valueQuantity`).
+    choice: Option<String>,
+    /// Max cardinality 1 (json.html#complex: a single value, never an array).
+    single: bool,
+}
 
 /// `definition`: the path children are defined under (`Patient`, `HumanName`,
 /// `Patient.contact`); `shown`: the location reported (`Patient.contact[0]`).
@@ -43,16 +52,16 @@ fn walk_object(
             check_each(value, &here, "id")?;
             continue;
         }
-        let Some((type_code, child_definition, choice, single)) = resolve(definition, name) else {
+        let Some(child) = resolve(definition, name) else {
             continue; // unknown elements are reported by the R4 model
         };
-        if single && value.is_array() {
+        if child.single && value.is_array() {
             return Err(FormatError::at(
                 here,
                 "This element takes a single value, not an array (json.html).",
             ));
         }
-        if let Some(stem) = choice {
+        if let Some(stem) = child.choice {
             if let Some((_, first)) = choices.iter().find(|(s, _)| *s == stem) {
                 return Err(FormatError::at(
                     here,
@@ -67,10 +76,11 @@ fn walk_object(
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    walk_value(item, &type_code, &child_definition, &format!("{here}[{i}]"))?;
+                    let at = format!("{here}[{i}]");
+                    walk_value(item, &child.type_code, &child.definition, &at)?;
                 }
             }
-            single => walk_value(single, &type_code, &child_definition, &here)?,
+            single => walk_value(single, &child.type_code, &child.definition, &here)?,
         }
     }
     Ok(())
@@ -113,15 +123,19 @@ fn walk_value(
 /// The type and the definition path of the child `name` of `definition`; choice elements
 /// (`valueQuantity` of `Observation.value[x]`) take the type from the name's suffix and
 /// name their stem (`value`).
-fn resolve(definition: &str, name: &str) -> Option<Resolved> {
+fn resolve(definition: &str, name: &str) -> Option<Child> {
     let path = format!("{definition}.{name}");
     if let Some(def) = element(&path) {
-        let single = def.max == "1";
-        if let Some(target) = &def.content_reference {
-            return Some(("BackboneElement".into(), target.clone(), None, single));
-        }
-        let type_code = def.types.first()?.clone();
-        return Some((type_code, path, None, single));
+        let (type_code, definition) = match &def.content_reference {
+            Some(target) => ("BackboneElement".to_owned(), target.clone()),
+            None => (def.types.first()?.clone(), path),
+        };
+        return Some(Child {
+            type_code,
+            definition,
+            choice: None,
+            single: def.max == "1",
+        });
     }
     for (i, c) in name.char_indices().skip(1) {
         if !c.is_ascii_uppercase() {
@@ -134,7 +148,12 @@ fn resolve(definition: &str, name: &str) -> Option<Resolved> {
                 .iter()
                 .find(|t| t.eq_ignore_ascii_case(suffix))?
                 .clone();
-            return Some((type_code, path, Some(stem.to_owned()), def.max == "1"));
+            return Some(Child {
+                type_code,
+                definition: path,
+                choice: Some(stem.to_owned()),
+                single: def.max == "1",
+            });
         }
     }
     None

@@ -257,10 +257,9 @@ fn choices<'de, D: serde::Deserializer<'de>, T: Choice>(
 ) -> Result<std::collections::BTreeMap<String, T>, D::Error> {
     std::collections::BTreeMap::<String, String>::deserialize(d)?
         .into_iter()
-        .map(|(key, text)| {
-            T::parse(&text)
-                .map(|value| (key.clone(), value))
-                .map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
+        .map(|(key, text)| match T::parse(&text) {
+            Ok(value) => Ok((key, value)),
+            Err(e) => Err(serde::de::Error::custom(format!("{key}: {e}"))),
         })
         .collect()
 }
@@ -316,8 +315,14 @@ impl Settings {
             }
             builder = builder.add_source(File::from(overlay));
         }
+        Self::from_sources(builder.add_source(environment()))
+    }
+
+    /// Deserialises and validates what the layered sources hold.
+    fn from_sources(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> Result<Self, ConfigError> {
         let settings: Settings = builder
-            .add_source(environment())
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| ConfigError(key_first(&e.to_string())))?;
@@ -547,14 +552,11 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let settings: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .add_source(environment().source(Some(map)))
-            .build()
-            .and_then(Config::try_deserialize)
-            .map_err(|e| ConfigError(key_first(&e.to_string())))?;
-        settings.validate()?;
-        Ok(settings)
+        Settings::from_sources(
+            Config::builder()
+                .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+                .add_source(environment().source(Some(map))),
+        )
     }
 
     #[test]

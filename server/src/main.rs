@@ -57,13 +57,13 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.config_dir)?;
+    // check-config answers on stdout alone; the others log.
+    if !matches!(cli.command, Command::CheckConfig) {
+        healthbook::telemetry::init(&settings.log);
+    }
     match cli.command {
-        Command::Serve => {
-            healthbook::telemetry::init(&settings.log);
-            serve(&settings)
-        }
+        Command::Serve => serve(&settings),
         Command::Migrate => {
-            healthbook::telemetry::init(&settings.log);
             let store = open(&settings)?;
             let applied = store.migrate().context("migrating the database")?;
             println!("{applied} migration(s) applied");

@@ -32,7 +32,7 @@ impl StoreError {
     /// A failed connection attempt: refused configurations are [`StoreError::Config`],
     /// anything else (server down, starting, unreachable) is an outage.
     pub(super) fn connect(e: diesel::ConnectionError) -> Self {
-        let message = e.to_string();
+        let message = e.to_string().trim().to_owned();
         // libpq reports connection failures as text only (no SQLSTATE reaches diesel); these
         // are the server's answers that no retry changes (3D000, 28000, 28P01, 42501).
         let refused = [
@@ -43,7 +43,6 @@ impl StoreError {
             "permission denied",
             "unable to open database file",
         ];
-        let message = message.trim().to_owned();
         if refused.iter().any(|r| message.contains(r)) {
             StoreError::Config(message)
         } else {

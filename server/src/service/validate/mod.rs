@@ -358,13 +358,17 @@ pub fn is_rule_or_profile(name: &str) -> bool {
     {
         return true;
     }
-    let invariant_shaped = key.split_once('-').is_some_and(|(head, tail)| {
+    !(key.starts_with("hb-") || key.starts_with("vn-") || is_invariant_key(&key))
+}
+
+/// Shaped like the key of a core invariant (`dom-6`, `ele-1`, `qty-3`).
+fn is_invariant_key(key: &str) -> bool {
+    key.split_once('-').is_some_and(|(head, tail)| {
         (2..=4).contains(&head.len())
             && head.bytes().all(|b| b.is_ascii_lowercase())
             && !tail.is_empty()
             && tail.bytes().all(|b| b.is_ascii_digit())
-    });
-    !(key.starts_with("hb-") || key.starts_with("vn-") || invariant_shaped)
+    })
 }
 
 /// A rule code or profile id as the policy keys it: lower case, `_` as `-` (so that
@@ -396,16 +400,10 @@ mod tests {
         for source in sources {
             for quoted in source.split('"').skip(1).step_by(2) {
                 let code_like = quoted.starts_with("HB-") || quoted.starts_with("VN-");
-                let invariant = quoted.split_once('-').is_some_and(|(head, tail)| {
-                    (2..=4).contains(&head.len())
-                        && head.bytes().all(|b| b.is_ascii_lowercase())
-                        && !tail.is_empty()
-                        && tail.bytes().all(|b| b.is_ascii_digit())
-                });
                 let upper = quoted
                     .bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-                if (code_like && upper) || invariant {
+                if (code_like && upper) || is_invariant_key(quoted) {
                     written.insert(quoted);
                 }
             }
