@@ -83,7 +83,11 @@ fn database_loss_gives_503_and_recovery() {
     }
     let s = Server::start_with(
         Backend::Postgres,
-        &[("HEALTHBOOK__DATABASE__ACQUIRE_TIMEOUT_MS", "1000")],
+        &[
+            ("HEALTHBOOK__DATABASE__ACQUIRE_TIMEOUT_MS", "1000"),
+            // The recovery line is at info.
+            ("RUST_LOG", "info"),
+        ],
     );
     let id = id_of(&s.create(&patient("Resilient")));
 
@@ -97,6 +101,17 @@ fn database_loss_gives_503_and_recovery() {
         "a request hung while the database was away"
     );
     assert_eq!(resp.status, 503, "read without database: {}", resp.text());
+    // The outage is detected once: later requests do not each wait for a connection.
+    // Twenty reads that each waited the 1 s acquire timeout would take 20 s.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(s.get(&format!("Patient/{id}")).status, 503);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "each request waited for the database: {:?} for 20",
+        started.elapsed()
+    );
     assert!(
         resp.header("retry-after").is_some(),
         "503 without Retry-After"
@@ -131,4 +146,59 @@ fn database_loss_gives_503_and_recovery() {
         thread::sleep(Duration::from_millis(200));
     }
     s.create(&patient("AfterRecovery"));
+    // One line per change of state, not one per request.
+    let log = s.log();
+    assert_eq!(
+        log.matches("database unreachable").count(),
+        1,
+        "outage not logged exactly once:\n{log}"
+    );
+    assert_eq!(
+        log.matches("database reachable again").count(),
+        1,
+        "recovery not logged exactly once:\n{log}"
+    );
+}
+
+/// SIGTERM while PostgreSQL is away still stops the server within
+/// `server.shutdown_timeout_secs`, and the log says how many audit events it could not
+/// write (they are not silently dropped, and shutdown does not wait forever for them).
+#[test]
+fn sigterm_during_an_outage_exits_on_time() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL"
+        );
+        eprintln!("TEST_DATABASE_URL not set: the outage shutdown test needs PostgreSQL");
+        return;
+    }
+    let mut s = Server::start_with(
+        Backend::Postgres,
+        &[("HEALTHBOOK__SERVER__SHUTDOWN_TIMEOUT_SECS", "3")],
+    );
+    let id = id_of(&s.create(&patient("Unwritten")));
+    s.admin_sql("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false");
+    s.admin_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'");
+    for _ in 0..5 {
+        assert_eq!(s.get(&format!("Patient/{id}")).status, 503);
+    }
+    let started = Instant::now();
+    let exited = s.terminate(Duration::from_secs(15));
+    let took = started.elapsed();
+    s.admin_sql("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true");
+    assert!(exited, "no clean exit after SIGTERM during an outage");
+    assert!(
+        took < Duration::from_secs(8),
+        "SIGTERM took {took:?} with shutdown_timeout_secs = 3"
+    );
+    let log = s.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("audit events not written"))
+        .unwrap_or_else(|| panic!("unwritten audit events not reported:\n{log}"));
+    assert!(
+        line.contains("unwritten=") && !line.contains("unwritten=0"),
+        "no count of unwritten audit events: {line}"
+    );
 }

@@ -23,6 +23,7 @@ pub struct Application {
     authenticator: Arc<Authenticator>,
     audit_writer: AuditWriter,
     server: http::Server,
+    shutdown_timeout: Duration,
     port: u16,
     base_url: String,
 }
@@ -121,6 +122,7 @@ impl Application {
             authenticator,
             audit_writer,
             server,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             port: address.port(),
             base_url,
         })
@@ -136,7 +138,9 @@ impl Application {
         &self.base_url
     }
 
-    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish and writes the
+    /// queued audit events, all within `server.shutdown_timeout_secs` of the signal
+    /// whatever the database does: what could not be written by then is counted in the log.
     ///
     /// # Errors
     /// I/O failures of the server.
@@ -144,6 +148,7 @@ impl Application {
         // Discover the OpenID providers in the background so the first request is fast.
         let authenticator = Arc::clone(&self.authenticator);
         tokio::spawn(async move { authenticator.warm_up().await });
+        let backlog = self.audit_writer.backlog();
         let audit = tokio::spawn(self.audit_writer.run());
         // Upkeep: what `prepare` could not do at start, then the custom search parameters
         // other servers on the same database wrote. The task holds the service (and with it
@@ -169,18 +174,47 @@ impl Application {
                 }
             }
         });
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let deadline = tokio::select! {
+            served = &mut server => {
+                upkeep.abort();
+                return served;
+            }
+            () = stop_signal() => tokio::time::Instant::now() + self.shutdown_timeout,
+        };
+        tracing::info!("stop signal received; finishing in-flight requests");
+        // Graceful: the workers finish what they are doing, for `shutdown_timeout` at most.
+        let ((), served) = tokio::join!(handle.stop(true), server);
         upkeep.abort();
         let _ = upkeep.await;
         // The workers are gone and with them every sender of the audit queue: the writer
-        // drains what is queued and ends. Acknowledged requests keep their audit records.
-        if tokio::time::timeout(Duration::from_secs(60), audit)
-            .await
-            .is_err()
-        {
-            tracing::error!("audit queue not drained within 60 s of shutdown");
+        // drains what is queued and ends, unless the database keeps it from doing so past
+        // the deadline.
+        if tokio::time::timeout_at(deadline, audit).await.is_err() {
+            tracing::error!(
+                unwritten = backlog.unwritten(),
+                "audit events not written before the shutdown deadline"
+            );
         }
         served
+    }
+}
+
+/// SIGTERM (how process managers stop a service) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGTERM handler not installed; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

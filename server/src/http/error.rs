@@ -238,7 +238,8 @@ impl From<ServiceError> for ApiError {
                 }
             }
             ServiceError::Store(StoreError::Unavailable(cause)) => {
-                tracing::warn!(error.cause = %cause, "database unavailable");
+                // The store logs the outage once; a line per request would flood the log.
+                tracing::debug!(error.cause = %cause, "database unavailable");
                 ApiError {
                     retry_after: Some(5),
                     ..ApiError::new(

@@ -20,11 +20,13 @@ use interaction::{
     smart_configuration, update, validate, vread,
 };
 
-/// A bound HTTP server; awaiting it serves until SIGTERM/SIGINT, then drains.
+/// A bound HTTP server; awaiting it serves until its handle stops it. It does not watch
+/// signals itself: [`crate::startup::Application::run_until_stopped`] does, so that the
+/// whole shutdown (requests, then the audit queue) fits in `shutdown_timeout_secs`.
 pub type Server = actix_web::dev::Server;
 
 /// Builds the HTTP server over `state` on `listener`: compression, the request context
-/// middleware, the routes; graceful shutdown after `shutdown_timeout_secs`.
+/// middleware, the routes; a graceful stop waits `shutdown_timeout_secs` at most.
 ///
 /// # Errors
 /// When the listener cannot be used.
@@ -43,6 +45,7 @@ pub fn server(
             .wrap(actix_web::middleware::from_fn(request_context))
             .configure(routes)
     })
+    .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout_secs);
     server = if settings.tls.enabled() {
         server.listen_rustls_0_23(listener, tls_config(&settings.tls)?)?

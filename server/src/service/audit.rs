@@ -2,13 +2,16 @@
 //! (https://hl7.org/fhir/R4/auditevent.html): who (client, subject, fhirUser), what
 //! (the resource and the Patient whose record it is), the outcome, and this server as the
 //! source. Events are queued and written in batches by one background task; on a clean
-//! shutdown the queue is drained before the process exits, so none is lost. They carry no
+//! shutdown the queue is drained before the process exits, so none is lost while the
+//! database answers. When it does not, shutdown still ends on time and the log says how
+//! many events were not written ([`Backlog`]). They carry no
 //! query-string values and no resource content.
 //!
 //! AuditEvents are ordinary resources: a patient reads "who looked at my record" with
 //! `patient/AuditEvent.rs` (their compartment holds every event whose entity is their
 //! Patient). They cannot be updated or deleted through the API.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -97,30 +100,65 @@ pub struct AuditEntry {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEntry>,
+    backlog: Backlog,
 }
 
 /// The task that writes queued events; run it with [`AuditWriter::run`].
 pub struct AuditWriter {
     store: Store,
     queue: mpsc::Receiver<AuditEntry>,
+    backlog: Backlog,
+}
+
+/// How many recorded events are not yet written (queued or in a batch being written).
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Events recorded and not written yet.
+    pub fn unwritten(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// A new queue and its writer.
 pub fn channel(store: Store) -> (AuditLog, AuditWriter) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    (AuditLog { queue: tx }, AuditWriter { store, queue: rx })
+    let backlog = Backlog::default();
+    (
+        AuditLog {
+            queue: tx,
+            backlog: backlog.clone(),
+        },
+        AuditWriter {
+            store,
+            queue: rx,
+            backlog,
+        },
+    )
 }
 
 impl AuditLog {
     /// Queues an event; waits when the queue is full.
     pub async fn record(&self, entry: AuditEntry) {
-        if let Err(mpsc::error::TrySendError::Full(entry)) = self.queue.try_send(entry) {
-            let _ = self.queue.send(entry).await;
+        self.backlog.0.fetch_add(1, Ordering::AcqRel);
+        let sent = match self.queue.try_send(entry) {
+            Err(mpsc::error::TrySendError::Full(entry)) => self.queue.send(entry).await.is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Ok(()) => true,
+        };
+        if !sent {
+            self.backlog.0.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
 impl AuditWriter {
+    /// The count of events not written yet, readable after the writer is stopped.
+    pub fn backlog(&self) -> Backlog {
+        self.backlog.clone()
+    }
+
     /// Writes events until every [`AuditLog`] is dropped and the queue is empty.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
@@ -158,7 +196,9 @@ impl AuditWriter {
             let store = self.store.clone();
             let events = Arc::new(events);
             // A failed batch is retried until the database takes it: losing audit records
-            // is not an option, and the queue's bound slows requests meanwhile.
+            // is not an option, and the queue's bound slows requests meanwhile. The first
+            // failure and the eventual success are logged, not every retry.
+            let mut failures = 0_u32;
             loop {
                 let store = store.clone();
                 let events = Arc::clone(&events);
@@ -173,9 +213,22 @@ impl AuditWriter {
                 })
                 .await;
                 match written {
-                    Ok(Ok(())) => break,
+                    Ok(Ok(())) => {
+                        self.backlog.0.fetch_sub(count, Ordering::AcqRel);
+                        if failures > 0 {
+                            tracing::info!(
+                                events = count,
+                                attempts = failures + 1,
+                                "audit batch written after retries"
+                            );
+                        }
+                        break;
+                    }
                     Ok(Err(e)) => {
-                        tracing::warn!(error = %e, events = count, "audit batch not written; retrying");
+                        if failures == 0 {
+                            tracing::warn!(error = %e, events = count, "audit batch not written; retrying every second");
+                        }
+                        failures += 1;
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                     Err(e) => {

@@ -4,6 +4,7 @@
 
 mod conn;
 mod error;
+mod health;
 mod models;
 mod queries;
 mod schema;
@@ -22,12 +23,14 @@ pub use search::{
 };
 pub use search::{CONTAINED_PARAM, CONTAINER_PARAM, NEAR_LATITUDE, NEAR_LONGITUDE};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel::Connection;
 
 use conn::Manager;
+use health::{Health, OnConnectError};
 
 /// Connection pools over one database. SQLite has a single writer connection so that write
 /// transactions queue in the pool instead of failing with `SQLITE_BUSY`; PostgreSQL reads
@@ -39,6 +42,8 @@ pub struct Store {
     write: Pool<Manager>,
     /// Opens connections outside the pools ([`Store::probe`]).
     manager: Manager,
+    /// Down after a failed connection attempt, until the database answers again.
+    health: Arc<Health>,
 }
 
 /// How to reach the database.
@@ -61,9 +66,11 @@ impl Store {
     pub fn open(options: &StoreOptions) -> Result<Self, StoreError> {
         let (backend, target) = Backend::from_url(&options.url)?;
         let manager = Manager::new(backend, target.clone());
+        let health = Health::new(manager.clone());
         let build = |size: u32| {
             Pool::builder()
                 .max_size(size)
+                .error_handler(Box::new(OnConnectError(Arc::clone(&health))))
                 .min_idle(Some(0))
                 .connection_timeout(options.acquire_timeout)
                 // Checkout validates only connections idle for a while (see PooledDb),
@@ -86,6 +93,7 @@ impl Store {
             read,
             write,
             manager,
+            health,
         })
     }
 
@@ -110,7 +118,13 @@ impl Store {
     /// [`StoreError::Config`] when the server refuses this database or these credentials,
     /// [`StoreError::Unavailable`] when it cannot be reached.
     pub fn probe(&self) -> Result<bool, StoreError> {
-        let mut conn = self.manager.connect().map_err(StoreError::connect)?;
+        let mut conn = self.manager.connect().map_err(|e| {
+            let e = StoreError::connect(e);
+            if let StoreError::Unavailable(cause) = &e {
+                self.health.mark_down(cause);
+            }
+            e
+        })?;
         conn::has_pending_migrations(&mut conn.conn)
     }
 
@@ -185,10 +199,12 @@ impl Store {
     }
 
     fn reader(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.health.check()?;
         self.read.get().map_err(StoreError::pool)
     }
 
     fn writer(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.health.check()?;
         self.write.get().map_err(StoreError::pool)
     }
 }
