@@ -27,6 +27,71 @@ fn errors_carry_operation_outcome() {
     }
 }
 
+/// This server's own statuses and error codes (docs/ERRORS.md), where R4 leaves a choice
+/// or names none: an unknown type is 404 (http.html#2.21.0.5, "resource type not
+/// supported"), a delete is 204 without a body and deleting again is 204 too
+/// (http.html#delete), a read of a deleted resource is 410, and each refusal carries its
+/// code under the Healthbook error code system.
+#[test]
+fn own_statuses_and_error_codes() {
+    fn code(resp: &Resp) -> String {
+        let body = resp.json();
+        body["issue"][0]["details"]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {body}"))
+            .to_owned()
+    }
+    for s in servers() {
+        let created = s.post("Foo", &json!({"resourceType": "Foo"}));
+        assert_eq!(
+            (created.status, code(&created).as_str()),
+            (404, "HB-UNKNOWN-TYPE")
+        );
+
+        let id = id_of(&s.create(&patient("Deleted")));
+        let deleted = s.delete(&format!("Patient/{id}"));
+        assert_eq!(deleted.status, 204, "[{}] delete", s.backend);
+        assert!(deleted.text().is_empty(), "a 204 has no body");
+        assert_eq!(
+            s.delete(&format!("Patient/{id}")).status,
+            204,
+            "delete again"
+        );
+        let gone = s.get(&format!("Patient/{id}"));
+        assert_eq!((gone.status, code(&gone).as_str()), (410, "HB-DELETED"));
+
+        let other = id_of(&s.create(&patient("Other")));
+        let mut body = patient("Other");
+        body["id"] = json!(new_id());
+        let put = s.put(&format!("Patient/{other}"), &body);
+        assert_eq!((put.status, code(&put).as_str()), (400, "HB-RESOURCE-ID"));
+
+        let count = s.get("Patient?_count=many");
+        assert_eq!(
+            (count.status, code(&count).as_str()),
+            (400, "HB-SEARCH-VALUE")
+        );
+        let strict = s
+            .req(Method::GET, "Patient?shoe-size=42")
+            .header("Prefer", "handling=strict")
+            .fetch();
+        assert_eq!(
+            (strict.status, code(&strict).as_str()),
+            (400, "HB-SEARCH-PARAM")
+        );
+        let base = s
+            .req(Method::POST, &s.base)
+            .fhir_json(&patient("NotABundle"))
+            .fetch();
+        assert_eq!((base.status, code(&base).as_str()), (400, "HB-BUNDLE-TYPE"));
+        let nowhere = s.req(Method::GET, &format!("{}/nowhere", s.root)).fetch();
+        assert_eq!(
+            (nowhere.status, code(&nowhere).as_str()),
+            (404, "HB-NO-ROUTE")
+        );
+    }
+}
+
 /// http.html#transaction: `POST [base]` carries a Bundle with Bundle.type `batch` or
 /// `transaction`; any other body posted to the base is a bad request (400), not a
 /// routing error (404/405).

@@ -1,17 +1,15 @@
-//! Every non-2xx answer is an OperationOutcome (operationoutcome.html), with the status
-//! chosen in one table here. A 5xx body carries only a generic sentence and the request
+//! Every non-2xx answer is an OperationOutcome (operationoutcome.html) of one
+//! [`ErrorCode`], whose row in the table (`service/error_code.rs`) gives status and issue
+//! type. A 5xx body carries only a generic sentence and the request
 //! id; the cause is logged once, here.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use crate::service::error_code::ERROR_CODE_SYSTEM;
 use crate::service::validate::{Issue, Language};
-use crate::service::ServiceError;
-use crate::store::StoreError;
-
-/// The code system of Healthbook's stable error codes (in `issue.details.coding`).
-pub const ERROR_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/error";
+use crate::service::{ErrorCode, ServiceError};
 /// The code system of validation rule codes (docs/VALIDATION.md).
 pub const RULE_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/validation-rule";
 
@@ -39,14 +37,10 @@ pub fn validation_outcome(issues: &[Issue], language: Language) -> Value {
     json!({"resourceType": "OperationOutcome", "issue": issues})
 }
 
-/// An error answer: status, issue type, stable code, message and location.
+/// An error answer: its code (which fixes status and issue type), message and location.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    /// IssueType code (http://hl7.org/fhir/issue-type).
-    pub issue_type: &'static str,
-    /// Stable Healthbook code, e.g. `HB-INVALID`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub expression: Option<Box<str>>,
     /// Seconds, for 503.
@@ -58,16 +52,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with the given status and description.
-    pub fn new(
-        status: StatusCode,
-        issue_type: &'static str,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    /// An error of `code` with the given description.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
-            issue_type,
             code,
             message: message.into(),
             expression: None,
@@ -77,15 +64,15 @@ impl ApiError {
         }
     }
 
-    /// A 400 about the request.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid", "HB-INVALID", message)
-    }
-
-    /// With the location of the offending element or parameter.
+    /// With the location of the offending element, header or parameter.
     pub fn at(mut self, expression: Option<String>) -> Self {
         self.expression = expression.map(String::into_boxed_str);
         self
+    }
+
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.info().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The OperationOutcome body (validation issues in English).
@@ -98,11 +85,12 @@ impl ApiError {
         if !self.validation.is_empty() {
             return validation_outcome(&self.validation, language);
         }
+        let info = self.code.info();
         let mut issue = json!({
-            "severity": if self.status.is_server_error() { "fatal" } else { "error" },
-            "code": self.issue_type,
+            "severity": if info.status >= 500 { "fatal" } else { "error" },
+            "code": info.issue_type,
             "details": {
-                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.code}],
+                "coding": [{"system": ERROR_CODE_SYSTEM, "code": info.code}],
                 "text": self.message,
             },
         });
@@ -115,17 +103,18 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)
+        let info = self.code.info();
+        write!(f, "{} {}", info.status, info.code)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.status());
         response.insert_header((header::CONTENT_TYPE, "application/fhir+json; charset=utf-8"));
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
@@ -143,36 +132,16 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The one table from service categories to HTTP statuses.
+/// What each service error adds to its code: the location, the challenge of a 403, the
+/// validation issues, Retry-After, and the one log line of a failure.
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        use StatusCode as S;
         match e {
-            ServiceError::Invalid { message, path } => {
-                ApiError::new(S::BAD_REQUEST, "invalid", "HB-INVALID", message).at(path)
-            }
-            ServiceError::NotFound(message) => {
-                ApiError::new(S::NOT_FOUND, "not-found", "HB-NOT-FOUND", message)
-            }
-            ServiceError::Gone { res_type, id } => ApiError::new(
-                S::GONE,
-                "deleted",
-                "HB-DELETED",
-                format!("{res_type}/{id} has been deleted; its history is still available."),
-            ),
-            ServiceError::PreconditionFailed(message) => ApiError::new(
-                S::PRECONDITION_FAILED,
-                "conflict",
-                "HB-PRECONDITION",
+            ServiceError::Refused {
+                code,
                 message,
-            ),
-            ServiceError::Unprocessable { message, path } => ApiError::new(
-                S::UNPROCESSABLE_ENTITY,
-                "processing",
-                "HB-UNPROCESSABLE",
-                message,
-            )
-            .at(path),
+                path,
+            } => ApiError::new(code, message).at(path),
             ServiceError::Forbidden { scope } => {
                 let (message, challenge) = if scope.is_empty() {
                     (
@@ -192,21 +161,13 @@ impl From<ServiceError> for ApiError {
                 };
                 ApiError {
                     challenge: Some(challenge.into()),
-                    ..ApiError::new(S::FORBIDDEN, "forbidden", "HB-FORBIDDEN", message)
+                    ..ApiError::new(ErrorCode::Forbidden, message)
                 }
             }
-            ServiceError::NotAllowed(message) => ApiError::new(
-                S::METHOD_NOT_ALLOWED,
-                "not-supported",
-                "HB-NOT-ALLOWED",
-                message,
-            ),
             ServiceError::Rejected(issues) => ApiError {
                 validation: issues.into_boxed_slice(),
                 ..ApiError::new(
-                    S::UNPROCESSABLE_ENTITY,
-                    "processing",
-                    "HB-INVALID-RESOURCE",
+                    ErrorCode::InvalidResource,
                     "The resource breaks validation rules.",
                 )
             },
@@ -237,44 +198,41 @@ impl From<ServiceError> for ApiError {
                     ..inner
                 }
             }
-            ServiceError::Store(StoreError::Unavailable(cause)) => {
+            ServiceError::Unavailable(cause) => {
                 // The store logs the outage once; a line per request would flood the log.
                 tracing::debug!(error.cause = %cause, "database unavailable");
                 ApiError {
                     retry_after: Some(5),
                     ..ApiError::new(
-                        S::SERVICE_UNAVAILABLE,
-                        "transient",
-                        "HB-UNAVAILABLE",
+                        ErrorCode::Unavailable,
                         "The service is temporarily unavailable; retry after a few seconds.",
                     )
                 }
             }
-            ServiceError::Store(StoreError::Conflict(cause)) => {
+            ServiceError::Conflict(cause) => {
                 tracing::info!(error.cause = %cause, "write conflict after retries");
                 ApiError::new(
-                    S::CONFLICT,
-                    "conflict",
-                    "HB-CONFLICT",
+                    ErrorCode::Conflict,
                     "The resource was changed by concurrent requests; retry the request.",
                 )
             }
-            other => {
-                tracing::error!(error.cause = %other, error.debug = ?other, "internal failure");
-                ApiError::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "exception",
-                    "HB-INTERNAL",
-                    "An internal error occurred; it has been logged.",
-                )
-            }
+            ServiceError::Fault(cause) => internal(&cause),
         }
     }
 }
 
+/// A 500 whose cause is logged here, once, and not sent.
+pub fn internal(cause: &str) -> ApiError {
+    tracing::error!(error.cause = %cause, "internal failure");
+    ApiError::new(
+        ErrorCode::Internal,
+        "An internal error occurred; it has been logged.",
+    )
+}
+
 impl From<fhir_format::FormatError> for ApiError {
     fn from(e: fhir_format::FormatError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "structure", "HB-FORMAT", e.message).at(e.path)
+        ApiError::new(ErrorCode::Format, e.message).at(e.path)
     }
 }
 
@@ -287,9 +245,7 @@ impl From<crate::auth::AuthError> for ApiError {
             AuthError::Missing => ApiError {
                 challenge: Some(r#"Bearer realm="healthbook""#.into()),
                 ..ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "login",
-                    "HB-UNAUTHENTICATED",
+                    ErrorCode::Unauthenticated,
                     "This server needs an access token: send Authorization: Bearer <token>.",
                 )
             },
@@ -301,9 +257,7 @@ impl From<crate::auth::AuthError> for ApiError {
                     .into(),
                 ),
                 ..ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "login",
-                    "HB-INVALID-TOKEN",
+                    ErrorCode::InvalidToken,
                     format!("The access token was not accepted: {why}."),
                 )
             },
@@ -312,13 +266,44 @@ impl From<crate::auth::AuthError> for ApiError {
                 ApiError {
                     retry_after: Some(5),
                     ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "transient",
-                        "HB-IDP-UNAVAILABLE",
+                        ErrorCode::IdpUnavailable,
                         "The access token cannot be checked right now; retry after a few seconds.",
                     )
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::validate::Issue;
+
+    /// One OperationOutcome per error code, as a client receives it (status, issue type,
+    /// code system, severity, location); `cargo insta review` shows a changed answer.
+    #[test]
+    fn one_outcome_per_code() {
+        let mut answers = serde_json::Map::new();
+        for &code in ErrorCode::ALL {
+            let error = match code {
+                ErrorCode::InvalidResource => {
+                    ApiError::from(ServiceError::Rejected(vec![Issue::error(
+                        "required",
+                        "HB-REQUIRED",
+                        "Immunization.status",
+                        "Immunization.status is required.",
+                        "Immunization.status là bắt buộc.",
+                    )]))
+                }
+                _ => ApiError::new(code, code.info().doc).at(Some("Patient.id".into())),
+            };
+            let response = error.error_response();
+            answers.insert(
+                code.code().to_owned(),
+                json!({"status": response.status().to_string(), "outcome": error.outcome()}),
+            );
+        }
+        insta::assert_json_snapshot!("outcomes", answers);
     }
 }

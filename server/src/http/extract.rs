@@ -26,7 +26,8 @@ impl FromRequest for Access {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::bad_request("no application state"))?;
+            let state =
+                state.ok_or_else(|| crate::http::error::internal("no application state"))?;
             let access = match state
                 .authenticator
                 .authenticate(authorization.as_deref())

@@ -4,6 +4,7 @@
 //! `Content-Type`. `application/json` and `application/xml` are accepted as FHIR JSON and
 //! XML, as real clients send them. `_pretty=true` indents the answer.
 
+use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::HttpRequest;
@@ -108,8 +109,11 @@ impl Representation {
             None | Some("false") => false,
             Some("true") => true,
             Some(_) => {
-                return Err(ApiError::bad_request("_pretty must be true or false.")
-                    .at(Some("_pretty".into())))
+                return Err(ApiError::new(
+                    ErrorCode::FormatParameter,
+                    "_pretty must be true or false.",
+                )
+                .at(Some("_pretty".into())))
             }
         };
         Ok(Self {
@@ -161,9 +165,7 @@ impl Representation {
 fn internal(cause: &str) -> ApiError {
     tracing::error!(error.cause = cause, "stored resource could not be rendered");
     ApiError::new(
-        actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "exception",
-        "HB-INTERNAL",
+        ErrorCode::Internal,
         "An internal error occurred; it has been logged.",
     )
 }
@@ -192,9 +194,7 @@ fn accepted(accept: &str) -> Option<(Format, &'static str)> {
 
 fn not_acceptable(what: &str) -> ApiError {
     ApiError::new(
-        actix_web::http::StatusCode::NOT_ACCEPTABLE,
-        "not-supported",
-        "HB-NOT-ACCEPTABLE",
+ ErrorCode::NotAcceptable,
         format!("{what} asks for a format this server does not write; use application/fhir+json or application/fhir+xml."),
     )
 }
@@ -207,9 +207,7 @@ pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, ApiError
     match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         Some(ct) => by_name(ct).filter(|_| !ct.trim_start().starts_with("*/*")).map(|(f, _)| f).ok_or_else(|| {
             ApiError::new(
-                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "not-supported",
-                "HB-UNSUPPORTED-MEDIA",
+ ErrorCode::UnsupportedMedia,
                 format!("Content-Type '{ct}' is not supported; send application/fhir+json or application/fhir+xml."),
             )
         }),
@@ -226,7 +224,8 @@ pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, ApiError
 /// 415 for an unsupported media type, 400 for a body that is not a valid resource.
 pub fn parse_resource(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            ErrorCode::NoBody,
             "The request has no body; send a FHIR resource.",
         ));
     }

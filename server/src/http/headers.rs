@@ -2,6 +2,7 @@
 //! `If-None-Exist` (http.html#concurrency, #cread, #ccreate) and `Prefer`
 //! (http.html#ops: `return=minimal|representation|OperationOutcome`).
 
+use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use chrono::DateTime;
@@ -79,8 +80,11 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
             .and_then(version_of_etag)
             .map(Some)
             .ok_or_else(|| {
-                ApiError::bad_request("If-Match must be a version ETag such as W/\"3\".")
-                    .at(Some("If-Match".into()))
+                ApiError::new(
+                    ErrorCode::IfMatch,
+                    "If-Match must be a version ETag such as W/\"3\".",
+                )
+                .at(Some("If-Match".into()))
             }),
     }
 }

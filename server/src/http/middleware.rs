@@ -8,7 +8,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage};
 
 use super::error::{validation_outcome, LocalizedIssues};
@@ -47,7 +47,7 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
-    if let Some(interaction) = audited(response.request().method(), &route) {
+    if let Some(interaction) = super::routes::audited(response.request().method(), &route) {
         record_audit(&response, interaction, &request_id).await;
     }
     span.in_scope(|| {
@@ -75,39 +75,6 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
-}
-
-/// The interaction a FHIR route and method perform, if it is audited (metadata, discovery
-/// and health checks are not).
-fn audited(method: &Method, route: &str) -> Option<AuditedInteraction> {
-    use AuditedInteraction as I;
-    let read = method == Method::GET || method == Method::HEAD;
-    Some(match route {
-        "/fhir/Patient/{id}/$everything"
-        | "/fhir/Patient/$everything"
-        | "/fhir/{type}/$validate"
-        | "/fhir/$reindex"
-        | "/fhir/{type}/$reindex"
-        | "/fhir/{type}/{id}/$validate" => I::Operation,
-        "/fhir/{type}/{id}" if read => I::Read,
-        "/fhir/{type}/{id}" if method == Method::PUT => I::Update,
-        "/fhir/{type}/{id}" if method == Method::PATCH => I::Patch,
-        "/fhir/{type}/{id}" if method == Method::DELETE => I::Delete,
-        "/fhir/{type}/{id}/_history/{vid}" => I::Vread,
-        "/fhir/{type}/{id}/_history" => I::HistoryInstance,
-        "/fhir/{type}/_history" => I::HistoryType,
-        "/fhir/_history" => I::HistorySystem,
-        "/fhir/{type}" if method == Method::POST => I::Create,
-        "/fhir/{type}" if method == Method::PUT => I::Update,
-        "/fhir/{type}" if method == Method::DELETE => I::Delete,
-        "/fhir/{type}" if read => I::SearchType,
-        "/fhir/{type}/_search" => I::SearchType,
-        "/fhir/{type}/{id}/{compartment_type}" => I::SearchType,
-        "/fhir" | "/fhir/" if read => I::SearchSystem,
-        "/fhir/_search" => I::SearchSystem,
-        "/fhir" | "/fhir/" => I::Batch,
-        _ => return None,
-    })
 }
 
 /// Queues the AuditEvent of a finished request: who (from the request's Access, absent

@@ -8,17 +8,13 @@ mod headers;
 pub mod interaction;
 mod middleware;
 mod respond;
+pub mod routes;
 
 pub use error::ApiError;
 pub use respond::AppState;
+pub use routes::routes;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-
-use interaction::{
-    batch, capabilities, create, delete, everything, health, history, patch, read, reindex, search,
-    smart_configuration, update, validate, vread,
-};
+use actix_web::web;
 
 /// A bound HTTP server; awaiting it serves until its handle stops it. It does not watch
 /// signals itself: [`crate::startup::Application::run_until_stopped`] does, so that the
@@ -120,97 +116,5 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     actix_web::rt::System::new().block_on(future)
 }
 
-/// Registers every route under `/fhir` plus the health endpoints.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .service(
-            web::scope("/fhir")
-                .route("", web::post().to(batch::batch))
-                .route("/", web::post().to(batch::batch))
-                .route("", web::get().to(search::search_system))
-                .route("/", web::get().to(search::search_system))
-                .route("/_search", web::post().to(search::search_system_post))
-                .route(
-                    "/.well-known/smart-configuration",
-                    web::get().to(smart_configuration::smart_configuration),
-                )
-                .route("/metadata", web::get().to(capabilities::capabilities))
-                .route("/metadata", web::head().to(capabilities::capabilities))
-                .route("/_history", web::get().to(history::history_system))
-                .route(
-                    "/Patient/$everything",
-                    web::get().to(everything::everything_type),
-                )
-                .route(
-                    "/Patient/$everything",
-                    web::post().to(everything::everything_type_post),
-                )
-                .route(
-                    "/Patient/{id}/$everything",
-                    web::get().to(everything::everything_instance),
-                )
-                .route(
-                    "/Patient/{id}/$everything",
-                    web::post().to(everything::everything_instance_post),
-                )
-                .route("/$reindex", web::post().to(reindex::reindex_system))
-                .route("/{type}/$reindex", web::post().to(reindex::reindex_type))
-                .route("/{type}/$validate", web::post().to(validate::validate_type))
-                .route(
-                    "/{type}/{id}/$validate",
-                    web::post().to(validate::validate_instance),
-                )
-                .service(
-                    web::resource("/{type}")
-                        .route(web::post().to(create::create))
-                        .route(web::put().to(update::conditional_update))
-                        .route(web::delete().to(delete::conditional_delete))
-                        .route(web::get().to(search::search_type))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route("/{type}/_history", web::get().to(history::history_type))
-                .route("/{type}/_search", web::post().to(search::search_type_post))
-                .service(
-                    web::resource("/{type}/{id}")
-                        .route(web::get().to(read::read))
-                        .route(web::head().to(read::read))
-                        .route(web::put().to(update::update))
-                        .route(web::patch().to(patch::patch))
-                        .route(web::delete().to(delete::delete))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route(
-                    "/{type}/{id}/_history",
-                    web::get().to(history::history_instance),
-                )
-                .route("/{type}/{id}/_history/{vid}", web::get().to(vread::vread))
-                .route("/{type}/{id}/_history/{vid}", web::head().to(vread::vread))
-                .route(
-                    "/{type}/{id}/{compartment_type}",
-                    web::get().to(search::search_compartment),
-                ),
-        )
-        .default_service(web::to(not_found));
-}
-
 /// The middleware every request passes through (request id, access log, 5xx scrub).
 pub use middleware::request_context;
-
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        "HB-NO-ROUTE",
-        "There is nothing at this address; the FHIR API is under /fhir.",
-    ))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "not-supported",
-        "HB-METHOD",
-        "This HTTP method is not supported at this address.",
-    ))
-}

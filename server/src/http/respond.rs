@@ -1,7 +1,8 @@
 //! Building answers that carry a resource: status, `ETag`, `Last-Modified`, `Location`
 //! (absolute, from `server.base_url`) and the body the client prefers (http.html#ops).
 
-use actix_web::http::{header, StatusCode};
+use crate::service::ErrorCode;
+use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -36,13 +37,15 @@ pub struct AppState {
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorCode::BodyIncomplete,
+                "The request body could not be read.",
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-costly",
-                "HB-TOO-LARGE",
+                ErrorCode::TooLarge,
                 format!("The request body is larger than this server accepts ({limit} bytes)."),
             ));
         }
@@ -94,17 +97,36 @@ pub struct EntryAudit {
 }
 
 /// Reads the request body (within the limit) and parses it as a FHIR resource in the
-/// request's format.
+/// request's format, once the URL's type is known to be one.
 ///
 /// # Errors
-/// 413 over the limit, 415 for an unsupported media type, 400 for an invalid resource.
+/// 404 for a type R4 does not have, 413 over the limit, 415 for an unsupported media
+/// type, 400 for an invalid resource.
 pub async fn read_resource(
     req: &HttpRequest,
+    res_type: &str,
     payload: web::Payload,
     limit: usize,
 ) -> Result<serde_json::Value, ApiError> {
+    known_type(res_type)?;
     let body = read_body(payload, limit).await?;
     super::format::parse_resource(req, &body)
+}
+
+/// A URL naming a type R4 does not have is 404 (http.html#2.21.0.5: "resource type not
+/// supported"), whatever its body holds: checked before the body is read.
+///
+/// # Errors
+/// `HB-UNKNOWN-TYPE`.
+pub fn known_type(res_type: &str) -> Result<(), ApiError> {
+    if fhir_format::is_resource_type(res_type) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnknownType,
+            format!("'{res_type}' is not a FHIR R4 resource type."),
+        ))
+    }
 }
 
 /// A read/vread answer: 200 with the resource and its version headers.

@@ -7,6 +7,7 @@
 //! `fullUrl`s are not resolved, and up to [`PARALLEL`] of them are processed at once (each
 //! commit waits for its own flush to disk; the answers keep the Bundle's order).
 
+use crate::service::ErrorCode;
 use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
@@ -109,7 +110,8 @@ impl Service {
                 .conditional_delete(access, res_type, criteria)
                 .await
                 .map(EntryOutcome::Deleted),
-            _ => Err(ServiceError::invalid_at(
+            _ => Err(ServiceError::at(
+                ErrorCode::BundleEntry,
                 format!("Bundle.entry[{}].request", entry.index),
                 "This method does not take this kind of url in a bundle.",
             )),

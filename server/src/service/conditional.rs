@@ -12,6 +12,7 @@
 use super::index::{identifier_lock_key, lock_key};
 use super::search::params::{self, split_values, ParseContext};
 use super::{Access, ServiceError};
+use crate::service::ErrorCode;
 use crate::store::{Filter, SearchQuery, StoreError, Tx};
 
 /// Parameters that shape the response, never the match.
@@ -51,7 +52,8 @@ impl Criteria {
                 continue;
             }
             let filter = params::filter(&strict, &types, &name, &value)?.ok_or_else(|| {
-                ServiceError::invalid_at(
+                ServiceError::at(
+                    ErrorCode::ConditionalCriteria,
                     name.as_ref(),
                     format!("'{name}' is not a search parameter of {res_type}."),
                 )
@@ -64,7 +66,7 @@ impl Criteria {
             pairs.push((name.into_owned(), value.into_owned()));
         }
         if filters.is_empty() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::new(ErrorCode::ConditionalCriteria,
                 "A conditional interaction needs search criteria (for example identifier=system|value).",
             ));
         }

@@ -1,6 +1,7 @@
 //! FHIR create and conditional create — https://hl7.org/fhir/R4/http.html#create,
 //! https://hl7.org/fhir/R4/http.html#ccreate
 
+use crate::service::ErrorCode;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -104,11 +105,14 @@ pub(super) fn matched(
             }
             Ok(Some(existing))
         }
-        _ => Err(ServiceError::PreconditionFailed(format!(
-            "The If-None-Exist criteria match {} resources; a conditional create needs at \
+        _ => Err(ServiceError::new(
+            ErrorCode::MultipleMatches,
+            format!(
+                "The If-None-Exist criteria match {} resources; a conditional create needs at \
              most one.",
-            found.len()
-        ))),
+                found.len()
+            ),
+        )),
     }
 }
 

@@ -8,6 +8,7 @@ use super::{
     ServiceError, StoredResource,
 };
 use crate::auth::Permission;
+use crate::service::ErrorCode;
 use crate::store::{IndexRows, NewResourceVersion, StoreError, Tx};
 
 impl Service {
@@ -68,10 +69,13 @@ pub(super) fn delete_target(found: &[String]) -> Result<Option<String>, ServiceE
     match found {
         [] => Ok(None),
         [id] => Ok(Some(id.clone())),
-        several => Err(ServiceError::PreconditionFailed(format!(
-            "The criteria match {} resources; a conditional delete removes at most one.",
-            several.len()
-        ))),
+        several => Err(ServiceError::new(
+            ErrorCode::MultipleMatches,
+            format!(
+                "The criteria match {} resources; a conditional delete removes at most one.",
+                several.len()
+            ),
+        )),
     }
 }
 

@@ -14,6 +14,7 @@
 //! | PATCH | `[type]/[id]`, the body a FHIRPath Patch `Parameters` or a JSON Patch `Binary` |
 //! | DELETE | `[type]/[id]` delete, `[type]?criteria` conditional delete |
 
+use crate::service::ErrorCode;
 use base64::Engine;
 use serde_json::Value;
 
@@ -146,7 +147,8 @@ impl Entry {
     /// 400 when the entry has none.
     pub fn body(&self) -> Result<&Value, ServiceError> {
         self.resource.as_ref().ok_or_else(|| {
-            ServiceError::invalid_at(
+            ServiceError::at(
+                ErrorCode::BundleEntry,
                 format!("Bundle.entry[{}].resource", self.index),
                 format!("A {} entry needs a resource.", self.method.code()),
             )
@@ -171,14 +173,16 @@ impl Entry {
                     .and_then(Value::as_str)
                     .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
                     .ok_or_else(|| {
-                        ServiceError::invalid_at(
+                        ServiceError::at(
+                            ErrorCode::BundleEntry,
                             format!("Bundle.entry[{}].resource.data", self.index),
                             "The Binary holds no base64 JSON Patch document.",
                         )
                     })?;
                 Patch::json_patch(&data)
             }
-            _ => Err(ServiceError::invalid_at(
+            _ => Err(ServiceError::at(
+                ErrorCode::BundleEntry,
                 format!("Bundle.entry[{}].resource", self.index),
                 "A PATCH entry holds a FHIRPath Patch (Parameters) or a JSON Patch (Binary \
                  with contentType application/json-patch+json).",
@@ -227,9 +231,13 @@ pub fn entries(bundle: &Value, base_url: &str) -> Result<Vec<Entry>, ServiceErro
     let Some(list) = bundle.get("entry") else {
         return Ok(Vec::new());
     };
-    let list = list
-        .as_array()
-        .ok_or_else(|| ServiceError::invalid_at("Bundle.entry", "Bundle.entry is a list."))?;
+    let list = list.as_array().ok_or_else(|| {
+        ServiceError::at(
+            ErrorCode::BundleEntry,
+            "Bundle.entry",
+            "Bundle.entry is a list.",
+        )
+    })?;
     list.iter()
         .enumerate()
         .map(|(index, entry)| parse_entry(index, entry, base_url))
@@ -239,23 +247,30 @@ pub fn entries(bundle: &Value, base_url: &str) -> Result<Vec<Entry>, ServiceErro
 fn parse_entry(index: usize, entry: &Value, base_url: &str) -> Result<Entry, ServiceError> {
     let at = |element: &str| format!("Bundle.entry[{index}].{element}");
     let request = entry.get("request").ok_or_else(|| {
-        ServiceError::invalid_at(
+        ServiceError::at(
+            ErrorCode::BundleEntry,
             at("request"),
             "Each entry of a batch or transaction needs a request (method and url).",
         )
     })?;
     let text = |name: &str| request.get(name).and_then(Value::as_str);
     let method = text("method").and_then(Method::parse).ok_or_else(|| {
-        ServiceError::invalid_at(
+        ServiceError::at(
+            ErrorCode::BundleEntry,
             at("request.method"),
             "request.method is one of GET, HEAD, POST, PUT, PATCH or DELETE.",
         )
     })?;
     let url = text("url").ok_or_else(|| {
-        ServiceError::invalid_at(at("request.url"), "The entry's request has no url.")
+        ServiceError::at(
+            ErrorCode::BundleEntry,
+            at("request.url"),
+            "The entry's request has no url.",
+        )
     })?;
     let target = parse_url(url, base_url).ok_or_else(|| {
-        ServiceError::invalid_at(
+        ServiceError::at(
+            ErrorCode::BundleEntry,
             at("request.url"),
             "request.url is not a resource type, resource or version of this server \
              ([type], [type]/[id], [type]?criteria or [type]/[id]/_history/[vid]).",
@@ -275,7 +290,8 @@ fn parse_entry(index: usize, entry: &Value, base_url: &str) -> Result<Entry, Ser
             )
     );
     if !allowed {
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::BundleEntry,
             at("request.url"),
             format!(
                 "{} does not take this kind of url in a bundle (see http.html#transaction).",
@@ -286,7 +302,8 @@ fn parse_entry(index: usize, entry: &Value, base_url: &str) -> Result<Entry, Ser
     let if_match = match text("ifMatch") {
         None => None,
         Some(tag) => Some(version_of_etag(tag).ok_or_else(|| {
-            ServiceError::invalid_at(
+            ServiceError::at(
+                ErrorCode::IfMatch,
                 at("request.ifMatch"),
                 "ifMatch must be a version ETag such as W/\"3\".",
             )
@@ -304,13 +321,15 @@ fn parse_entry(index: usize, entry: &Value, base_url: &str) -> Result<Entry, Ser
             .and_then(Value::as_str);
         match body_type {
             None => {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::BundleEntry,
                     at("resource"),
                     format!("A {} entry needs a resource.", method.code()),
                 ))
             }
             Some(t) if t != target.res_type() => {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::BundleEntry,
                     at("resource"),
                     format!(
                         "The entry's resource is a {t}, but its url is for {}.",
@@ -447,7 +466,11 @@ mod tests {
         )
         .unwrap_err();
         match err {
-            ServiceError::Invalid { path, .. } => {
+            ServiceError::Refused {
+                code: ErrorCode::BundleEntry,
+                path,
+                ..
+            } => {
                 assert_eq!(path.as_deref(), Some("Bundle.entry[1].request"))
             }
             other => panic!("{other:?}"),

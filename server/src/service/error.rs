@@ -1,42 +1,30 @@
-//! Errors of the service layer: FHIR categories, mapped to HTTP statuses only in `http/`.
+//! Errors of the service layer, in FHIR terms. Each refusal names its [`ErrorCode`], which
+//! fixes its HTTP status and issue type (the one table, `error_code.rs`); `http/` only
+//! renders them. Store errors arrive here as categories (unavailable, conflict, fault) and
+//! go no further.
 
-use crate::store::{AsStoreError, StoreError};
+use super::error_code::ErrorCode;
+use crate::store::{StoreError, WriteFailure};
 
-/// Why an interaction failed, in FHIR terms.
+/// Why an interaction failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// The request is malformed (400); `path` names the offending element or parameter.
+    /// The request cannot be carried out as sent, for the reason `code` names; `path`
+    /// names the offending element, header or parameter.
     #[error("{message}")]
-    Invalid {
+    Refused {
+        code: ErrorCode,
         message: String,
         path: Option<String>,
     },
-    /// The resource type, resource or version does not exist (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The resource existed and was deleted (410).
-    #[error("{res_type}/{id} was deleted")]
-    Gone { res_type: String, id: String },
-    /// A precondition (If-Match, a conditional match count) failed (412).
-    #[error("{0}")]
-    PreconditionFailed(String),
-    /// The request is well-formed but its result would be an invalid resource (422).
-    #[error("{message}")]
-    Unprocessable {
-        message: String,
-        path: Option<String>,
-    },
-    /// The resource breaks validation rules (422); every issue, errors first
-    /// (validate/).
+    /// The resource breaks validation rules (`HB-INVALID-RESOURCE`, 422); every issue,
+    /// errors first (validate/).
     #[error("the resource is not valid ({} issues)", .0.len())]
     Rejected(Vec<super::validate::Issue>),
     /// The token lacks the scope, or the resource is outside the patient's compartment
-    /// (403). `scope` names what would be needed, when one scope would do.
+    /// (`HB-FORBIDDEN`, 403). `scope` names what would be needed, when one scope would do.
     #[error("access denied")]
     Forbidden { scope: String },
-    /// The interaction is not supported on this target (405).
-    #[error("{0}")]
-    NotAllowed(String),
     /// An entry of a batch or transaction Bundle failed (http.html#transaction): `index`
     /// is its place in `Bundle.entry`, `request` its method and resource type (never its
     /// query, which may hold identifiers).
@@ -46,47 +34,97 @@ pub enum ServiceError {
         request: String,
         source: Box<ServiceError>,
     },
-    /// The storage layer failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A bug: the worker task died.
+    /// The database cannot be reached (`HB-UNAVAILABLE`, 503); the store logs the outage.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Concurrent writes won every retry (`HB-CONFLICT`, 409).
+    #[error("a concurrent write conflicted: {0}")]
+    Conflict(String),
+    /// A bug or a broken database (`HB-INTERNAL`, 500): logged, never sent.
     #[error("internal failure: {0}")]
     Fault(String),
 }
 
 impl ServiceError {
-    /// A 400 error about `path`.
-    pub fn invalid_at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ServiceError::Invalid {
+    /// A refusal with no particular location.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServiceError::Refused {
+            code,
+            message: message.into(),
+            path: None,
+        }
+    }
+
+    /// A refusal about the element, header or parameter at `path`.
+    pub fn at(code: ErrorCode, path: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Refused {
+            code,
             message: message.into(),
             path: Some(path.into()),
         }
     }
 
-    /// A 400 error with no particular location.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        ServiceError::Invalid {
-            message: message.into(),
-            path: None,
+    /// `HB-NOT-FOUND`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// `HB-DELETED`: the resource has been deleted (http.html#read: 410).
+    pub fn gone(res_type: &str, id: &str) -> Self {
+        Self::new(
+            ErrorCode::Deleted,
+            format!("{res_type}/{id} has been deleted; its history is still available."),
+        )
+    }
+
+    /// The code of the answer this error becomes.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::Refused { code, .. } => *code,
+            ServiceError::Rejected(_) => ErrorCode::InvalidResource,
+            ServiceError::Forbidden { .. } => ErrorCode::Forbidden,
+            ServiceError::InEntry { source, .. } => source.code(),
+            ServiceError::Unavailable(_) => ErrorCode::Unavailable,
+            ServiceError::Conflict(_) => ErrorCode::Conflict,
+            ServiceError::Fault(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            StoreError::Conflict(cause) => ServiceError::Conflict(cause),
+            other => ServiceError::Fault(other.to_string()),
         }
     }
 }
 
 impl From<fhir_format::FormatError> for ServiceError {
     fn from(e: fhir_format::FormatError) -> Self {
-        ServiceError::Invalid {
+        ServiceError::Refused {
+            code: ErrorCode::Format,
             message: e.message,
             path: e.path,
         }
     }
 }
 
-impl AsStoreError for ServiceError {
-    fn as_store_error(&self) -> Option<&StoreError> {
+impl WriteFailure for ServiceError {
+    fn is_conflict(&self) -> bool {
         match self {
-            ServiceError::Store(e) => Some(e),
-            ServiceError::InEntry { source, .. } => source.as_store_error(),
-            _ => None,
+            ServiceError::Conflict(_) => true,
+            ServiceError::InEntry { source, .. } => source.is_conflict(),
+            _ => false,
+        }
+    }
+
+    fn is_unavailable(&self) -> bool {
+        match self {
+            ServiceError::Unavailable(_) => true,
+            ServiceError::InEntry { source, .. } => source.is_unavailable(),
+            _ => false,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (the position of the last version shown), so paging never skips or repeats versions
 //! when writes happen in between and never scans past an offset.
 
+use crate::service::ErrorCode;
 use chrono::{DateTime, NaiveDate};
 use serde_json::json;
 
@@ -49,7 +50,8 @@ impl HistoryParams {
                 "_count" => params.count = Some(parse_count(&value, MAX_COUNT)?),
                 "_since" => {
                     let ms = parse_instant(&value).ok_or_else(|| {
-                        ServiceError::invalid_at(
+                        ServiceError::at(
+                            ErrorCode::SearchValue,
                             "_since",
                             "_since must be an instant such as 2026-01-31T08:00:00Z (or a date).",
                         )
@@ -58,7 +60,11 @@ impl HistoryParams {
                 }
                 "_cursor" => {
                     params.cursor = Some(value.parse().map_err(|_| {
-                        ServiceError::invalid_at("_cursor", "The paging cursor is not valid.")
+                        ServiceError::at(
+                            ErrorCode::Cursor,
+                            "_cursor",
+                            "The paging cursor is not valid.",
+                        )
                     })?);
                 }
                 _ => {}
@@ -132,7 +138,7 @@ impl Service {
             })
             .await?;
         if instance && total == 0 {
-            return Err(ServiceError::NotFound(format!(
+            return Err(ServiceError::not_found(format!(
                 "{path} has no versions: the resource is not known."
             )));
         }
@@ -145,7 +151,7 @@ impl Service {
             .filter(|r| visible(access, permission, restricted, r))
             .collect();
         if instance && shown.is_empty() {
-            return Err(ServiceError::NotFound(format!(
+            return Err(ServiceError::not_found(format!(
                 "{path} has no versions: the resource is not known."
             )));
         }
@@ -232,7 +238,7 @@ mod tests {
     fn rejects_malformed_values_naming_the_parameter() {
         for q in ["_count=-1", "_count=x", "_since=yesterday", "_cursor=abc"] {
             match HistoryParams::parse(q) {
-                Err(ServiceError::Invalid { path: Some(p), .. }) => assert!(q.starts_with(&p)),
+                Err(ServiceError::Refused { path: Some(p), .. }) => assert!(q.starts_with(&p)),
                 other => panic!("{q}: {other:?}"),
             }
         }

@@ -10,6 +10,7 @@ mod create;
 mod delete;
 pub mod entry;
 mod error;
+pub mod error_code;
 mod everything;
 pub mod fhirpath;
 mod history;
@@ -29,6 +30,7 @@ pub use access::Access;
 pub use bundle::BundleWriter;
 pub use conditional::Criteria;
 pub use error::ServiceError;
+pub use error_code::ErrorCode;
 pub use history::{HistoryParams, HistoryScope};
 pub use patch::Patch;
 pub use stored::{instant, version_of_etag, StoredResource};
@@ -189,7 +191,11 @@ fn parse_count(value: &str, max: i64) -> Result<i64, ServiceError> {
         .filter(|c| *c >= 0)
         .map(|c| c.min(max))
         .ok_or_else(|| {
-            ServiceError::invalid_at("_count", "_count must be a whole number, 0 or more.")
+            ServiceError::at(
+                ErrorCode::SearchValue,
+                "_count",
+                "_count must be a whole number, 0 or more.",
+            )
         })
 }
 
@@ -202,9 +208,10 @@ fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
     if fhir_format::is_resource_type(res_type) {
         Ok(())
     } else {
-        Err(ServiceError::NotFound(format!(
-            "'{res_type}' is not a FHIR R4 resource type."
-        )))
+        Err(ServiceError::new(
+            ErrorCode::UnknownType,
+            format!("'{res_type}' is not a FHIR R4 resource type."),
+        ))
     }
 }
 
@@ -212,11 +219,15 @@ fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
 fn ensure_body_type(res_type: &str, resource: &Value) -> Result<(), ServiceError> {
     match resource.get("resourceType").and_then(Value::as_str) {
         Some(t) if t == res_type => Ok(()),
-        Some(t) => Err(ServiceError::invalid_at(
+        Some(t) => Err(ServiceError::at(
+            ErrorCode::ResourceType,
             "resourceType",
             format!("The body is a {t}, but the URL is for {res_type}."),
         )),
-        None => Err(ServiceError::invalid("The body has no resourceType.")),
+        None => Err(ServiceError::new(
+            ErrorCode::ResourceType,
+            "The body has no resourceType.",
+        )),
     }
 }
 
@@ -224,8 +235,9 @@ fn ensure_body_type(res_type: &str, resource: &Value) -> Result<(), ServiceError
 /// (405).
 fn ensure_mutable(res_type: &str) -> Result<(), ServiceError> {
     if res_type == "AuditEvent" {
-        Err(ServiceError::NotAllowed(
-            "AuditEvents are a permanent record; they cannot be changed or deleted.".into(),
+        Err(ServiceError::new(
+            ErrorCode::NotAllowed,
+            "AuditEvents are a permanent record; they cannot be changed or deleted.",
         ))
     } else {
         Ok(())
@@ -243,8 +255,8 @@ fn ensure_id(id: &str) -> Result<(), ServiceError> {
     if stored::is_valid_id(id) {
         Ok(())
     } else {
-        Err(ServiceError::NotFound(
-            "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).".into(),
+        Err(ServiceError::not_found(
+            "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
         ))
     }
 }

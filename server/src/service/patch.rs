@@ -8,6 +8,7 @@
 
 mod fhirpath;
 
+use crate::service::ErrorCode;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -40,7 +41,10 @@ impl Patch {
     /// 400 when the body is not a JSON Patch array of operations.
     pub fn json_patch(body: &[u8]) -> Result<Self, ServiceError> {
         serde_json::from_slice(body).map(Patch::Json).map_err(|e| {
-            ServiceError::invalid(format!("The body is not a valid JSON Patch document: {e}."))
+            ServiceError::new(
+                ErrorCode::PatchDocument,
+                format!("The body is not a valid JSON Patch document: {e}."),
+            )
         })
     }
 
@@ -50,7 +54,8 @@ impl Patch {
     /// 400 when the Parameters do not describe FHIRPath Patch operations.
     pub fn fhirpath_patch(parameters: &Value) -> Result<Self, ServiceError> {
         if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::new(
+                ErrorCode::PatchDocument,
                 "A FHIRPath Patch is a Parameters resource (fhirpatch.html).",
             ));
         }
@@ -60,7 +65,8 @@ impl Patch {
     fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
         match self {
             Patch::Json(patch) => {
-                json_patch::patch(resource, patch).map_err(|e| ServiceError::Unprocessable {
+                json_patch::patch(resource, patch).map_err(|e| ServiceError::Refused {
+                    code: ErrorCode::PatchFailed,
                     message: format!("The JSON Patch cannot be applied: {e}."),
                     path: None,
                 })
@@ -69,7 +75,8 @@ impl Patch {
                 for (i, operation) in operations.iter().enumerate() {
                     operation
                         .apply(resource)
-                        .map_err(|message| ServiceError::Unprocessable {
+                        .map_err(|message| ServiceError::Refused {
+                            code: ErrorCode::PatchFailed,
                             message,
                             path: Some(format!("Parameters.parameter[{i}]")),
                         })?;
@@ -129,16 +136,11 @@ pub(super) fn apply_patch(
     tx.lock(resource_lock_key(res_type, id))?;
     let content = match tx.current(res_type, id)? {
         None => {
-            return Err(ServiceError::NotFound(format!(
+            return Err(ServiceError::not_found(format!(
                 "{res_type}/{id} is not known."
             )))
         }
-        Some(row) if row.deleted => {
-            return Err(ServiceError::Gone {
-                res_type: res_type.to_owned(),
-                id: id.to_owned(),
-            })
-        }
+        Some(row) if row.deleted => return Err(ServiceError::gone(res_type, id)),
         Some(row) => row.content.unwrap_or_default(),
     };
     let mut resource: Value = serde_json::from_str(&content)
@@ -147,12 +149,14 @@ pub(super) fn apply_patch(
     if resource.get("id").and_then(Value::as_str) != Some(id)
         || resource.get("resourceType").and_then(Value::as_str) != Some(res_type)
     {
-        return Err(ServiceError::Unprocessable {
+        return Err(ServiceError::Refused {
+            code: ErrorCode::PatchFailed,
             message: "A patch cannot change the resource's id or type.".into(),
             path: Some(format!("{res_type}.id")),
         });
     }
-    let patched = fhir_format::normalize(resource).map_err(|e| ServiceError::Unprocessable {
+    let patched = fhir_format::normalize(resource).map_err(|e| ServiceError::Refused {
+        code: ErrorCode::PatchFailed,
         message: format!("The patched resource is not valid: {}", e.message),
         path: e.path,
     })?;

@@ -51,7 +51,7 @@ impl Service {
         access.require(Permission::Read, &res_type)?;
         let version_id: i64 =
             version.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-                ServiceError::NotFound(format!("There is no version '{version}'."))
+                ServiceError::not_found(format!("There is no version '{version}'."))
             })?;
         let (t, i) = (res_type.clone(), id.clone());
         let found = self
@@ -85,7 +85,7 @@ fn present(
     res_type: &str,
     id: &str,
 ) -> Result<StoredResource, ServiceError> {
-    let not_found = || ServiceError::NotFound(format!("{res_type}/{id} is not known."));
+    let not_found = || ServiceError::not_found(format!("{res_type}/{id} is not known."));
     let Some((version, previous)) = found else {
         return Err(not_found());
     };
@@ -103,10 +103,7 @@ fn present(
         return Err(not_found());
     }
     if version.deleted {
-        return Err(ServiceError::Gone {
-            res_type: res_type.to_owned(),
-            id: id.to_owned(),
-        });
+        return Err(ServiceError::gone(res_type, id));
     }
     Ok(version)
 }

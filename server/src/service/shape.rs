@@ -4,6 +4,7 @@
 //! A shaped resource carries the `SUBSETTED` tag (http://terminology.hl7.org/CodeSystem/v3-ObservationValue)
 //! so that nobody mistakes it for the whole resource.
 
+use crate::service::ErrorCode;
 use fhir_profiles::ResourceElements;
 use serde_json::{json, Map, Value};
 
@@ -53,13 +54,13 @@ impl Shape {
                         "data" => Shape::Data,
                         "false" => Shape::Full,
                         "count" => {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(ErrorCode::SearchValue,
                                 "_summary",
                                 "_summary=count applies to searches, not to a read.",
                             ))
                         }
                         other => {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(ErrorCode::SearchValue,
                                 "_summary",
                                 format!("'{other}' is not a _summary value (true, text, data, count, false)."),
                             ))
@@ -82,7 +83,8 @@ impl Shape {
             }
         }
         if seen > 1 {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::new(
+                ErrorCode::SearchCombination,
                 "Use either _summary or _elements, not both, and each at most once.",
             ));
         }

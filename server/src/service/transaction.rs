@@ -27,6 +27,7 @@
 //!    by a PUT to an id that never existed (update as create), are written together.
 //! 6. GET and HEAD entries are answered after the commit, so they see its writes.
 
+use crate::service::ErrorCode;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -115,7 +116,8 @@ impl Service {
         for e in &entries {
             if let Some(url) = &e.full_url {
                 if !full_urls.insert(url.as_str()) {
-                    return Err(ServiceError::invalid_at(
+                    return Err(ServiceError::at(
+                        ErrorCode::BundleDuplicate,
                         format!("Bundle.entry[{}].fullUrl", e.index),
                         "Two entries have the same fullUrl.",
                     ));
@@ -217,7 +219,8 @@ impl Service {
                 }
             }
             _ => {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::BundleEntry,
                     format!("Bundle.entry[{}].request", e.index),
                     "This method does not take this kind of url in a bundle.",
                 ))
@@ -291,10 +294,13 @@ fn run(
             if let Some(id) = id {
                 let key = (w.entry.target.res_type().to_owned(), id);
                 if let Some(first) = touched.insert(key, w.entry.index) {
-                    return Err(w.entry.failed(ServiceError::invalid(format!(
-                        "Bundle.entry[{first}] and this entry touch the same resource; a \
+                    return Err(w.entry.failed(ServiceError::new(
+                        ErrorCode::BundleDuplicate,
+                        format!(
+                            "Bundle.entry[{first}] and this entry touch the same resource; a \
                          transaction may touch a resource once."
-                    ))));
+                        ),
+                    )));
                 }
             }
             if deletes {
@@ -333,17 +339,20 @@ fn run(
                 links.insert(r.text.clone(), format!("{}/{id}", r.criteria.res_type()));
             }
             [] => {
-                return Err(failed(ServiceError::NotFound(format!(
+                return Err(failed(ServiceError::not_found(format!(
                     "A conditional reference to {} matches no resource.",
                     r.criteria.res_type()
                 ))))
             }
             several => {
-                return Err(failed(ServiceError::PreconditionFailed(format!(
-                    "A conditional reference to {} matches {} resources; it must match one.",
-                    r.criteria.res_type(),
-                    several.len()
-                ))))
+                return Err(failed(ServiceError::new(
+                    ErrorCode::MultipleMatches,
+                    format!(
+                        "A conditional reference to {} matches {} resources; it must match one.",
+                        r.criteria.res_type(),
+                        several.len()
+                    ),
+                )))
             }
         }
     }
@@ -354,9 +363,12 @@ fn run(
         ) {
             rewrite(resource, &links);
             if let Some(dangling) = unresolved(resource) {
-                return Err(w.entry.failed(ServiceError::invalid(format!(
-                    "The reference {dangling} is not the fullUrl of any entry of this Bundle."
-                ))));
+                return Err(w.entry.failed(ServiceError::new(
+                    ErrorCode::BundleReference,
+                    format!(
+                        "The reference {dangling} is not the fullUrl of any entry of this Bundle."
+                    ),
+                )));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! FHIR update and conditional update — https://hl7.org/fhir/R4/http.html#update,
 //! https://hl7.org/fhir/R4/http.html#cond-update
 
+use crate::service::ErrorCode;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -118,13 +119,15 @@ pub(super) fn check_update(
     match resource.get("id").and_then(Value::as_str) {
         Some(body_id) if body_id == id => {}
         Some(body_id) => {
-            return Err(ServiceError::invalid_at(
+            return Err(ServiceError::at(
+                ErrorCode::ResourceId,
                 format!("{res_type}.id"),
                 format!("The body's id '{body_id}' differs from the id in the URL '{id}'."),
             ))
         }
         None => {
-            return Err(ServiceError::invalid_at(
+            return Err(ServiceError::at(
+                ErrorCode::ResourceId,
                 format!("{res_type}.id"),
                 "An update needs the resource's id in the body, equal to the id in the URL.",
             ))
@@ -133,7 +136,8 @@ pub(super) fn check_update(
     if is_valid_id(id) {
         Ok(())
     } else {
-        Err(ServiceError::invalid_at(
+        Err(ServiceError::at(
+            ErrorCode::ResourceId,
             format!("{res_type}.id"),
             "The id is not a valid FHIR id (1-64 characters A-Z a-z 0-9 - .).",
         ))
@@ -151,7 +155,8 @@ pub(super) fn check_conditional_update(
     ensure_body_type(res_type, resource)?;
     access.require(Permission::Update, res_type)?;
     match resource.get("id").and_then(Value::as_str) {
-        Some(id) if !is_valid_id(id) => Err(ServiceError::invalid_at(
+        Some(id) if !is_valid_id(id) => Err(ServiceError::at(
+            ErrorCode::ResourceId,
             format!("{res_type}.id"),
             format!("'{id}' is not a valid FHIR id."),
         )),
@@ -169,15 +174,19 @@ pub(super) fn conditional_target(
     match (found, body_id) {
         ([], Some(id)) => Ok(id.to_owned()),
         ([], None) => Ok(uuid::Uuid::new_v4().to_string()),
-        ([matched], Some(id)) if matched != id => Err(ServiceError::invalid_at(
+        ([matched], Some(id)) if matched != id => Err(ServiceError::at(
+            ErrorCode::ResourceId,
             format!("{res_type}.id"),
             "The body's id is not the id of the resource the criteria match.",
         )),
         ([matched], _) => Ok(matched.clone()),
-        (several, _) => Err(ServiceError::PreconditionFailed(format!(
-            "The criteria match {} resources; a conditional update needs at most one.",
-            several.len()
-        ))),
+        (several, _) => Err(ServiceError::new(
+            ErrorCode::MultipleMatches,
+            format!(
+                "The criteria match {} resources; a conditional update needs at most one.",
+                several.len()
+            ),
+        )),
     }
 }
 
@@ -204,14 +213,19 @@ pub(super) fn put(
             .filter(|r| !r.deleted)
             .map(|r| r.version_id);
         if actual != Some(expected) {
-            return Err(ServiceError::PreconditionFailed(match actual {
-                Some(v) => {
-                    format!("If-Match names version {expected}, but the current version is {v}.")
-                }
-                None => format!(
-                    "If-Match names version {expected}, but {res_type}/{id} does not exist."
-                ),
-            }));
+            return Err(ServiceError::new(
+                ErrorCode::VersionConflict,
+                match actual {
+                    Some(v) => {
+                        format!(
+                            "If-Match names version {expected}, but the current version is {v}."
+                        )
+                    }
+                    None => format!(
+                        "If-Match names version {expected}, but {res_type}/{id} does not exist."
+                    ),
+                },
+            ));
         }
     }
     let (version_id, created) = match &current {

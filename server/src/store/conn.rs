@@ -10,7 +10,7 @@ use diesel::r2d2::{ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::StoreError;
+use super::{StoreError, WriteFailure};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -78,10 +78,11 @@ pub struct PooledDb {
 }
 
 impl PooledDb {
-    /// Notes the outcome of a use: an unavailable database marks the connection broken.
-    pub fn record(&mut self, error: Option<&StoreError>) {
+    /// Notes the outcome of a use: a lost database marks the connection broken; a use
+    /// without error makes it trusted for a while.
+    pub fn record<E: WriteFailure>(&mut self, error: Option<&E>) {
         match error {
-            Some(StoreError::Unavailable(_)) => self.broken = true,
+            Some(e) if e.is_unavailable() => self.broken = true,
             Some(_) => {}
             None => self.last_ok = Instant::now(),
         }

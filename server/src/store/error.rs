@@ -51,20 +51,19 @@ impl StoreError {
     }
 }
 
-/// Messages by which libpq and SQLite say the connection or the server is gone or busy.
-const UNAVAILABLE_HINTS: &[&str] = &[
-    "server closed the connection",
-    "no connection to the server",
-    "terminating connection",
-    "connection refused",
-    "could not connect",
-    "database is locked",
-    "the database system is shutting down",
-    "the database system is starting up",
-    "SSL connection has been closed",
-    "Broken pipe",
-];
+/// SQLite's result codes reach diesel as text only; SQLite's messages are fixed English
+/// strings (no translation), so these are stable: `SQLITE_BUSY` and `SQLITE_LOCKED`.
+const SQLITE_BUSY: &[&str] = &["database is locked", "database table is locked"];
 
+/// PostgreSQL errors are classified by SQLSTATE, which diesel turns into
+/// [`DatabaseErrorKind`] before we see them: 23505 unique violation and 40001 serialization
+/// failure are a [`StoreError::Conflict`] (the write is retried); class 08 (connection
+/// exception) and any error after which libpq reports the connection bad (57P01 admin
+/// shutdown, a server that crashed) are [`DatabaseErrorKind::ClosedConnection`]; 25006 (a
+/// read-only transaction: a standby after failover) and a query libpq could not send at
+/// all are an outage too. Translated messages
+/// (`lc_messages`) change nothing here. The one SQLSTATE diesel does not map is 40P01
+/// (deadlock); it is recognised by its message, which is only reliable in English.
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
@@ -72,15 +71,19 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => StoreError::Conflict(info.message().to_owned()),
-            // PostgreSQL breaks lock cycles by failing one transaction; it can simply retry.
-            DieselError::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction,
+                info,
+            ) => StoreError::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("deadlock detected") =>
+            {
                 StoreError::Conflict(info.message().to_owned())
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                StoreError::Unavailable(info.message().to_owned())
-            }
-            DieselError::DatabaseError(_, info)
-                if UNAVAILABLE_HINTS.iter().any(|h| info.message().contains(h)) =>
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if SQLITE_BUSY.iter().any(|m| info.message().starts_with(m)) =>
             {
                 StoreError::Unavailable(info.message().to_owned())
             }

@@ -162,7 +162,7 @@ impl Store {
     /// The error of `f`, or [`StoreError::Conflict`] when the retries are exhausted.
     pub fn write<T, E>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
-        E: From<StoreError> + AsStoreError,
+        E: From<StoreError> + WriteFailure,
     {
         const ATTEMPTS: usize = 5;
         let mut attempt = 0;
@@ -176,20 +176,19 @@ impl Store {
             });
             match result {
                 Ok(value) => {
-                    conn.record(None);
+                    conn.record::<StoreError>(None);
                     return Ok(value);
                 }
                 Err(TxFailure::Caller(e)) => {
-                    conn.record(e.as_store_error());
-                    let retry = matches!(e.as_store_error(), Some(StoreError::Conflict(_)));
-                    if !retry || attempt == ATTEMPTS {
+                    conn.record(Some(&e));
+                    if !e.is_conflict() || attempt == ATTEMPTS {
                         return Err(e);
                     }
                 }
                 Err(TxFailure::Db(e)) => {
                     let e = StoreError::from(e);
                     conn.record(Some(&e));
-                    if !matches!(e, StoreError::Conflict(_)) || attempt == ATTEMPTS {
+                    if !e.is_conflict() || attempt == ATTEMPTS {
                         return Err(e.into());
                     }
                 }
@@ -209,15 +208,22 @@ impl Store {
     }
 }
 
-/// Lets [`Store::write`] see whether a caller's error came from the store and may be retried.
-pub trait AsStoreError {
-    /// The store error inside, if this is one.
-    fn as_store_error(&self) -> Option<&StoreError>;
+/// What [`Store::write`] needs to know of a caller's error: whether to run the
+/// transaction again, and whether the connection is lost.
+pub trait WriteFailure {
+    /// A concurrent write won a race; running again may succeed.
+    fn is_conflict(&self) -> bool;
+    /// The database went away; the connection is not used again.
+    fn is_unavailable(&self) -> bool;
 }
 
-impl AsStoreError for StoreError {
-    fn as_store_error(&self) -> Option<&StoreError> {
-        Some(self)
+impl WriteFailure for StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+
+    fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
     }
 }
 

@@ -10,6 +10,7 @@
 //! Limits (`[bundle]`): a body over `body_limit_bytes` or more than `max_entries` entries
 //! is a 413 before any entry is processed.
 
+use crate::service::ErrorCode;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -41,13 +42,15 @@ pub async fn batch(
         (Some("Bundle"), Some("transaction")) => true,
         (Some("Bundle"), Some("batch")) => false,
         (Some("Bundle"), _) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                ErrorCode::BundleType,
                 "POST to the FHIR base takes a Bundle of type batch or transaction.",
             )
             .at(Some("Bundle.type".into())))
         }
         _ => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                ErrorCode::BundleType,
                 "POST to the FHIR base takes a Bundle of type batch or transaction; to create a resource, POST it to [base]/[type].",
             ))
         }
@@ -58,9 +61,7 @@ pub async fn batch(
         .map_or(0, Vec::len);
     if entries > state.bundle.max_entries {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-costly",
-            "HB-TOO-MANY-ENTRIES",
+            ErrorCode::TooManyEntries,
             format!(
                 "The Bundle has {entries} entries; this server takes at most {} in one Bundle.",
                 state.bundle.max_entries
@@ -177,11 +178,11 @@ fn write_entry(
         Err(e) => {
             let error = ApiError::from(e);
             let response = json!({
-                "status": status_line(error.status),
+                "status": status_line(error.status()),
                 "outcome": error.outcome_in(language),
             });
             writer.entry(None, None, &[("response", response)]);
-            audit.status = error.status.as_u16();
+            audit.status = error.status().as_u16();
         }
     }
     audit

@@ -1,7 +1,8 @@
 //! FHIR capabilities — https://hl7.org/fhir/R4/http.html#capabilities
 //!
 //! The CapabilityStatement is generated from what this server implements: every R4
-//! resource type with the interactions the routes serve. It uses R4 elements only.
+//! resource type with the interactions and operations of the route table
+//! (`http/routes.rs`). It uses R4 elements only.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,19 +11,7 @@ use serde_json::{json, Value};
 use crate::http::error::ApiError;
 use crate::http::format::Representation;
 use crate::http::respond::AppState;
-
-/// Interactions served for every resource type (CapabilityStatement.rest.resource.interaction).
-pub const TYPE_INTERACTIONS: &[&str] = &[
-    "read",
-    "vread",
-    "update",
-    "patch",
-    "delete",
-    "history-instance",
-    "history-type",
-    "create",
-    "search-type",
-];
+use crate::http::routes::{offered, Offers};
 
 /// `GET [base]/metadata`
 pub async fn capabilities(
@@ -83,7 +72,12 @@ pub fn capability_statement(base_url: &str) -> Value {
             let mut resource = json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-                "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
+                "interaction": offered()
+                    .filter_map(|o| match o {
+                        Offers::Type(code) => Some(json!({"code": code})),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
@@ -98,16 +92,18 @@ pub fn capability_statement(base_url: &str) -> Value {
                     .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
                     .collect::<Vec<_>>(),
             });
-            let mut operations = vec![json!({
-                "name": "validate",
-                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-            })];
-            if *t == "Patient" {
-                operations.push(json!({
-                    "name": "everything",
-                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }));
-            }
+            let mut operations: Vec<Value> = offered()
+                .filter_map(|o| match o {
+                    Offers::Operation {
+                        name,
+                        definition,
+                        on,
+                    } if on.is_none_or(|on| on == *t) => {
+                        Some(json!({"name": name, "definition": definition}))
+                    }
+                    _ => None,
+                })
+                .collect();
             // Named queries (search.html#query) are listed as operations of their type.
             for query in crate::service::search::named::named_queries(t) {
                 operations.push(json!({"name": query.code, "definition": query.definition}));
@@ -137,12 +133,12 @@ pub fn capability_statement(base_url: &str) -> Value {
         "rest": [{
             "mode": "server",
             "resource": resources,
-            "interaction": [
-                {"code": "transaction"},
-                {"code": "batch"},
-                {"code": "history-system"},
-                {"code": "search-system"},
-            ],
+            "interaction": offered()
+                .filter_map(|o| match o {
+                    Offers::System(code) => Some(json!({"code": code})),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
         }],
     })
 }

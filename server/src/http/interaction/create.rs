@@ -18,10 +18,11 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
-    let resource = read_resource(&req, payload, state.body_limit).await?;
+    let res_type = path.into_inner();
+    let resource = read_resource(&req, &res_type, payload, state.body_limit).await?;
     let written = state
         .service
-        .create(&access, path.into_inner(), resource, if_none_exist(&req))
+        .create(&access, res_type, resource, if_none_exist(&req))
         .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }

@@ -5,6 +5,7 @@
 //! (operations.html#request). The answer is a `searchset` Bundle; its `next` links are
 //! GETs.
 
+use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
@@ -107,7 +108,8 @@ async fn posted_params(
     }
     let parameters = parse_resource(req, &body)?;
     if parameters["resourceType"] != "Parameters" {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            ErrorCode::ResourceType,
             "POST $everything takes a Parameters resource (operations.html#request).",
         ));
     }

@@ -22,6 +22,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let expected = if_match(&req)?;
+    respond::known_type(&path.0)?;
     let body = read_body(payload, state.body_limit).await?;
     let content_type = req
         .headers()

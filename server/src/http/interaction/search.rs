@@ -5,6 +5,7 @@
 //! `GET [base]/Patient/[id]/[type]` (compartment search, compartment.html#search).
 //! `Prefer: handling=strict` makes unknown parameters an error (search.html#errors).
 
+use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -83,9 +84,7 @@ pub async fn search_compartment(
     let (compartment, patient, res_type) = path.into_inner();
     if compartment != "Patient" {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "not-found",
-            "HB-NO-COMPARTMENT",
+            ErrorCode::NoCompartment,
             format!(
                 "Compartment search is offered for the Patient compartment, not {compartment}."
             ),
@@ -134,9 +133,7 @@ async fn form_params(
             .starts_with("application/x-www-form-urlencoded")
     {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not-supported",
-            "HB-UNSUPPORTED-MEDIA",
+            ErrorCode::UnsupportedMedia,
             "POST _search takes its parameters as application/x-www-form-urlencoded.",
         ));
     }

@@ -4,7 +4,8 @@
 //! Accept header says), absolute endpoint URLs from the OpenID provider's discovery, and
 //! open to any origin (CORS) so browser apps can read it.
 
-use actix_web::http::{header, StatusCode};
+use crate::service::ErrorCode;
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::http::error::ApiError;
@@ -14,9 +15,7 @@ use crate::http::respond::AppState;
 pub async fn smart_configuration(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.authenticator.smart_configuration().await {
         None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "HB-NO-AUTH",
+ ErrorCode::NoAuth,
             "This server runs without authorization (auth.mode = none), so it has no SMART configuration.",
         )),
         Some(Err(e)) => Err(ApiError::from(e)),

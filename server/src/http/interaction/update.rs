@@ -19,8 +19,8 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let expected = if_match(&req)?;
-    let resource = read_resource(&req, payload, state.body_limit).await?;
     let (res_type, id) = path.into_inner();
+    let resource = read_resource(&req, &res_type, payload, state.body_limit).await?;
     let written = state
         .service
         .update(&access, res_type, id, resource, expected)
@@ -38,7 +38,7 @@ pub async fn conditional_update(
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
     let expected = if_match(&req)?;
-    let resource = read_resource(&req, payload, state.body_limit).await?;
+    let resource = read_resource(&req, &path, payload, state.body_limit).await?;
     let written = state
         .service
         .conditional_update(

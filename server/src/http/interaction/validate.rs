@@ -6,6 +6,7 @@
 //! the request's language (`Accept-Language`), or one information issue when there are
 //! none.
 
+use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -105,7 +106,7 @@ async fn validate(
 fn parse_loosely(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     match request_format(req, body)? {
         Format::Json => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("The body is not JSON: {e}."))),
+            .map_err(|e| ApiError::new(ErrorCode::Format, format!("The body is not JSON: {e}."))),
         Format::Xml => Ok(fhir_format::parse_xml(body)?),
     }
 }

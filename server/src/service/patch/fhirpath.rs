@@ -6,6 +6,7 @@
 //! with a string, number or boolean literal. Values are `value[x]` of any data type; a value
 //! made of `part`s (anonymous backbone elements) is built from the parts.
 
+use crate::service::ErrorCode;
 use serde_json::{Map, Value};
 
 use crate::service::fhirpath::{get_mut, select, Pointer, Step};
@@ -37,13 +38,23 @@ pub fn parse(parameters: &Value) -> Result<Vec<Operation>, ServiceError> {
     let params = parameters
         .get("parameter")
         .and_then(Value::as_array)
-        .ok_or_else(|| ServiceError::invalid("The FHIRPath Patch has no operations."))?;
+        .ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::PatchDocument,
+                "The FHIRPath Patch has no operations.",
+            )
+        })?;
     params
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            parse_operation(p)
-                .map_err(|m| ServiceError::invalid_at(format!("Parameters.parameter[{i}]"), m))
+            parse_operation(p).map_err(|m| {
+                ServiceError::at(
+                    ErrorCode::PatchDocument,
+                    format!("Parameters.parameter[{i}]"),
+                    m,
+                )
+            })
         })
         .collect()
 }

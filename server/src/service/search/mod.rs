@@ -21,6 +21,7 @@
 pub mod named;
 pub mod params;
 
+use crate::service::ErrorCode;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -311,7 +312,7 @@ impl Service {
                 if fhir_profiles::patient_compartment_params(res_type).is_none()
                     && res_type != "Patient"
                 {
-                    return Err(ServiceError::NotFound(format!(
+                    return Err(ServiceError::not_found(format!(
                         "{res_type} is not in the Patient compartment."
                     )));
                 }
@@ -342,7 +343,8 @@ impl Service {
                 if name == "_type" {
                     for t in value.split(',').map(str::trim) {
                         if !fhir_format::is_resource_type(t) {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(
+                                ErrorCode::SearchParameter,
                                 "_type",
                                 format!("'{t}' is not a FHIR R4 resource type."),
                             ));
@@ -405,7 +407,8 @@ impl Service {
                                 .flatten()
                                 .filter(|_| value.len() > 10 && value.contains('T'))
                                 .ok_or_else(|| {
-                                    ServiceError::invalid_at(
+                                    ServiceError::at(
+                                        ErrorCode::SearchValue,
                                         "_since",
                                         "_since is an instant such as 2021-07-01T00:00:00+07:00.",
                                     )
@@ -415,7 +418,8 @@ impl Service {
                         continue;
                     }
                     _ if request.strict => {
-                        return Err(ServiceError::invalid_at(
+                        return Err(ServiceError::at(
+                            ErrorCode::SearchParameter,
                             name.clone(),
                             format!("'{name}' is not a parameter of Patient/$everything."),
                         ))
@@ -437,7 +441,8 @@ impl Service {
                         "estimate" => Total::Estimate,
                         "accurate" => Total::Accurate,
                         _ => {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(
+                                ErrorCode::SearchValue,
                                 "_total",
                                 "_total takes none, estimate or accurate.",
                             ))
@@ -459,7 +464,8 @@ impl Service {
                         "true" => Some(false),
                         "both" => Some(true),
                         _ => {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(
+                                ErrorCode::SearchValue,
                                 "_contained",
                                 "_contained takes false, true or both.",
                             ))
@@ -472,7 +478,8 @@ impl Service {
                         "container" => false,
                         "contained" => true,
                         _ => {
-                            return Err(ServiceError::invalid_at(
+                            return Err(ServiceError::at(
+                                ErrorCode::SearchValue,
                                 "_containedType",
                                 "_containedType takes container or contained.",
                             ))
@@ -484,7 +491,8 @@ impl Service {
                     let reverse = name.starts_with("_revinclude");
                     let include = parse_include(name, value, name.ends_with(":iterate"))?;
                     if !reverse && !include.iterate && !types.contains(&include.source_type) {
-                        return Err(ServiceError::invalid_at(
+                        return Err(ServiceError::at(
+                            ErrorCode::SearchParameter,
                             name.clone(),
                             format!("{} is not a type searched here.", include.source_type),
                         ));
@@ -614,19 +622,22 @@ fn contain(
     alone: bool,
 ) -> Result<(), ServiceError> {
     let SearchScope::Type(res_type) = scope else {
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::SearchCombination,
             "_contained",
             "_contained is supported in a search of one type ([base]/[type]?...).",
         ));
     };
     if !plan.sort.is_empty() {
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::SearchCombination,
             "_sort",
             "_sort is not supported together with _contained=true or both.",
         ));
     }
     if !plan.includes.is_empty() || !plan.revincludes.is_empty() {
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::SearchCombination,
             "_include",
             "_include and _revinclude are not supported together with _contained=true or both.",
         ));
@@ -797,13 +808,15 @@ fn everything_types(params: &[(String, String)]) -> Result<Vec<String>, ServiceE
     for (name, value) in params.iter().filter(|(n, _)| n == "_type") {
         for t in value.split(',').map(str::trim) {
             if !fhir_format::is_resource_type(t) {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::SearchParameter,
                     name.clone(),
                     format!("'{t}' is not a FHIR R4 resource type."),
                 ));
             }
             if !in_compartment(t) {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::SearchParameter,
                     name.clone(),
                     format!(
                         "{t} is not in the Patient compartment; $everything does not return it."
@@ -942,7 +955,8 @@ fn key_of(row: &SearchRow) -> ResourceKey {
 /// `Type:param[:target]` or `*` (search.html#include).
 fn parse_include(name: &str, value: &str, iterate: bool) -> Result<Include, ServiceError> {
     let bad = || {
-        ServiceError::invalid_at(
+        ServiceError::at(
+            ErrorCode::SearchValue,
             name.to_owned(),
             format!("'{value}' is not [type]:[reference parameter][:target type] or *."),
         )
@@ -967,7 +981,8 @@ fn parse_include(name: &str, value: &str, iterate: bool) -> Result<Include, Serv
         let sp = fhir_profiles::search_parameter(source_type, param)
             .filter(|sp| sp.kind == "reference")
             .ok_or_else(|| {
-                ServiceError::invalid_at(
+                ServiceError::at(
+                    ErrorCode::SearchParameter,
                     name.to_owned(),
                     format!("'{param}' is not a reference parameter of {source_type}."),
                 )
@@ -1008,8 +1023,13 @@ fn encode_cursor(position: &Position) -> String {
 }
 
 fn decode_cursor(cursor: &str, sort: &[SortKey]) -> Result<Position, ServiceError> {
-    let bad =
-        || ServiceError::invalid_at("_cursor", "The paging cursor is not valid for this search.");
+    let bad = || {
+        ServiceError::at(
+            ErrorCode::Cursor,
+            "_cursor",
+            "The paging cursor is not valid for this search.",
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;

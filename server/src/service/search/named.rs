@@ -5,6 +5,7 @@
 //! narrow it. A name the server does not define is a 400, never ignored: the results
 //! would otherwise silently be something else than what was asked.
 
+use crate::service::ErrorCode;
 use crate::store::Filter;
 
 use super::params::{self, ParseContext};
@@ -67,7 +68,8 @@ pub fn criteria(
         } else {
             known.join(", ")
         };
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::SearchParameter,
             "_query",
             format!("'{name}' is not a named query of this search (named queries: {known})."),
         ));

@@ -12,6 +12,7 @@
 //!   parameter is ignored and left out of the self link, unless `Prefer: handling=strict`
 //!   (search.html#errors).
 
+use crate::service::ErrorCode;
 use chrono::FixedOffset;
 use fhir_profiles::SearchParameter;
 
@@ -55,9 +56,8 @@ pub enum ParamError {
 impl ParamError {
     fn at(self, name: &str) -> ServiceError {
         match self {
-            ParamError::Invalid(why) | ParamError::Unknown(why) => {
-                ServiceError::invalid_at(name.to_owned(), why)
-            }
+            ParamError::Invalid(why) => ServiceError::at(ErrorCode::SearchValue, name, why),
+            ParamError::Unknown(why) => ServiceError::at(ErrorCode::SearchParameter, name, why),
         }
     }
 }
@@ -946,13 +946,18 @@ pub fn sort(types: &[String], value: &str) -> Result<Vec<SortKey>, ServiceError>
                 let sp = definition(types, code)
                     .map_err(|e| e.at("_sort"))?
                     .ok_or_else(|| {
-                        ServiceError::invalid_at(
+                        ServiceError::at(
+                            ErrorCode::SearchParameter,
                             "_sort",
                             format!("'{code}' is not a search parameter here."),
                         )
                     })?;
                 let table = table_of(sp).ok_or_else(|| {
-                    ServiceError::invalid_at("_sort", format!("'{code}' cannot be sorted by."))
+                    ServiceError::at(
+                        ErrorCode::SearchParameter,
+                        "_sort",
+                        format!("'{code}' cannot be sorted by."),
+                    )
                 })?;
                 SortSource::Index {
                     table,
@@ -963,7 +968,8 @@ pub fn sort(types: &[String], value: &str) -> Result<Vec<SortKey>, ServiceError>
         keys.push(SortKey { source, descending });
     }
     if keys.len() > MAX_SORT_KEYS {
-        return Err(ServiceError::invalid_at(
+        return Err(ServiceError::at(
+            ErrorCode::SearchCombination,
             "_sort",
             format!("Sort by at most {MAX_SORT_KEYS} parameters."),
         ));

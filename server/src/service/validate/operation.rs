@@ -7,6 +7,7 @@
 //! (the resource must exist and be deletable). `profile` names a profile to validate
 //! against besides those that apply anyway.
 
+use crate::service::ErrorCode;
 use serde_json::Value;
 
 use super::vn::Profile;
@@ -33,7 +34,8 @@ impl Mode {
             "create" => Ok(Mode::Create),
             "update" => Ok(Mode::Update),
             "delete" => Ok(Mode::Delete),
-            _ => Err(ServiceError::invalid_at(
+            _ => Err(ServiceError::at(
+                ErrorCode::OperationParameter,
                 "mode",
                 "mode is create, update or delete (resource-validation-mode).",
             )),
@@ -83,7 +85,8 @@ impl Service {
         });
         if mode == Mode::Delete {
             let Some(id) = id else {
-                return Err(ServiceError::invalid_at(
+                return Err(ServiceError::at(
+                    ErrorCode::OperationParameter,
                     "mode",
                     "mode=delete validates the deletion of an instance: [type]/[id]/$validate.",
                 ));
@@ -102,7 +105,11 @@ impl Service {
             });
         }
         let resource = resource.ok_or_else(|| {
-            ServiceError::invalid_at("resource", "There is no resource to validate.")
+            ServiceError::at(
+                ErrorCode::OperationParameter,
+                "resource",
+                "There is no resource to validate.",
+            )
         })?;
         let mut issues = Vec::new();
         let resource = match fhir_format::normalize(resource.clone()) {

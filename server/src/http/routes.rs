@@ -1,0 +1,224 @@
+//! The one route table: every FHIR route with its method, handler, the interaction it
+//! audits and what the CapabilityStatement says it offers. The router, the audit
+//! (`middleware.rs`) and `GET /metadata` (`capabilities.rs`) all read this table, so a new
+//! route cannot be served unaudited or unannounced by accident.
+
+use actix_web::{web, HttpResponse};
+
+use super::error::ApiError;
+use super::interaction::{
+    batch, capabilities, create, delete, everything, health, history, patch, read, reindex, search,
+    smart_configuration, update, validate, vread,
+};
+use crate::service::audit::AuditedInteraction as A;
+use crate::service::ErrorCode;
+
+/// An HTTP method of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    fn route(self) -> actix_web::Route {
+        match self {
+            Verb::Get => web::get(),
+            Verb::Head => web::head(),
+            Verb::Post => web::post(),
+            Verb::Put => web::put(),
+            Verb::Patch => web::patch(),
+            Verb::Delete => web::delete(),
+        }
+    }
+
+    /// The verb of an HTTP method, if the table has it.
+    pub fn of(method: &actix_web::http::Method) -> Option<Self> {
+        use actix_web::http::Method as M;
+        Some(match *method {
+            M::GET => Verb::Get,
+            M::HEAD => Verb::Head,
+            M::POST => Verb::Post,
+            M::PUT => Verb::Put,
+            M::PATCH => Verb::Patch,
+            M::DELETE => Verb::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// What a route stands for in the CapabilityStatement (capabilitystatement.html).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offers {
+    /// `rest.resource.interaction` of every resource type.
+    Type(&'static str),
+    /// `rest.interaction`.
+    System(&'static str),
+    /// `rest.resource.operation`, on every type or on one.
+    Operation {
+        name: &'static str,
+        definition: &'static str,
+        on: Option<&'static str>,
+    },
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub verb: Verb,
+    /// Under `/fhir`, in actix-web's pattern syntax (what `match_pattern` reports).
+    pub path: &'static str,
+    /// The AuditEvent subtype; `None` for discovery (metadata, SMART configuration).
+    pub audit: Option<A>,
+    pub offers: &'static [Offers],
+}
+
+const VALIDATE: Offers = Offers::Operation {
+    name: "validate",
+    definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    on: None,
+};
+const EVERYTHING: Offers = Offers::Operation {
+    name: "everything",
+    definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    on: Some("Patient"),
+};
+
+macro_rules! route_table {
+    ($($verb:ident $path:literal => $handler:path, $audit:expr, [$($offers:expr),*];)*) => {
+        /// Every FHIR route, in the order the router tries them.
+        pub const ROUTES: &[Route] = &[$(Route {
+            verb: Verb::$verb,
+            path: $path,
+            audit: $audit,
+            offers: &[$($offers),*],
+        },)*];
+
+        /// The routes of the table on the `/fhir` scope.
+        fn fhir_scope() -> actix_web::Scope {
+            web::scope("/fhir")
+                $(.route($path, Verb::$verb.route().to($handler)))*
+        }
+    };
+}
+
+route_table! {
+    Post "" => batch::batch, Some(A::Batch), [Offers::System("batch"), Offers::System("transaction")];
+    Post "/" => batch::batch, Some(A::Batch), [];
+    Get "" => search::search_system, Some(A::SearchSystem), [Offers::System("search-system")];
+    Get "/" => search::search_system, Some(A::SearchSystem), [];
+    Post "/_search" => search::search_system_post, Some(A::SearchSystem), [];
+    Get "/.well-known/smart-configuration" => smart_configuration::smart_configuration, None, [];
+    Get "/metadata" => capabilities::capabilities, None, [];
+    Head "/metadata" => capabilities::capabilities, None, [];
+    Get "/_history" => history::history_system, Some(A::HistorySystem), [Offers::System("history-system")];
+    Get "/Patient/$everything" => everything::everything_type, Some(A::Operation), [EVERYTHING];
+    Post "/Patient/$everything" => everything::everything_type_post, Some(A::Operation), [];
+    Get "/Patient/{id}/$everything" => everything::everything_instance, Some(A::Operation), [];
+    Post "/Patient/{id}/$everything" => everything::everything_instance_post, Some(A::Operation), [];
+    // An administration operation (docs/SEARCH.md), not announced.
+    Post "/$reindex" => reindex::reindex_system, Some(A::Operation), [];
+    Post "/{type}/$reindex" => reindex::reindex_type, Some(A::Operation), [];
+    Post "/{type}/$validate" => validate::validate_type, Some(A::Operation), [VALIDATE];
+    Post "/{type}/{id}/$validate" => validate::validate_instance, Some(A::Operation), [];
+    Post "/{type}" => create::create, Some(A::Create), [Offers::Type("create")];
+    Put "/{type}" => update::conditional_update, Some(A::Update), [];
+    Delete "/{type}" => delete::conditional_delete, Some(A::Delete), [];
+    Get "/{type}" => search::search_type, Some(A::SearchType), [Offers::Type("search-type")];
+    Get "/{type}/_history" => history::history_type, Some(A::HistoryType), [Offers::Type("history-type")];
+    Post "/{type}/_search" => search::search_type_post, Some(A::SearchType), [];
+    Get "/{type}/{id}" => read::read, Some(A::Read), [Offers::Type("read")];
+    Head "/{type}/{id}" => read::read, Some(A::Read), [];
+    Put "/{type}/{id}" => update::update, Some(A::Update), [Offers::Type("update")];
+    Patch "/{type}/{id}" => patch::patch, Some(A::Patch), [Offers::Type("patch")];
+    Delete "/{type}/{id}" => delete::delete, Some(A::Delete), [Offers::Type("delete")];
+    Get "/{type}/{id}/_history" => history::history_instance, Some(A::HistoryInstance), [Offers::Type("history-instance")];
+    Get "/{type}/{id}/_history/{vid}" => vread::vread, Some(A::Vread), [Offers::Type("vread")];
+    Head "/{type}/{id}/_history/{vid}" => vread::vread, Some(A::Vread), [];
+    Get "/{type}/{id}/{compartment_type}" => search::search_compartment, Some(A::SearchType), [];
+}
+
+/// Registers the table under `/fhir`, then the health endpoints; another method on a
+/// type or instance address is 405, any other address 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready))
+        .service(
+            fhir_scope()
+                .route("/{type}", web::route().to(method_not_allowed))
+                .route("/{type}/{id}", web::route().to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// The interaction a request audits: its route pattern (`/fhir/{type}/{id}`) and method.
+pub fn audited(method: &actix_web::http::Method, pattern: &str) -> Option<A> {
+    let verb = Verb::of(method)?;
+    let path = pattern.strip_prefix("/fhir")?;
+    ROUTES
+        .iter()
+        .find(|r| r.verb == verb && r.path == path)
+        .and_then(|r| r.audit)
+}
+
+/// Everything the table offers, in its order, each once.
+pub fn offered() -> impl Iterator<Item = Offers> {
+    let mut seen = Vec::new();
+    ROUTES
+        .iter()
+        .flat_map(|r| r.offers.iter().copied())
+        .filter(move |o| {
+            let new = !seen.contains(o);
+            seen.push(*o);
+            new
+        })
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::NoRoute,
+        "There is nothing at this address; the FHIR API is under /fhir.",
+    ))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::Method,
+        "This HTTP method is not supported at this address.",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route that reads or changes resources is audited; only discovery is not.
+    #[test]
+    fn every_fhir_interaction_is_audited() {
+        for r in ROUTES {
+            let discovery = r.path == "/metadata" || r.path.starts_with("/.well-known/");
+            assert_eq!(
+                r.audit.is_none(),
+                discovery,
+                "{:?} {} audit {:?}",
+                r.verb,
+                r.path,
+                r.audit
+            );
+        }
+    }
+
+    #[test]
+    fn the_audit_follows_the_table() {
+        use actix_web::http::Method;
+        assert_eq!(audited(&Method::GET, "/fhir/{type}/{id}"), Some(A::Read));
+        assert_eq!(audited(&Method::PUT, "/fhir/{type}"), Some(A::Update));
+        assert_eq!(audited(&Method::POST, "/fhir"), Some(A::Batch));
+        assert_eq!(audited(&Method::GET, "/fhir/metadata"), None);
+        assert_eq!(audited(&Method::GET, "/health/ready"), None);
+    }
+}
