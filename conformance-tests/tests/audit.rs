@@ -152,6 +152,43 @@ fn patient_sees_who_looked_at_their_record() {
             .all(|e| !about(e, &format!("Patient/{other}"))),
         "another patient's events leaked"
     );
+    // AuditEvents are indexed like any resource: searches by patient and $everything find
+    // the same events (docs/SECURITY.md).
+    let found = |path: &str, token: &str| -> Vec<String> {
+        let bundle = s
+            .req(Method::GET, path)
+            .bearer_auth(token)
+            .header("Accept", FHIR_JSON)
+            .fetch()
+            .expect_status(200)
+            .json();
+        entries(&bundle)
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "AuditEvent")
+            .map(|e| e["resource"]["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let look_id = look["id"].as_str().unwrap_or_default().to_owned();
+    for (path, token) in [
+        (format!("AuditEvent?patient={me}&_count=500"), &mine),
+        (
+            format!("AuditEvent?patient={me}&subtype=read&_count=500"),
+            &admin,
+        ),
+        (
+            format!("Patient/{me}/$everything?_type=AuditEvent&_count=500"),
+            &admin,
+        ),
+    ] {
+        assert!(
+            found(&path, token).contains(&look_id),
+            "{path}: the doctor's read is not found"
+        );
+    }
+    assert!(
+        found(&format!("AuditEvent?patient={other}&_count=500"), &mine).is_empty(),
+        "a patient token searched another patient's events"
+    );
 }
 
 /// AuditEvents are a permanent record: update and delete are 405.

@@ -86,11 +86,11 @@ impl Application {
                  (the server is bound to a loopback address)"
             );
         }
-        let (audit_log, audit_writer) = audit::channel(store.clone());
         let offset = settings
             .server
             .offset()
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        let (audit_log, audit_writer) = audit::channel(store.clone(), &base_url, offset);
         let service = Service::new(
             store,
             base_url.clone(),

@@ -17,12 +17,16 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::index::{self, IndexContext};
 use super::stored::{instant, now_ms, stamp};
 use super::{Access, ServiceError};
-use crate::store::{NewResourceVersion, Store};
+use crate::store::{IndexRows, NewResourceVersion, Store};
 
 /// Events a batch writes in one transaction at most.
 const BATCH: usize = 256;
+/// Events per INSERT: SQLite allows 32,766 bound values per statement, and an event has
+/// some twenty index rows of up to 8 values.
+const CHUNK: usize = 64;
 /// How long a small batch waits for more events before it is written.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 /// Events waiting to be written at most; a full queue slows requests down rather than
@@ -106,6 +110,7 @@ pub struct AuditLog {
 /// The task that writes queued events; run it with [`AuditWriter::run`].
 pub struct AuditWriter {
     store: Store,
+    index: IndexContext,
     queue: mpsc::Receiver<AuditEntry>,
     backlog: Backlog,
 }
@@ -121,8 +126,14 @@ impl Backlog {
     }
 }
 
-/// A new queue and its writer.
-pub fn channel(store: Store) -> (AuditLog, AuditWriter) {
+/// A new queue and its writer; events are indexed like any resource (so that
+/// `AuditEvent?patient=` and a patient's compartment find them) with references under
+/// `base_url` and dates without a zone in `default_offset`.
+pub fn channel(
+    store: Store,
+    base_url: &str,
+    default_offset: chrono::FixedOffset,
+) -> (AuditLog, AuditWriter) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let backlog = Backlog::default();
     (
@@ -132,6 +143,10 @@ pub fn channel(store: Store) -> (AuditLog, AuditWriter) {
         },
         AuditWriter {
             store,
+            index: IndexContext {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                default_offset,
+            },
             queue: rx,
             backlog,
         },
@@ -174,39 +189,44 @@ impl AuditWriter {
                     }
                 }
             }
-            // AuditEvents have no index rows yet, so a batch is one multi-row INSERT.
+            // New resources without locks or conditions: a batch is a few multi-row INSERTs
+            // of versions and index rows.
             let last_updated = now_ms();
-            let events: Vec<NewResourceVersion> = batch
-                .drain(..)
-                .map(|e| {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    NewResourceVersion {
-                        content: Some(stamp(&audit_event(&e), &id, 1, last_updated)),
-                        res_type: "AuditEvent".into(),
-                        res_id: id,
-                        version_id: 1,
-                        is_current: true,
-                        deleted: false,
-                        method: "POST".into(),
-                        last_updated,
-                    }
-                })
-                .collect();
-            let count = events.len();
+            let count = batch.len();
+            let mut chunks: Vec<(Vec<NewResourceVersion>, IndexRows)> = Vec::new();
+            for (i, e) in batch.drain(..).enumerate() {
+                if i % CHUNK == 0 {
+                    chunks.push((Vec::with_capacity(CHUNK), IndexRows::default()));
+                }
+                let (versions, rows) = chunks.last_mut().expect("a chunk was pushed");
+                let id = uuid::Uuid::new_v4().to_string();
+                let event = audit_event(&e);
+                rows.append(index::rows(&self.index, "AuditEvent", &id, &event));
+                versions.push(NewResourceVersion {
+                    content: Some(stamp(&event, &id, 1, last_updated)),
+                    res_type: "AuditEvent".into(),
+                    res_id: id,
+                    version_id: 1,
+                    is_current: true,
+                    deleted: false,
+                    method: "POST".into(),
+                    last_updated,
+                });
+            }
             let store = self.store.clone();
-            let events = Arc::new(events);
+            let chunks = Arc::new(chunks);
             // A failed batch is retried until the database takes it: losing audit records
             // is not an option, and the queue's bound slows requests meanwhile. The first
             // failure and the eventual success are logged, not every retry.
             let mut failures = 0_u32;
             loop {
                 let store = store.clone();
-                let events = Arc::clone(&events);
+                let chunks = Arc::clone(&chunks);
                 let written = tokio::task::spawn_blocking(move || {
                     store.write(|tx| -> Result<(), ServiceError> {
-                        // SQLite allows 32,766 bound values per statement: 9 per row.
-                        for chunk in events.chunks(1000) {
-                            tx.insert_many(chunk)?;
+                        for (versions, rows) in chunks.iter() {
+                            tx.insert_many(versions)?;
+                            tx.insert_index(rows)?;
                         }
                         Ok(())
                     })

@@ -356,6 +356,11 @@ struct Count {
 const TEXT_LAST: &str = "\u{10FFFF}";
 const INT_LAST: i64 = i64::MAX;
 const FLOAT_LAST: f64 = f64::MAX;
+/// The sort values of a missing element in descending order (below every real value; index
+/// values are never empty strings).
+const TEXT_FIRST: &str = "";
+const INT_FIRST: i64 = i64::MIN;
+const FLOAT_FIRST: f64 = f64::MIN;
 
 /// SQL text with bound values; `\u{1}` marks where a bind goes (placeholders are the
 /// backend's, written by diesel).
@@ -1011,13 +1016,18 @@ fn sort_value(sql: &mut Sql, key: &SortKey) {
             sql.push("rv.last_updated");
         }
         SortSource::Index { table, param } => {
+            // A resource without the element sorts last in either direction: after every
+            // value ascending, before every value (so after them) descending.
+            let d = key.descending;
+            let text = || Bind::Text(if d { TEXT_FIRST } else { TEXT_LAST }.into());
             let (column, last) = match table {
-                Table::String => ("norm", Bind::Text(TEXT_LAST.into())),
-                Table::Token => ("code", Bind::Text(TEXT_LAST.into())),
-                Table::Uri => ("uri", Bind::Text(TEXT_LAST.into())),
-                Table::Reference => ("target_id", Bind::Text(TEXT_LAST.into())),
-                Table::Date if key.descending => ("hi", Bind::Int(INT_LAST)),
+                Table::String => ("norm", text()),
+                Table::Token => ("code", text()),
+                Table::Uri => ("uri", text()),
+                Table::Reference => ("target_id", text()),
+                Table::Date if d => ("hi", Bind::Int(INT_FIRST)),
                 Table::Date => ("lo", Bind::Int(INT_LAST)),
+                Table::Number | Table::Quantity if d => ("value", Bind::Float(FLOAT_FIRST)),
                 Table::Number | Table::Quantity => ("value", Bind::Float(FLOAT_LAST)),
             };
             let aggregate = if key.descending { "MAX" } else { "MIN" };

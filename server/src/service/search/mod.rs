@@ -417,6 +417,15 @@ impl Service {
                         keep(&mut plan);
                         continue;
                     }
+                    // As in system and compartment searches, refused whatever the
+                    // handling: ignoring it would answer something else than was asked.
+                    "_contained" | "_containedType" => {
+                        return Err(ServiceError::at(
+                            ErrorCode::SearchCombination,
+                            name.clone(),
+                            "_contained is supported in a search of one type ([base]/[type]?...), not in $everything.",
+                        ))
+                    }
                     _ if request.strict => {
                         return Err(ServiceError::at(
                             ErrorCode::SearchParameter,
