@@ -134,3 +134,65 @@ fn invalid_update_body_is_rejected_with_path() {
         assert_eq!(version_of(&s.read("Patient", &id)), "1", "[{}]", s.backend);
     }
 }
+
+/// Structure errors are said in the language of `Accept-Language` (Vietnamese or English;
+/// otherwise `validation.language`), like validation issues (docs/VALIDATION.md), with the
+/// same code and location in each, in a single resource and in a Bundle.
+#[test]
+fn structure_errors_follow_accept_language() {
+    for s in servers() {
+        let body = r#"{"resourceType": "Patient", "gender": "male", "shoeSize": 42}"#;
+        let text = |language: &str| {
+            let outcome = s
+                .req(Method::POST, "Patient")
+                .header("Content-Type", FHIR_JSON)
+                .header("Accept", FHIR_JSON)
+                .header("Accept-Language", language)
+                .body(body.to_owned())
+                .fetch()
+                .expect_error(400);
+            let issue = &outcome["issue"][0];
+            assert_eq!(issue["details"]["coding"][0]["code"], "HB-FORMAT");
+            assert_eq!(issue["expression"][0], "Patient.shoeSize", "{outcome}");
+            issue["details"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let vi = text("vi");
+        let en = text("en-GB, vi;q=0.5");
+        assert!(
+            en.contains("not a known element"),
+            "[{}] en: {en}",
+            s.backend
+        );
+        assert!(
+            vi.contains("không phải là phần tử"),
+            "[{}] vi: {vi}",
+            s.backend
+        );
+        let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [{
+            "request": {"method": "POST", "url": "Patient"},
+            "resource": {"resourceType": "Patient", "birthDate": "2021-02-30"},
+        }]});
+        // The Bundle is read as a whole, so a malformed entry makes the whole POST a 400.
+        let outcome = s
+            .req(Method::POST, "")
+            .fhir_json(&batch)
+            .header("Accept-Language", "vi")
+            .fetch()
+            .expect_error(400);
+        assert_eq!(
+            outcome["issue"][0]["expression"][0],
+            "Bundle.entry[0].resource.birthDate"
+        );
+        let said = outcome["issue"][0]["details"]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            said.contains("không phải là date hợp lệ"),
+            "[{}] batch vi: {outcome}",
+            s.backend
+        );
+    }
+}

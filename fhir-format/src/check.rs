@@ -21,12 +21,19 @@ pub(crate) fn parse_without_duplicate_keys(bytes: &[u8]) -> Result<Value, Format
     let value = StrictValue::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v.0))
         .map_err(|e| {
-            FormatError::general(format!(
-                "The body is not valid JSON: {} (line {}, column {}).",
-                strip_position(&e.to_string()),
-                e.line(),
-                e.column()
-            ))
+            let why = strip_position(&e.to_string()).to_owned();
+            FormatError::general(
+                format!(
+                    "The body is not valid JSON: {why} (line {}, column {}).",
+                    e.line(),
+                    e.column()
+                ),
+                format!(
+                    "Nội dung không phải JSON hợp lệ: {why} (dòng {}, cột {}).",
+                    e.line(),
+                    e.column()
+                ),
+            )
         })?;
     Ok(value)
 }
@@ -37,21 +44,27 @@ fn strip_position(message: &str) -> &str {
 
 /// The `resourceType` of a resource body.
 pub(crate) fn resource_type(value: &Value) -> Result<&str, FormatError> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| FormatError::general("The body must be a JSON object (a FHIR resource)."))?;
+    let object = value.as_object().ok_or_else(|| {
+        FormatError::general(
+            "The body must be a JSON object (a FHIR resource).",
+            "Nội dung phải là một đối tượng JSON (một tài nguyên FHIR).",
+        )
+    })?;
     match object.get("resourceType") {
         Some(Value::String(name)) if crate::is_resource_type(name) => Ok(name),
         Some(Value::String(name)) => Err(FormatError::at(
             "resourceType",
             format!("'{name}' is not a FHIR R4 resource type."),
+            format!("'{name}' không phải là một loại tài nguyên FHIR R4."),
         )),
         Some(_) => Err(FormatError::at(
             "resourceType",
             "resourceType must be a string.",
+            "resourceType phải là một chuỗi.",
         )),
         None => Err(FormatError::general(
             "The body has no resourceType, so it is not a FHIR resource.",
+            "Nội dung không có resourceType, nên không phải là một tài nguyên FHIR.",
         )),
     }
 }
@@ -81,6 +94,10 @@ fn walk_object<'a>(
                     "The modifier extension '{url}' is not understood by this server, so the \
                      resource cannot be accepted (extensibility.html#modifierExtension)."
                 ),
+                format!(
+                    "Máy chủ không hiểu phần mở rộng sửa đổi (modifier extension) '{url}', nên \
+                     không thể nhận tài nguyên này (extensibility.html#modifierExtension)."
+                ),
             ));
         }
         let paired = |other: &str| entries.iter().any(|(n, _)| n.as_str() == other);
@@ -98,18 +115,22 @@ fn walk_value(value: &Value, path: &str, has_partner_array: bool) -> Result<(), 
         Value::Null => Err(FormatError::at(
             path,
             "null is not allowed here; leave the element out instead (json.html).",
+            "Không được dùng null ở đây; hãy bỏ hẳn phần tử này (json.html).",
         )),
         Value::String(s) if s.is_empty() => Err(FormatError::at(
             path,
             "An empty string is not allowed; leave the element out instead (json.html).",
+            "Không được dùng chuỗi rỗng; hãy bỏ hẳn phần tử này (json.html).",
         )),
         Value::Object(map) if map.is_empty() => Err(FormatError::at(
             path,
             "An empty object is not allowed; leave the element out instead (json.html).",
+            "Không được dùng đối tượng rỗng; hãy bỏ hẳn phần tử này (json.html).",
         )),
         Value::Array(items) if items.is_empty() => Err(FormatError::at(
             path,
             "An empty array is not allowed; leave the element out instead (json.html).",
+            "Không được dùng mảng rỗng; hãy bỏ hẳn phần tử này (json.html).",
         )),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -122,6 +143,7 @@ fn walk_value(value: &Value, path: &str, has_partner_array: bool) -> Result<(), 
                         return Err(FormatError::at(
                             here,
                             "Arrays cannot be nested (json.html).",
+                            "Không được lồng mảng trong mảng (json.html).",
                         ))
                     }
                     other => walk_value(other, &here, false)?,
@@ -131,6 +153,7 @@ fn walk_value(value: &Value, path: &str, has_partner_array: bool) -> Result<(), 
                 return Err(FormatError::at(
                     path,
                     "An array of only nulls is not allowed (json.html).",
+                    "Không được dùng mảng chỉ chứa null (json.html).",
                 ));
             }
             Ok(())
@@ -163,24 +186,29 @@ fn compare(sent: &Value, model: &Value, path: &str) -> Result<(), FormatError> {
         (other, Value::Array(_)) if !other.is_array() => Err(FormatError::at(
             path,
             "This element repeats, so its value must be a JSON array (json.html).",
+            "Phần tử này lặp lại nên giá trị phải là một mảng JSON (json.html).",
         )),
         (Value::String(_), Value::Bool(_)) => Err(FormatError::at(
             path,
             "This element is a boolean: write true or false without quotes (json.html#primitive).",
+            "Phần tử này là kiểu boolean: viết true hoặc false, không có dấu ngoặc kép (json.html#primitive).",
         )),
         (Value::String(_), Value::Number(_)) => Err(FormatError::at(
             path,
             "This element is a number: write it without quotes (json.html#primitive).",
+            "Phần tử này là số: viết không có dấu ngoặc kép (json.html#primitive).",
         )),
         (Value::Number(_) | Value::Bool(_), Value::String(_)) => Err(FormatError::at(
             path,
             "This element is a string: write its value in quotes (json.html#primitive).",
+            "Phần tử này là chuỗi: viết giá trị trong dấu ngoặc kép (json.html#primitive).",
         )),
         (Value::Number(a), Value::Number(b)) if same_number(a, b) => Ok(()),
         (a, b) if a == b => Ok(()),
         _ => Err(FormatError::at(
             path,
             "This value is not valid for the element's FHIR data type.",
+            "Giá trị này không hợp lệ với kiểu dữ liệu FHIR của phần tử.",
         )),
     }
 }
@@ -198,6 +226,9 @@ fn compare_objects(
                 return Err(FormatError::at(
                     here,
                     format!("'{name}' is not a valid element here (it has no meaning in FHIR R4)."),
+                    format!(
+                    "'{name}' không phải là phần tử hợp lệ ở đây (không có nghĩa trong FHIR R4)."
+                ),
                 ))
             }
         }
@@ -206,6 +237,7 @@ fn compare_objects(
         return Err(FormatError::at(
             format!("{path}.{name}"),
             "The element is not valid as written.",
+            "Phần tử này không hợp lệ như đã viết.",
         ));
     }
     Ok(())

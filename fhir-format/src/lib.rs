@@ -23,28 +23,33 @@ mod check;
 mod locate;
 mod primitive;
 
-/// Why a resource body was rejected, with where.
+/// Why a resource body was rejected, with where, in English and in Vietnamese (the
+/// server answers in the language of `Accept-Language`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct FormatError {
     /// Location of the offending element as a FHIRPath-like expression, when known.
     pub path: Option<String>,
-    /// A sentence describing what is wrong.
+    /// A sentence describing what is wrong, in English.
     pub message: String,
+    /// The same sentence in Vietnamese.
+    pub message_vi: String,
 }
 
 impl FormatError {
-    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+    fn at(path: impl Into<String>, en: impl Into<String>, vi: impl Into<String>) -> Self {
         Self {
             path: Some(path.into()),
-            message: message.into(),
+            message: en.into(),
+            message_vi: vi.into(),
         }
     }
 
-    fn general(message: impl Into<String>) -> Self {
+    fn general(en: impl Into<String>, vi: impl Into<String>) -> Self {
         Self {
             path: None,
-            message: message.into(),
+            message: en.into(),
+            message_vi: vi.into(),
         }
     }
 }
@@ -87,11 +92,25 @@ pub fn normalize(resource: Value) -> Result<Value, FormatError> {
 /// # Errors
 /// A [`FormatError`] when the body is not well-formed FHIR R4 XML.
 pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| FormatError::general("The XML body is not valid UTF-8."))?;
-    let parsed = catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, None))
-        .map_err(|_| FormatError::general("The XML body could not be read as a FHIR resource."))?;
-    let resource = parsed.map_err(|e| FormatError::general(format!("Invalid FHIR XML: {e}.")))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        FormatError::general(
+            "The XML body is not valid UTF-8.",
+            "Nội dung XML không phải là UTF-8 hợp lệ.",
+        )
+    })?;
+    let parsed =
+        catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, None)).map_err(|_| {
+            FormatError::general(
+                "The XML body could not be read as a FHIR resource.",
+                "Không đọc được nội dung XML như một tài nguyên FHIR.",
+            )
+        })?;
+    let resource = parsed.map_err(|e| {
+        FormatError::general(
+            format!("Invalid FHIR XML: {e}."),
+            format!("XML FHIR không hợp lệ: {e}."),
+        )
+    })?;
     let json = model_to_json(resource)?;
     let resource_type = check::resource_type(&json)?.to_owned();
     check::json_rules(&json, &resource_type)?;
@@ -106,8 +125,12 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
 pub fn json_to_xml(value: &Value) -> Result<String, FormatError> {
     let resource_type = check::resource_type(value)?.to_owned();
     let resource = model_from_json(value.clone(), &resource_type)?;
-    fhirbolt::xml::to_string(&resource, None)
-        .map_err(|e| FormatError::general(format!("The resource cannot be written as XML: {e}.")))
+    fhirbolt::xml::to_string(&resource, None).map_err(|e| {
+        FormatError::general(
+            format!("The resource cannot be written as XML: {e}."),
+            format!("Không thể ghi tài nguyên dưới dạng XML: {e}."),
+        )
+    })
 }
 
 /// Whether `name` is a resource type of FHIR R4 (as known to the R4 model).
@@ -131,7 +154,12 @@ fn model_from_json(mut value: Value, resource_type: &str) -> Result<Resource, Fo
     let result = catch_unwind(AssertUnwindSafe(move || {
         fhirbolt::json::from_json_value::<Resource>(value, None)
     }))
-    .map_err(|_| FormatError::general("The body could not be read as a FHIR resource."))?;
+    .map_err(|_| {
+        FormatError::general(
+            "The body could not be read as a FHIR resource.",
+            "Không đọc được nội dung như một tài nguyên FHIR.",
+        )
+    })?;
     result.map_err(|e| {
         let mut error = locate::explain(&e.to_string(), &located, resource_type);
         if error.path.is_none() {
@@ -169,8 +197,12 @@ fn resource_type_first(value: &mut Value) {
 }
 
 fn model_to_json(resource: Resource) -> Result<Value, FormatError> {
-    fhirbolt::json::to_json_value(resource, None)
-        .map_err(|e| FormatError::general(format!("The resource cannot be written as JSON: {e}.")))
+    fhirbolt::json::to_json_value(resource, None).map_err(|e| {
+        FormatError::general(
+            format!("The resource cannot be written as JSON: {e}."),
+            format!("Không thể ghi tài nguyên dưới dạng JSON: {e}."),
+        )
+    })
 }
 
 const RESOURCE_TYPES: &[&str] = &[

@@ -14,12 +14,14 @@ pub(crate) fn explain(message: &str, body: &Value, resource_type: &str) -> Forma
         return FormatError {
             path,
             message: format!("'{name}' is not a known element of this FHIR R4 type."),
+            message_vi: format!("'{name}' không phải là phần tử của kiểu FHIR R4 này."),
         };
     }
     if let Some(name) = quoted(message, "missing field `") {
         return FormatError {
             path: Some(resource_type.to_owned()),
             message: format!("The required element '{name}' is missing (minimum cardinality 1)."),
+            message_vi: format!("Thiếu phần tử bắt buộc '{name}' (số lượng tối thiểu 1)."),
         };
     }
     if let Some(rest) = message.strip_prefix("invalid type: ") {
@@ -30,11 +32,13 @@ pub(crate) fn explain(message: &str, body: &Value, resource_type: &str) -> Forma
         return FormatError {
             path,
             message: format!("Invalid value: {rest}."),
+            message_vi: format!("Giá trị không hợp lệ: {rest}."),
         };
     }
     FormatError {
         path: None,
         message: format!("Invalid FHIR JSON: {message}."),
+        message_vi: format!("JSON FHIR không hợp lệ: {message}."),
     }
 }
 

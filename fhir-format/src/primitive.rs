@@ -59,6 +59,7 @@ fn walk_object(
             return Err(FormatError::at(
                 here,
                 "This element takes a single value, not an array (json.html).",
+                "Phần tử này chỉ nhận một giá trị, không phải một mảng (json.html).",
             ));
         }
         if let Some(stem) = child.choice {
@@ -68,6 +69,10 @@ fn walk_object(
                     format!(
                         "{shown}.{stem}[x] takes one type only, but both '{first}' and \
                          '{name}' are given (formats.html#choice)."
+                    ),
+                    format!(
+                        "{shown}.{stem}[x] chỉ nhận một kiểu, nhưng có cả '{first}' và \
+                         '{name}' (formats.html#choice)."
                     ),
                 ));
             }
@@ -160,18 +165,19 @@ fn resolve(definition: &str, name: &str) -> Option<Child> {
 }
 
 fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatError> {
-    let invalid = |what: &str| {
+    let invalid = |(en, vi): (&str, &str)| {
         Err(FormatError::at(
             shown,
-            format!("{shown} is not a valid {type_code}: {what}."),
+            format!("{shown} is not a valid {type_code}: {en}."),
+            format!("{shown} không phải là {type_code} hợp lệ: {vi}."),
         ))
     };
     match (type_code, value) {
         ("positiveInt", Value::Number(n)) if n.as_i64().is_none_or(|v| v < 1) => {
-            invalid("it must be 1 or more")
+            invalid(("it must be 1 or more", "phải từ 1 trở lên"))
         }
         ("unsignedInt", Value::Number(n)) if n.as_i64().is_none_or(|v| v < 0) => {
-            invalid("it must be 0 or more")
+            invalid(("it must be 0 or more", "phải từ 0 trở lên"))
         }
         (_, Value::String(text)) => {
             let ok = match type_code {
@@ -202,15 +208,39 @@ fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatEr
                 Ok(())
             } else {
                 invalid(match type_code {
-                    "date" => "write YYYY, YYYY-MM or YYYY-MM-DD with a real calendar date",
-                    "dateTime" => "write a date, or a date and time with a time zone (2021-07-01T08:30:00+07:00)",
-                    "instant" => "write a date and time to the second with a time zone (2021-07-01T08:30:00Z)",
-                    "time" => "write hh:mm:ss",
-                    "id" => "use 1-64 characters A-Z a-z 0-9 - .",
-                    "code" => "no leading, trailing or repeated spaces",
-                    "oid" => "write urn:oid: followed by the dotted numbers",
-                    "uuid" => "write urn:uuid: followed by a UUID",
-                    _ => "it contains characters this type does not allow",
+                    "date" => (
+                        "write YYYY, YYYY-MM or YYYY-MM-DD with a real calendar date",
+                        "viết YYYY, YYYY-MM hoặc YYYY-MM-DD với một ngày có thật",
+                    ),
+                    "dateTime" => (
+                        "write a date, or a date and time with a time zone (2021-07-01T08:30:00+07:00)",
+                        "viết một ngày, hoặc ngày và giờ kèm múi giờ (2021-07-01T08:30:00+07:00)",
+                    ),
+                    "instant" => (
+                        "write a date and time to the second with a time zone (2021-07-01T08:30:00Z)",
+                        "viết ngày và giờ đến từng giây kèm múi giờ (2021-07-01T08:30:00Z)",
+                    ),
+                    "time" => ("write hh:mm:ss", "viết hh:mm:ss"),
+                    "id" => (
+                        "use 1-64 characters A-Z a-z 0-9 - .",
+                        "dùng 1-64 ký tự A-Z a-z 0-9 - .",
+                    ),
+                    "code" => (
+                        "no leading, trailing or repeated spaces",
+                        "không có khoảng trắng ở đầu, ở cuối hoặc liên tiếp",
+                    ),
+                    "oid" => (
+                        "write urn:oid: followed by the dotted numbers",
+                        "viết urn:oid: rồi đến các số cách nhau bởi dấu chấm",
+                    ),
+                    "uuid" => (
+                        "write urn:uuid: followed by a UUID",
+                        "viết urn:uuid: rồi đến một UUID",
+                    ),
+                    _ => (
+                        "it contains characters this type does not allow",
+                        "có ký tự mà kiểu này không cho phép",
+                    ),
                 })
             }
         }

@@ -13,10 +13,10 @@ use crate::service::{ErrorCode, ServiceError};
 /// The code system of validation rule codes (docs/VALIDATION.md).
 pub const RULE_CODE_SYSTEM: &str = "https://healthbook.example.org/fhir/CodeSystem/validation-rule";
 
-/// Validation issues in an answer, re-rendered in the request's language by the request
-/// middleware (set on the response).
+/// An error answer said in more than one language (validation issues, structure errors),
+/// re-rendered in the request's language by the request middleware (set on the response).
 #[derive(Debug, Clone)]
-pub struct LocalizedIssues(pub Vec<Issue>);
+pub struct Localized(pub ApiError);
 
 /// An OperationOutcome of validation issues, in `language`.
 pub fn validation_outcome(issues: &[Issue], language: Language) -> Value {
@@ -38,10 +38,13 @@ pub fn validation_outcome(issues: &[Issue], language: Language) -> Value {
 }
 
 /// An error answer: its code (which fixes status and issue type), message and location.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
+    /// In English.
     pub message: String,
+    /// In Vietnamese, where the message has been translated.
+    pub message_vi: Option<String>,
     pub expression: Option<Box<str>>,
     /// Seconds, for 503.
     pub retry_after: Option<u32>,
@@ -57,6 +60,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            message_vi: None,
             expression: None,
             retry_after: None,
             challenge: None,
@@ -80,18 +84,22 @@ impl ApiError {
         self.outcome_in(Language::En)
     }
 
-    /// The OperationOutcome body, validation issues in `language`.
+    /// The OperationOutcome body in `language` (where the message has that language).
     pub fn outcome_in(&self, language: Language) -> Value {
         if !self.validation.is_empty() {
             return validation_outcome(&self.validation, language);
         }
+        let text = match (language, &self.message_vi) {
+            (Language::Vi, Some(vi)) => vi,
+            _ => &self.message,
+        };
         let info = self.code.info();
         let mut issue = json!({
             "severity": if info.status >= 500 { "fatal" } else { "error" },
             "code": info.issue_type,
             "details": {
                 "coding": [{"system": ERROR_CODE_SYSTEM, "code": info.code}],
-                "text": self.message,
+                "text": text,
             },
         });
         if let Some(expression) = &self.expression {
@@ -123,10 +131,8 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, challenge.to_string()));
         }
         let mut response = response.body(self.outcome().to_string());
-        if !self.validation.is_empty() {
-            response
-                .extensions_mut()
-                .insert(LocalizedIssues(self.validation.to_vec()));
+        if !self.validation.is_empty() || self.message_vi.is_some() {
+            response.extensions_mut().insert(Localized(self.clone()));
         }
         response
     }
@@ -142,6 +148,7 @@ impl From<ServiceError> for ApiError {
                 message,
                 path,
             } => ApiError::new(code, message).at(path),
+            ServiceError::Format(e) => ApiError::from(e),
             ServiceError::Forbidden { scope } => {
                 let (message, challenge) = if scope.is_empty() {
                     (
@@ -192,8 +199,11 @@ impl From<ServiceError> for ApiError {
                     .as_deref()
                     .map(|e| format!(" (at {e})"))
                     .unwrap_or_default();
+                let within =
+                    |message: &str| format!("Bundle.entry[{index}] ({request}): {message}{at}");
                 ApiError {
-                    message: format!("Bundle.entry[{index}] ({request}): {}{at}", inner.message),
+                    message: within(&inner.message),
+                    message_vi: inner.message_vi.as_deref().map(within),
                     expression: Some(format!("Bundle.entry[{index}]").into()),
                     ..inner
                 }
@@ -232,7 +242,10 @@ pub fn internal(cause: &str) -> ApiError {
 
 impl From<fhir_format::FormatError> for ApiError {
     fn from(e: fhir_format::FormatError) -> Self {
-        ApiError::new(ErrorCode::Format, e.message).at(e.path)
+        ApiError {
+            message_vi: Some(e.message_vi),
+            ..ApiError::new(ErrorCode::Format, e.message).at(e.path)
+        }
     }
 }
 

@@ -11,14 +11,14 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage};
 
-use super::error::{validation_outcome, LocalizedIssues};
+use super::error::{ApiError, Localized};
 use super::respond::{AppState, AuditTarget, BundleAudit};
 use crate::service::audit::{AuditEntry, AuditedInteraction};
-use crate::service::validate::{Issue, Language};
+use crate::service::validate::Language;
 use crate::service::Access;
+use crate::service::ErrorCode;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
-use serde_json::json;
 use tracing::Instrument;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,15 +59,11 @@ pub async fn request_context(
             "request finished"
         );
     });
-    let issues = response
-        .response()
-        .extensions()
-        .get::<LocalizedIssues>()
-        .cloned();
+    let localized = response.response().extensions().get::<Localized>().cloned();
     let mut response = if status == StatusCode::INTERNAL_SERVER_ERROR {
         scrub(response, &request_id)
-    } else if let Some(issues) = issues {
-        localize(response, &issues.0)
+    } else if let Some(localized) = localized {
+        localize(response, &localized.0)
     } else {
         response.map_into_boxed_body()
     };
@@ -138,18 +134,18 @@ async fn record_audit(
     }
 }
 
-/// Writes a validation OperationOutcome in the language the request prefers
+/// Writes an error's OperationOutcome in the language the request prefers
 /// (`Accept-Language`, else `validation.language`).
 fn localize(
     response: ServiceResponse<impl MessageBody + 'static>,
-    issues: &[Issue],
+    error: &ApiError,
 ) -> ServiceResponse<BoxBody> {
     let default = response
         .request()
         .app_data::<web::Data<AppState>>()
         .map_or(Language::Vi, |s| s.language);
     let language = super::headers::language(response.request(), default);
-    let body = validation_outcome(issues, language).to_string();
+    let body = error.outcome_in(language).to_string();
     let (req, res) = response.into_parts();
     let mut localized = HttpResponse::build(res.status());
     for (name, value) in res.headers() {
@@ -167,14 +163,11 @@ fn scrub(
     request_id: &str,
 ) -> ServiceResponse<BoxBody> {
     let status = response.status();
-    let outcome = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{
-            "severity": "fatal",
-            "code": "exception",
-            "details": {"text": format!("An internal error occurred (request id {request_id}).")},
-        }]
-    });
+    let outcome = ApiError::new(
+        ErrorCode::Internal,
+        format!("An internal error occurred (request id {request_id})."),
+    )
+    .outcome();
     let (req, _) = response.into_parts();
     let body = HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "application/fhir+json; charset=utf-8"))

@@ -17,6 +17,9 @@ pub enum ServiceError {
         message: String,
         path: Option<String>,
     },
+    /// The body is not a FHIR resource (`HB-FORMAT`, 400), said in English and Vietnamese.
+    #[error("{0}")]
+    Format(fhir_format::FormatError),
     /// The resource breaks validation rules (`HB-INVALID-RESOURCE`, 422); every issue,
     /// errors first (validate/).
     #[error("the resource is not valid ({} issues)", .0.len())]
@@ -81,6 +84,7 @@ impl ServiceError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ServiceError::Refused { code, .. } => *code,
+            ServiceError::Format(_) => ErrorCode::Format,
             ServiceError::Rejected(_) => ErrorCode::InvalidResource,
             ServiceError::Forbidden { .. } => ErrorCode::Forbidden,
             ServiceError::InEntry { source, .. } => source.code(),
@@ -103,11 +107,7 @@ impl From<StoreError> for ServiceError {
 
 impl From<fhir_format::FormatError> for ServiceError {
     fn from(e: fhir_format::FormatError) -> Self {
-        ServiceError::Refused {
-            code: ErrorCode::Format,
-            message: e.message,
-            path: e.path,
-        }
+        ServiceError::Format(e)
     }
 }
 

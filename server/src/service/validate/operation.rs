@@ -122,7 +122,7 @@ impl Service {
                     "HB-STRUCTURE",
                     e.path.clone().unwrap_or_else(|| res_type.clone()),
                     e.message.clone(),
-                    format!("Cấu trúc không hợp lệ: {}", e.message),
+                    format!("Cấu trúc không hợp lệ: {}", e.message_vi),
                 )];
                 super::base::check(&resource, &mut found);
                 return Ok(found);
