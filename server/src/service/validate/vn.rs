@@ -32,11 +32,38 @@ const PROVINCES: [&str; 63] = [
 
 /// Mobile prefixes after the leading 0 (the 2018 renumbering: 03x, 05x, 07x, 08x, 09x as
 /// allocated).
-const MOBILE_PREFIXES: [&str; 32] = [
+const MOBILE_PREFIXES: [&str; 37] = [
     "32", "33", "34", "35", "36", "37", "38", "39", "52", "55", "56", "58", "59", "70", "76", "77",
     "78", "79", "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94",
+    "95", "96", "97", "98", "99",
 ];
-const MOBILE_PREFIXES_9X: [&str; 5] = ["95", "96", "97", "98", "99"];
+
+/// The allocated mobile prefixes as the messages name them: `032-039, 052, 055, ...`
+/// (runs of consecutive prefixes joined), so that a message never says more or less than
+/// the rule checks.
+fn mobile_prefixes_text() -> String {
+    let numbers: Vec<u32> = MOBILE_PREFIXES
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for n in numbers {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                format!("0{a}")
+            } else {
+                format!("0{a}-0{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A Vietnamese profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,20 +202,21 @@ fn patient(r: &Value, out: &mut Vec<Issue>) {
         let national = national_number(number);
         let mobile = national.as_deref().is_some_and(is_mobile);
         if text(telecom, "use") == Some("mobile") && !mobile {
+            let prefixes = mobile_prefixes_text();
             out.push(Issue::error(
                 "value",
                 "VN-PHONE-MOBILE",
                 at,
-                "This number is marked as a mobile phone but is not a Vietnamese mobile number (+84 or 0, then 9 digits starting 3, 5, 7, 8 or 9).",
-                "Số này được ghi là di động nhưng không phải số di động Việt Nam (+84 hoặc 0, tiếp theo 9 chữ số bắt đầu bằng 3, 5, 7, 8 hoặc 9).",
+                format!("This number is marked as a mobile phone but is not a Vietnamese mobile number: 10 digits from 0 (or +84 and 9 digits) with an allocated mobile prefix ({prefixes})."),
+                format!("Số này được ghi là di động nhưng không phải số di động Việt Nam: 10 chữ số bắt đầu bằng 0 (hoặc +84 và 9 chữ số) với đầu số di động đã cấp ({prefixes})."),
             ));
         } else if !mobile && !national.as_deref().is_some_and(is_landline) {
             out.push(Issue::error(
                 "value",
                 "VN-PHONE-FORMAT",
                 at,
-                "This is not a Vietnamese phone number: a mobile is +84 or 0 then 9 digits; a landline is 0, an area code starting with 2, then the number (11 digits).",
-                "Số điện thoại không đúng định dạng Việt Nam: số di động là +84 hoặc 0 rồi 9 chữ số; số cố định là 0, mã vùng bắt đầu bằng 2, rồi số thuê bao (11 chữ số).",
+                format!("This is not a Vietnamese phone number: a mobile is 10 digits from 0 (or +84 and 9 digits) with an allocated mobile prefix ({}); a landline is 0, an area code starting with 2, then the number (11 digits).", mobile_prefixes_text()),
+                format!("Số điện thoại không đúng định dạng Việt Nam: số di động là 10 chữ số bắt đầu bằng 0 (hoặc +84 và 9 chữ số) với đầu số di động đã cấp ({}); số cố định là 0, mã vùng bắt đầu bằng 2, rồi số thuê bao (11 chữ số).", mobile_prefixes_text()),
             ));
         }
     }
@@ -281,9 +309,7 @@ fn national_number(number: &str) -> Option<String> {
 }
 
 fn is_mobile(national: &str) -> bool {
-    national.len() == 10
-        && (MOBILE_PREFIXES.contains(&&national[1..3])
-            || MOBILE_PREFIXES_9X.contains(&&national[1..3]))
+    national.len() == 10 && MOBILE_PREFIXES.contains(&&national[1..3])
 }
 
 fn is_landline(national: &str) -> bool {
@@ -501,6 +527,19 @@ mod tests {
         assert_eq!(base("0112345678", "home"), ["VN-PHONE-FORMAT"]);
         assert_eq!(base("+1 415 555 0100", "home"), ["VN-PHONE-FORMAT"]);
         assert!(base("+84-86-123-4567", "mobile").is_empty());
+        // 050 is in the 05x range but not allocated: refused, and the message's list of
+        // prefixes, which is made from the rule's, says so.
+        assert_eq!(base("0501234567", "mobile"), ["VN-PHONE-MOBILE"]);
+        assert_eq!(
+            mobile_prefixes_text(),
+            "032-039, 052, 055-056, 058-059, 070, 076-079, 081-099"
+        );
+        for prefix in MOBILE_PREFIXES {
+            assert!(
+                base(&format!("0{prefix}1234567"), "mobile").is_empty(),
+                "0{prefix}"
+            );
+        }
     }
 
     #[test]
