@@ -164,6 +164,9 @@ impl Server {
                 ("HEALTHBOOK__SERVER__BASE_URL", base.clone()),
                 ("HEALTHBOOK__DATABASE__URL", db_url.clone()),
                 ("RUST_LOG", "warn".to_owned()),
+                // These tests exercise R4 with resources of every shape; the national
+                // profiles (the default, `all`) are tested where a test asks for them.
+                ("HEALTHBOOK__VALIDATION__VN_CORE", "declared".to_owned()),
             ];
             let extra = extra_env.iter().map(|(k, v)| (*k, (*v).to_owned()));
             let env: Vec<(&str, String)> = env.into_iter().chain(extra).collect();

@@ -7,7 +7,7 @@
 //!   content reference (what the structural checks walk).
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -230,13 +230,6 @@ fn search_parameters() -> &'static HashMap<(String, String), SearchParameter> {
     })
 }
 
-/// The search parameter `code` of `res_type`: a standard one (including those on Resource
-/// and DomainResource, such as `_id`), else a custom one.
-pub fn search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
-    standard_search_parameter(res_type, code)
-        .or_else(|| find_custom(|sp| sp.code == code && applies_to(sp, res_type)))
-}
-
 /// The standard search parameter `code` of `res_type` (including those on Resource and
 /// DomainResource).
 pub fn standard_search_parameter(res_type: &str, code: &str) -> Option<&'static SearchParameter> {
@@ -247,12 +240,9 @@ pub fn standard_search_parameter(res_type: &str, code: &str) -> Option<&'static 
         .or_else(|| params.get(&("Resource".to_owned(), code.to_owned())))
 }
 
-/// The search parameter with this canonical URL, standard or custom.
+/// The standard search parameter with this canonical URL.
 pub fn search_parameter_by_url(url: &str) -> Option<&'static SearchParameter> {
-    search_parameters()
-        .values()
-        .find(|sp| sp.url == url)
-        .or_else(|| find_custom(|sp| sp.url == url))
+    search_parameters().values().find(|sp| sp.url == url)
 }
 
 type Hierarchies = HashMap<String, HashMap<String, String>>;
@@ -316,56 +306,6 @@ pub fn subsuming(system: &str, code: &str) -> Vec<String> {
         out.push(parent.clone());
     }
     out
-}
-
-/// The custom search parameters: SearchParameter resources of the store the server
-/// searches by, installed with [`set_custom_search_parameters`].
-static CUSTOM: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
-
-fn find_custom(wanted: impl Fn(&SearchParameter) -> bool) -> Option<&'static SearchParameter> {
-    CUSTOM
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .find(|sp| wanted(sp))
-}
-
-fn applies_to(sp: &SearchParameter, res_type: &str) -> bool {
-    sp.base
-        .iter()
-        .any(|b| b == res_type || b == "Resource" || b == "DomainResource")
-}
-
-/// Replaces the custom search parameters. Each distinct definition is kept for the life of
-/// the process (they are few and change rarely, and lookups hand out `'static`
-/// references); a definition seen before is reused.
-pub fn set_custom_search_parameters(list: Vec<SearchParameter>) {
-    let mut custom = CUSTOM.write().unwrap_or_else(|e| e.into_inner());
-    static SEEN: RwLock<Vec<&'static SearchParameter>> = RwLock::new(Vec::new());
-    let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
-    *custom = list
-        .into_iter()
-        .map(|sp| match seen.iter().find(|s| ***s == sp) {
-            Some(known) => *known,
-            None => {
-                let leaked: &'static SearchParameter = Box::leak(Box::new(sp));
-                seen.push(leaked);
-                leaked
-            }
-        })
-        .collect();
-}
-
-/// The custom search parameters that apply to `res_type`.
-pub fn custom_search_parameters_for(res_type: &str) -> Vec<&'static SearchParameter> {
-    CUSTOM
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .filter(|sp| applies_to(sp, res_type))
-        .collect()
 }
 
 static BY_TYPE: OnceLock<HashMap<String, Vec<&'static SearchParameter>>> = OnceLock::new();
@@ -462,15 +402,18 @@ mod tests {
 
     #[test]
     fn search_parameters_by_type() {
-        let subject = search_parameter("Observation", "patient").unwrap();
+        let subject = standard_search_parameter("Observation", "patient").unwrap();
         assert_eq!(subject.kind, "reference");
         assert_eq!(
             subject.expressions_for("Observation"),
             ["Observation.subject.where(resolve() is Patient)"]
         );
-        assert_eq!(search_parameter("Patient", "_id").unwrap().kind, "token");
         assert_eq!(
-            search_parameter("Immunization", "patient")
+            standard_search_parameter("Patient", "_id").unwrap().kind,
+            "token"
+        );
+        assert_eq!(
+            standard_search_parameter("Immunization", "patient")
                 .unwrap()
                 .expressions_for("Immunization"),
             ["Immunization.patient"]

@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
+use crate::service::search_parameters::Registry;
 use crate::service::validate::{Language, Validator};
 use crate::service::Service;
 use crate::store::{Backend, Store, StoreError, StoreOptions};
@@ -90,13 +91,20 @@ impl Application {
             .server
             .offset()
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
-        let (audit_log, audit_writer) = audit::channel(store.clone(), &base_url, offset);
+        // One registry of search parameters for the validator, the indexer and the audit
+        // writer: the custom ones are loaded into it by `prepare`.
+        let parameters = Registry::default();
+        let (audit_log, audit_writer) =
+            audit::channel(store.clone(), &base_url, offset, parameters.clone());
         let service = Service::new(
             store,
             base_url.clone(),
             audit_log,
             offset,
-            Validator::new(settings.validation.policy(), offset),
+            (
+                Validator::new(settings.validation.policy(), offset, parameters.clone()),
+                parameters,
+            ),
         );
         // The shipped profiles and the custom search parameters are in place before the
         // first request, unless the database is away (then once it is back).

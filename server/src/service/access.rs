@@ -266,7 +266,8 @@ pub fn compartment_of(types: &[String], patient: &str) -> Filter {
 /// A granular constraint (`category=system|code`) as a token filter; a constraint on
 /// anything but a token parameter grants nothing.
 fn constraint_filter(res_type: &str, param: &str, wanted: &str) -> Filter {
-    if fhir_profiles::search_parameter(res_type, param).is_none_or(|sp| sp.kind != "token") {
+    if fhir_profiles::standard_search_parameter(res_type, param).is_none_or(|sp| sp.kind != "token")
+    {
         return Filter::Or(Vec::new());
     }
     let (system, code) = match wanted.split_once('|') {
@@ -307,7 +308,7 @@ pub fn patients_of(resource: &Value) -> Vec<String> {
         }
     }
     for code in fhir_profiles::patient_compartment_params(res_type).unwrap_or_default() {
-        let Some(sp) = fhir_profiles::search_parameter(res_type, code) else {
+        let Some(sp) = fhir_profiles::standard_search_parameter(res_type, code) else {
             continue;
         };
         for expression in sp.expressions_for(res_type) {
@@ -336,7 +337,7 @@ pub fn in_patient_compartment(resource: &Value, res_type: &str, patient_id: &str
         return false;
     };
     params.iter().any(|code| {
-        let Some(sp) = fhir_profiles::search_parameter(res_type, code) else {
+        let Some(sp) = fhir_profiles::standard_search_parameter(res_type, code) else {
             return false;
         };
         sp.expressions_for(res_type).iter().any(|expression| {
@@ -356,8 +357,8 @@ pub fn in_patient_compartment(resource: &Value, res_type: &str, patient_id: &str
 /// Granular scope constraints on token parameters (`category=system|code`, `code=...`).
 fn satisfies_constraint(resource: &Value, res_type: &str, constraint: &[(String, String)]) -> bool {
     constraint.iter().all(|(param, wanted)| {
-        let Some(sp) =
-            fhir_profiles::search_parameter(res_type, param).filter(|sp| sp.kind == "token")
+        let Some(sp) = fhir_profiles::standard_search_parameter(res_type, param)
+            .filter(|sp| sp.kind == "token")
         else {
             return false; // a constraint we cannot evaluate grants nothing
         };

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::index::{self, IndexContext};
+use super::search_parameters::Registry;
 use super::stored::{instant, now_ms, stamp};
 use super::{Access, ServiceError};
 use crate::store::{IndexRows, NewResourceVersion, Store};
@@ -128,11 +129,13 @@ impl Backlog {
 
 /// A new queue and its writer; events are indexed like any resource (so that
 /// `AuditEvent?patient=` and a patient's compartment find them) with references under
-/// `base_url` and dates without a zone in `default_offset`.
+/// `base_url`, dates without a zone in `default_offset`, and the custom parameters of
+/// `parameters`.
 pub fn channel(
     store: Store,
     base_url: &str,
     default_offset: chrono::FixedOffset,
+    parameters: Registry,
 ) -> (AuditLog, AuditWriter) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let backlog = Backlog::default();
@@ -146,6 +149,7 @@ pub fn channel(
             index: IndexContext {
                 base_url: base_url.trim_end_matches('/').to_owned(),
                 default_offset,
+                parameters,
             },
             queue: rx,
             backlog,

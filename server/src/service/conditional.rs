@@ -131,9 +131,12 @@ mod tests {
     use chrono::FixedOffset;
 
     fn ctx() -> ParseContext<'static> {
+        static PARAMETERS: std::sync::LazyLock<crate::service::search_parameters::Registry> =
+            std::sync::LazyLock::new(Default::default);
         ParseContext {
             base_url: "http://x/fhir",
             default_offset: FixedOffset::east_opt(0).unwrap(),
+            parameters: &PARAMETERS,
             strict: false,
         }
     }

@@ -168,7 +168,7 @@ pub(super) fn new_version(
         content: Some(content.clone()),
     };
     let rows = index::rows(ctx, res_type, id, resource);
-    super::search_parameters::touched(res_type);
+    ctx.parameters.touched(res_type);
     let stored = StoredResource {
         res_type: version.res_type.clone(),
         id: version.res_id.clone(),

@@ -2,6 +2,7 @@
 //! https://hl7.org/fhir/R4/http.html#cdelete
 
 use super::index::resource_lock_key;
+use super::search_parameters::Registry;
 use super::stored::now_ms;
 use super::{
     ensure_id, ensure_mutable, ensure_type, outside_compartment, Access, Criteria, Service,
@@ -27,7 +28,8 @@ impl Service {
         check_delete(access, &res_type)?;
         ensure_id(&id)?;
         let access = access.clone();
-        self.write_tx(move |tx| remove(tx, &access, &res_type, &id))
+        let parameters = self.index.parameters.clone();
+        self.write_tx(move |tx| remove(tx, &parameters, &access, &res_type, &id))
             .await
     }
 
@@ -45,11 +47,12 @@ impl Service {
         check_delete(access, &res_type)?;
         let criteria = Criteria::parse(&self.parse_context(), &res_type, &criteria)?;
         let access = access.clone();
+        let parameters = self.index.parameters.clone();
         self.write_tx(move |tx| {
             super::create::lock_all(tx, criteria.lock_keys())?;
             match delete_target(&criteria.matches(tx, &access)?)? {
                 None => Ok(None),
-                Some(id) => remove(tx, &access, &res_type, &id),
+                Some(id) => remove(tx, &parameters, &access, &res_type, &id),
             }
         })
         .await
@@ -82,6 +85,7 @@ pub(super) fn delete_target(found: &[String]) -> Result<Option<String>, ServiceE
 /// Records the deletion of (type, id) when it exists and the token may delete it.
 pub(super) fn remove(
     tx: &mut Tx<'_>,
+    parameters: &Registry,
     access: &Access,
     res_type: &str,
     id: &str,
@@ -114,6 +118,6 @@ pub(super) fn remove(
         content: None,
     })?;
     tx.replace_index(res_type, id, &IndexRows::default(), false)?;
-    super::search_parameters::touched(res_type);
+    parameters.touched(res_type);
     Ok(Some(version_id))
 }

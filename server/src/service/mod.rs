@@ -19,7 +19,7 @@ mod patch;
 mod read;
 mod reindex;
 pub mod search;
-mod search_parameters;
+pub mod search_parameters;
 pub mod shape;
 mod stored;
 mod transaction;
@@ -42,6 +42,7 @@ use serde_json::Value;
 
 use crate::store::{Store, StoreError, Tx};
 use index::IndexContext;
+use search_parameters::Registry;
 
 /// The outcome of a write: the version now current, whether a resource was created (201)
 /// rather than updated or found (200), and the validation warnings it was stored with.
@@ -64,14 +65,16 @@ pub struct Service {
 
 impl Service {
     /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`),
-    /// recording AuditEvents into `audit`, validating writes with `validator`.
+    /// recording AuditEvents into `audit`, validating writes with `validator`, searching
+    /// by the standard and custom search parameters of `parameters` (the registry the
+    /// validator and the audit writer share).
     /// Dates without a zone are read in `default_offset`.
     pub fn new(
         store: Store,
         base_url: String,
         audit: audit::AuditLog,
         default_offset: FixedOffset,
-        validator: validate::Validator,
+        (validator, parameters): (validate::Validator, Registry),
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
         Self {
@@ -79,6 +82,7 @@ impl Service {
             index: Arc::new(IndexContext {
                 base_url: base_url.clone(),
                 default_offset,
+                parameters,
             }),
             base_url,
             audit,
@@ -105,6 +109,11 @@ impl Service {
         self.audit.record(entry).await;
     }
 
+    /// The search parameters of this service, standard and custom.
+    pub fn search_parameters(&self) -> &Registry {
+        &self.index.parameters
+    }
+
     /// The FHIR base URL links are built from.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -115,6 +124,7 @@ impl Service {
         search::params::ParseContext {
             base_url: &self.base_url,
             default_offset: self.index.default_offset,
+            parameters: &self.index.parameters,
             strict: false,
         }
     }
@@ -141,9 +151,9 @@ impl Service {
         f: impl FnMut(&mut Tx<'_>) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
         let store = self.store.clone();
-        let before = search_parameters::writes();
+        let before = self.index.parameters.writes();
         let written = blocking(move || store.write(f)).await?;
-        if search_parameters::writes() != before {
+        if self.index.parameters.writes() != before {
             // A SearchParameter was written (by this transaction or a concurrent one):
             // search by it from the next request on.
             if let Err(e) = self.load_search_parameters().await {

@@ -597,7 +597,7 @@ fn apply(
             if_match,
         )?),
         (Write::Delete { .. } | Write::ConditionalDelete { .. }, Identity::Existing(id)) => {
-            EntryOutcome::Deleted(remove(tx, access, res_type, id)?)
+            EntryOutcome::Deleted(remove(tx, &ctx.parameters, access, res_type, id)?)
         }
         _ => {
             return Err(ServiceError::Fault(

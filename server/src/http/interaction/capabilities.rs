@@ -12,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::format::Representation;
 use crate::http::respond::AppState;
 use crate::http::routes::{offered, Offers};
+use crate::service::search_parameters::Registry;
 
 /// `GET [base]/metadata`
 pub async fn capabilities(
@@ -19,7 +20,8 @@ pub async fn capabilities(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
-    let mut statement = capability_statement(state.service.base_url());
+    let mut statement =
+        capability_statement(state.service.base_url(), state.service.search_parameters());
     if let Some(Ok(smart)) = state.authenticator.smart_configuration().await {
         statement["rest"][0]["security"] = security(&smart);
     }
@@ -65,7 +67,7 @@ fn security(smart: &Value) -> Value {
 }
 
 /// The CapabilityStatement of this build, with links under `base_url`.
-pub fn capability_statement(base_url: &str) -> Value {
+pub fn capability_statement(base_url: &str, parameters: &Registry) -> Value {
     let resources: Vec<Value> = fhir_format::resource_types()
         .iter()
         .map(|t| {
@@ -85,9 +87,9 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "conditionalRead": "full-support",
                 "conditionalUpdate": true,
                 "conditionalDelete": "single",
-                "searchInclude": includes(t),
+                "searchInclude": includes(parameters, t),
                 "searchRevInclude": ["*"],
-                "searchParam": crate::service::search::supported_parameters(t)
+                "searchParam": crate::service::search::supported_parameters(parameters, t)
                     .iter()
                     .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
                     .collect::<Vec<_>>(),
@@ -144,10 +146,10 @@ pub fn capability_statement(base_url: &str) -> Value {
 }
 
 /// `_include` values of a type: `[type]:*` and each reference parameter.
-fn includes(res_type: &str) -> Vec<String> {
+fn includes(parameters: &Registry, res_type: &str) -> Vec<String> {
     let mut out = vec![format!("{res_type}:*")];
     out.extend(
-        crate::service::search::supported_parameters(res_type)
+        crate::service::search::supported_parameters(parameters, res_type)
             .iter()
             .filter(|sp| sp.kind == "reference")
             .map(|sp| format!("{res_type}:{}", sp.code)),
@@ -161,7 +163,7 @@ mod tests {
 
     #[test]
     fn capability_statement_is_valid_r4() {
-        let statement = capability_statement("http://localhost/fhir");
+        let statement = capability_statement("http://localhost/fhir", &Registry::default());
         let parsed = fhir_format::parse_json(statement.to_string().as_bytes()).expect("valid R4");
         assert_eq!(parsed["rest"][0]["resource"].as_array().unwrap().len(), 146);
         let patient = parsed["rest"][0]["resource"]
@@ -198,7 +200,7 @@ mod tests {
 
     #[test]
     fn smart_security_section_is_valid_r4() {
-        let mut statement = capability_statement("http://localhost/fhir");
+        let mut statement = capability_statement("http://localhost/fhir", &Registry::default());
         statement["rest"][0]["security"] = security(&json!({
             "authorization_endpoint": "http://idp/auth",
             "token_endpoint": "http://idp/token",

@@ -22,6 +22,7 @@ use chrono::FixedOffset;
 use serde_json::Value;
 
 use super::fhirpath;
+use super::search_parameters::Registry;
 use crate::store::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewStringRow,
     NewTokenRow, NewUriRow, Table, CONTAINED_PARAM, CONTAINER_PARAM,
@@ -34,6 +35,8 @@ pub struct IndexContext {
     pub base_url: String,
     /// The zone of dates and times written without one.
     pub default_offset: FixedOffset,
+    /// The search parameters indexed (the standard ones and the store's custom ones).
+    pub parameters: Registry,
 }
 
 /// Largest instant, the open end of a period.
@@ -156,8 +159,8 @@ fn resource_rows(
         }
     }
     // Custom parameters (SearchParameter resources of the store, checked when written).
-    for sp in fhir_profiles::custom_search_parameters_for(res_type) {
-        for expression in expressions(sp, res_type) {
+    for sp in ctx.parameters.custom_for(res_type) {
+        for expression in expressions(&sp, res_type) {
             for value in fhirpath::values(resource, &expression) {
                 rows.add(&sp.code, &sp.kind, &expression, value);
             }
@@ -771,6 +774,7 @@ mod tests {
         IndexContext {
             base_url: "https://hb.example/fhir".to_owned(),
             default_offset: FixedOffset::east_opt(7 * 3600).unwrap(),
+            parameters: Registry::default(),
         }
     }
 

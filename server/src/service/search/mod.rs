@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use super::bundle::BundleWriter;
 use super::index;
+use super::search_parameters::{Param, Registry};
 use super::shape::Shape;
 use super::{
     access, ensure_id, ensure_type, parse_count, query_encode, Access, Service, ServiceError,
@@ -441,7 +442,7 @@ impl Service {
                 "_type" if matches!(request.scope, SearchScope::System) => keep(&mut plan),
                 "_count" => plan.count = parse_count(value, MAX_COUNT)?,
                 "_sort" => {
-                    plan.sort = params::sort(&types, value)?;
+                    plan.sort = params::sort(ctx.parameters, &types, value)?;
                     keep(&mut plan);
                 }
                 "_total" => {
@@ -498,7 +499,8 @@ impl Service {
                 }
                 "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
                     let reverse = name.starts_with("_revinclude");
-                    let include = parse_include(name, value, name.ends_with(":iterate"))?;
+                    let include =
+                        parse_include(ctx.parameters, name, value, name.ends_with(":iterate"))?;
                     if !reverse && !include.iterate && !types.contains(&include.source_type) {
                         return Err(ServiceError::at(
                             ErrorCode::SearchParameter,
@@ -851,24 +853,25 @@ fn everything_types(params: &[(String, String)]) -> Result<Vec<String>, ServiceE
 /// a searchable type whose expression it evaluates, the composites (`params::composite_components`,
 /// `index::grouped_composites`), `_id` and `_lastUpdated` (derived once per process), and
 /// the custom parameters of the store (docs/SEARCH.md, "Custom search parameters").
-pub fn supported_parameters(res_type: &str) -> Vec<&'static fhir_profiles::SearchParameter> {
-    let mut supported = standard_parameters(res_type).to_vec();
-    supported.extend(fhir_profiles::custom_search_parameters_for(res_type));
+pub fn supported_parameters(parameters: &Registry, res_type: &str) -> Vec<Param> {
+    let mut supported: Vec<Param> = standard_parameters(res_type)
+        .iter()
+        .map(|sp| Param::Standard(sp))
+        .collect();
+    supported.extend(parameters.custom_for(res_type));
     supported
 }
 
 /// The parameter `code` of `res_type` this server searches (one of
 /// [`supported_parameters`], found without collecting them).
-pub fn supported_parameter(
-    res_type: &str,
-    code: &str,
-) -> Option<&'static fhir_profiles::SearchParameter> {
+pub fn supported_parameter(parameters: &Registry, res_type: &str, code: &str) -> Option<Param> {
     standard_parameters(res_type)
         .iter()
-        .copied()
         .find(|sp| sp.code == code)
+        .map(|sp| Param::Standard(sp))
         .or_else(|| {
-            fhir_profiles::custom_search_parameters_for(res_type)
+            parameters
+                .custom_for(res_type)
                 .into_iter()
                 .find(|sp| sp.code == code)
         })
@@ -962,7 +965,12 @@ fn key_of(row: &SearchRow) -> ResourceKey {
 }
 
 /// `Type:param[:target]` or `*` (search.html#include).
-fn parse_include(name: &str, value: &str, iterate: bool) -> Result<Include, ServiceError> {
+fn parse_include(
+    parameters: &Registry,
+    name: &str,
+    value: &str,
+    iterate: bool,
+) -> Result<Include, ServiceError> {
     let bad = || {
         ServiceError::at(
             ErrorCode::SearchValue,
@@ -987,7 +995,8 @@ fn parse_include(name: &str, value: &str, iterate: bool) -> Result<Include, Serv
     let param = if param == "*" {
         None
     } else {
-        let sp = fhir_profiles::search_parameter(source_type, param)
+        let sp = parameters
+            .get(source_type, param)
             .filter(|sp| sp.kind == "reference")
             .ok_or_else(|| {
                 ServiceError::at(
@@ -1111,7 +1120,7 @@ mod tests {
             for sp in fhir_profiles::search_parameters_for(t) {
                 pairs += 1;
                 let named = sp.code == "_query" && named::named_queries(t).next().is_none();
-                if !named && supported_parameter(t, &sp.code).is_none() {
+                if !named && supported_parameter(&Registry::default(), t, &sp.code).is_none() {
                     missing.push(format!("{t}.{}", sp.code));
                 }
             }

@@ -17,6 +17,7 @@ use chrono::FixedOffset;
 use fhir_profiles::SearchParameter;
 
 use crate::service::index::{date, fold, table_of, text, ucum};
+use crate::service::search_parameters::{Param, Registry};
 use crate::service::ServiceError;
 use crate::store::{Cond, Filter, Prefix, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS};
 
@@ -27,6 +28,8 @@ const MAX_CHAIN_DEPTH: usize = 4;
 #[derive(Debug, Clone)]
 pub struct ParseContext<'a> {
     pub base_url: &'a str,
+    /// The search parameters of the service (standard and custom).
+    pub parameters: &'a Registry,
     pub default_offset: FixedOffset,
     /// `Prefer: handling=strict`.
     pub strict: bool,
@@ -97,7 +100,7 @@ fn parse(
         "_query" => return invalid("A named query (_query) is a search of its own here."),
         _ => {}
     }
-    let Some(sp) = definition(types, code)? else {
+    let Some(sp) = definition(ctx.parameters, types, code)? else {
         return if ctx.strict {
             Err(ParamError::Unknown(format!(
                 "'{code}' is not a search parameter of {} on this server.",
@@ -108,10 +111,10 @@ fn parse(
         };
     };
     if sp.kind == "composite" {
-        return composite(ctx, types, sp, modifier, value).map(Some);
+        return composite(ctx, types, &sp, modifier, value).map(Some);
     }
     if modifier == Some("missing") {
-        let table = table_of(sp).ok_or_else(|| {
+        let table = table_of(&sp).ok_or_else(|| {
             ParamError::Invalid(format!("'{code}' cannot be searched with :missing."))
         })?;
         let any = Filter::Index {
@@ -129,7 +132,7 @@ fn parse(
     if values.iter().any(String::is_empty) {
         return invalid("A search value is empty.");
     }
-    let single = |v: &str| -> Result<Filter, ParamError> { one_value(ctx, sp, code, modifier, v) };
+    let single = |v: &str| -> Result<Filter, ParamError> { one_value(ctx, &sp, code, modifier, v) };
     let filters = values
         .iter()
         .map(|v| single(v))
@@ -150,18 +153,19 @@ fn parse(
 
 /// The definition of `code` on every type in `types` (the same on each).
 fn definition(
+    parameters: &Registry,
     types: &[String],
     code: &str,
-) -> Result<Option<&'static SearchParameter>, ParamError> {
-    let mut found: Option<&'static SearchParameter> = None;
+) -> Result<Option<Param>, ParamError> {
+    let mut found: Option<Param> = None;
     for t in types {
         // Only what the server searches (`supported_parameters`): `_query` and the
         // composites it cannot evaluate are unknown parameters to the client.
-        let Some(sp) = super::supported_parameter(t, code) else {
+        let Some(sp) = super::supported_parameter(parameters, t, code) else {
             return Ok(None);
         };
         match found {
-            Some(prev) if prev.kind != sp.kind => {
+            Some(ref prev) if prev.kind != sp.kind => {
                 return invalid(format!(
                     "'{code}' has different types on {}; search one type at a time.",
                     types.join(", ")
@@ -192,7 +196,7 @@ pub fn composite_components(
         .iter()
         .map(|c| {
             let part = fhir_profiles::search_parameter_by_url(&c.definition)?;
-            let on_type = fhir_profiles::search_parameter(res_type, &part.code)?;
+            let on_type = fhir_profiles::standard_search_parameter(res_type, &part.code)?;
             indexed
                 .iter()
                 .any(|(i, _)| std::ptr::eq(*i, on_type))
@@ -788,7 +792,7 @@ fn chain(
         Some((c, t)) => (c, Some(t)),
         None => (head, None),
     };
-    let Some(sp) = definition(types, code)? else {
+    let Some(sp) = definition(ctx.parameters, types, code)? else {
         return if ctx.strict {
             Err(ParamError::Unknown(format!(
                 "'{code}' is not a search parameter here."
@@ -815,7 +819,7 @@ fn chain(
                 .filter(|t| {
                     matches!(next_code, "_id" | "_lastUpdated")
                         || next_code.starts_with("_has")
-                        || fhir_profiles::search_parameter(t, next_code).is_some()
+                        || ctx.parameters.get(t, next_code).is_some()
                 })
                 .cloned()
                 .collect();
@@ -900,7 +904,7 @@ fn has(
     if fhir_profiles::elements(source_type).is_none() {
         return invalid(format!("'{source_type}' is not a resource type."));
     }
-    let Some(sp) = fhir_profiles::search_parameter(source_type, param) else {
+    let Some(sp) = ctx.parameters.get(source_type, param) else {
         return invalid(format!(
             "'{param}' is not a search parameter of {source_type}."
         ));
@@ -932,7 +936,11 @@ fn has(
 ///
 /// # Errors
 /// 400 for an unknown or unsortable parameter, or too many keys.
-pub fn sort(types: &[String], value: &str) -> Result<Vec<SortKey>, ServiceError> {
+pub fn sort(
+    parameters: &Registry,
+    types: &[String],
+    value: &str,
+) -> Result<Vec<SortKey>, ServiceError> {
     let mut keys = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (descending, code) = match part.strip_prefix('-') {
@@ -943,7 +951,7 @@ pub fn sort(types: &[String], value: &str) -> Result<Vec<SortKey>, ServiceError>
             "_id" => SortSource::Id,
             "_lastUpdated" => SortSource::LastUpdated,
             _ => {
-                let sp = definition(types, code)
+                let sp = definition(parameters, types, code)
                     .map_err(|e| e.at("_sort"))?
                     .ok_or_else(|| {
                         ServiceError::at(
@@ -952,7 +960,7 @@ pub fn sort(types: &[String], value: &str) -> Result<Vec<SortKey>, ServiceError>
                             format!("'{code}' is not a search parameter here."),
                         )
                     })?;
-                let table = table_of(sp).ok_or_else(|| {
+                let table = table_of(&sp).ok_or_else(|| {
                     ServiceError::at(
                         ErrorCode::SearchParameter,
                         "_sort",
@@ -982,10 +990,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    static PARAMETERS: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Default::default);
+
     fn ctx() -> ParseContext<'static> {
         ParseContext {
             base_url: "https://hb.example/fhir",
             default_offset: FixedOffset::east_opt(0).unwrap(),
+            parameters: &PARAMETERS,
             strict: false,
         }
     }
@@ -1109,15 +1120,18 @@ mod tests {
                 vec!["b$c".to_owned(), "x,y".to_owned()]
             ]
         );
-        let sp = fhir_profiles::search_parameter("Observation", "code-value-quantity").unwrap();
+        let sp =
+            fhir_profiles::standard_search_parameter("Observation", "code-value-quantity").unwrap();
         let parts = composite_components("Observation", sp).unwrap();
         assert_eq!(
             parts.iter().map(|p| p.code.as_str()).collect::<Vec<_>>(),
             ["code", "value-quantity"]
         );
-        let repeating =
-            fhir_profiles::search_parameter("Observation", "component-code-value-quantity")
-                .unwrap();
+        let repeating = fhir_profiles::standard_search_parameter(
+            "Observation",
+            "component-code-value-quantity",
+        )
+        .unwrap();
         assert!(composite_components("Observation", repeating).is_none());
         assert!(filter(
             &ctx(),
@@ -1138,11 +1152,11 @@ mod tests {
 
     #[test]
     fn sort_keys() {
-        let keys = sort(&types("Patient"), "family,-birthdate").unwrap();
+        let keys = sort(&PARAMETERS, &types("Patient"), "family,-birthdate").unwrap();
         assert_eq!(keys.len(), 2);
         assert!(keys[1].descending);
-        assert!(sort(&types("Patient"), "nope").is_err());
-        assert!(sort(&types("Patient"), "a,b,c,d").is_err());
+        assert!(sort(&PARAMETERS, &types("Patient"), "nope").is_err());
+        assert!(sort(&PARAMETERS, &types("Patient"), "a,b,c,d").is_err());
     }
 
     proptest! {

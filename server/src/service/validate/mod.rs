@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use chrono::FixedOffset;
 use serde_json::Value;
 
+use crate::service::search_parameters::Registry;
 use crate::store::{Cond, Filter, SearchQuery, StoreError, Table, Tx, UriMode};
 
 /// How serious an issue is (OperationOutcome.issue.severity).
@@ -148,10 +149,11 @@ pub struct Policy {
     pub actions: HashMap<String, Action>,
 }
 
+/// As `config/default.toml`: VN Core on every Patient and Immunization.
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            vn_core: VnCore::Declared,
+            vn_core: VnCore::All,
             actions: HashMap::new(),
         }
     }
@@ -163,6 +165,8 @@ pub struct Validator {
     policy: Policy,
     /// The zone of dates written without one.
     offset: FixedOffset,
+    /// The search parameters a SearchParameter's code may not take again.
+    parameters: Registry,
 }
 
 impl Default for Validator {
@@ -170,14 +174,20 @@ impl Default for Validator {
         Self::new(
             Policy::default(),
             FixedOffset::east_opt(7 * 3600).expect("+07:00 is an offset"),
+            Registry::default(),
         )
     }
 }
 
 impl Validator {
-    /// A validator applying `policy`, reading dates without a zone in `offset`.
-    pub fn new(policy: Policy, offset: FixedOffset) -> Self {
-        Self { policy, offset }
+    /// A validator applying `policy`, reading dates without a zone in `offset`, refusing
+    /// SearchParameters whose code `parameters` already has.
+    pub fn new(policy: Policy, offset: FixedOffset, parameters: Registry) -> Self {
+        Self {
+            policy,
+            offset,
+            parameters,
+        }
     }
 
     /// Every issue of `resource` under the policy, errors first (issues of rules that are
@@ -199,7 +209,7 @@ impl Validator {
         let mut found = Vec::new();
         base::check(resource, &mut found);
         if resource["resourceType"] == "SearchParameter" {
-            search_parameter::check(resource, &mut found);
+            search_parameter::check(resource, &self.parameters, &mut found);
         }
         let mut issues = self.apply("base", found);
         let mut profiles = vn::profiles_of(resource, self.policy.vn_core);
@@ -454,6 +464,7 @@ mod tests {
                 .into(),
             },
             FixedOffset::east_opt(0).unwrap(),
+            Registry::default(),
         )
         .validate(&patient, 0);
         assert_eq!(relaxed.len(), 1, "{relaxed:?}");

@@ -14,10 +14,11 @@
 use serde_json::{json, Value};
 
 use super::Issue;
+use crate::service::search_parameters::Registry;
 use crate::service::{fhirpath, index};
 
 /// Adds the issues of a SearchParameter `resource` to `out`.
-pub fn check(resource: &Value, out: &mut Vec<Issue>) {
+pub fn check(resource: &Value, parameters: &Registry, out: &mut Vec<Issue>) {
     if resource["status"] != "active" {
         return;
     }
@@ -41,7 +42,7 @@ pub fn check(resource: &Value, out: &mut Vec<Issue>) {
         ));
     }
     expression(&sp, out);
-    code(&sp, out);
+    code(&sp, parameters, out);
 }
 
 fn expression(sp: &fhir_profiles::SearchParameter, out: &mut Vec<Issue>) {
@@ -84,7 +85,7 @@ fn expression(sp: &fhir_profiles::SearchParameter, out: &mut Vec<Issue>) {
     }
 }
 
-fn code(sp: &fhir_profiles::SearchParameter, out: &mut Vec<Issue>) {
+fn code(sp: &fhir_profiles::SearchParameter, parameters: &Registry, out: &mut Vec<Issue>) {
     let at = "SearchParameter.code";
     let plain = sp.code.starts_with(|c: char| c.is_ascii_alphabetic())
         && sp
@@ -105,7 +106,8 @@ fn code(sp: &fhir_profiles::SearchParameter, out: &mut Vec<Issue>) {
         let taken = fhir_profiles::standard_search_parameter(base, &sp.code)
             .map(|_| "a standard parameter")
             .or_else(|| {
-                fhir_profiles::custom_search_parameters_for(base)
+                parameters
+                    .custom_for(base)
                     .iter()
                     .any(|other| other.code == sp.code && other.url != sp.url)
                     .then_some("another custom parameter")
@@ -134,7 +136,7 @@ mod tests {
 
     fn rules(resource: Value) -> Vec<&'static str> {
         let mut out = Vec::new();
-        check(&resource, &mut out);
+        check(&resource, &Registry::default(), &mut out);
         out.into_iter().map(|i| i.rule).collect()
     }
 
