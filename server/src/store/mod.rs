@@ -31,6 +31,7 @@ use diesel::Connection;
 
 use conn::Manager;
 use health::{Health, OnConnectError};
+use search::SearchMemos;
 
 /// Connection pools over one database. SQLite has a single writer connection so that write
 /// transactions queue in the pool instead of failing with `SQLITE_BUSY`; PostgreSQL reads
@@ -44,6 +45,8 @@ pub struct Store {
     manager: Manager,
     /// Down after a failed connection attempt, until the database answers again.
     health: Arc<Health>,
+    /// What searches have learnt about the data (`search.rs`, the walk).
+    memos: Arc<SearchMemos>,
 }
 
 /// How to reach the database.
@@ -94,6 +97,7 @@ impl Store {
             write,
             manager,
             health,
+            memos: Arc::default(),
         })
     }
 
@@ -148,7 +152,7 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.reader()?;
-        let mut tx = Tx::new(&mut conn.conn, self.backend);
+        let mut tx = Tx::new(&mut conn.conn, self.backend, &self.memos);
         let result = f(&mut tx);
         conn.record(result.as_ref().err());
         result
@@ -170,8 +174,9 @@ impl Store {
             attempt += 1;
             let mut conn = self.writer()?;
             let backend = self.backend;
+            let memos = &self.memos;
             let result = conn.conn.transaction::<T, TxFailure<E>, _>(|c| {
-                let mut tx = Tx::new(c, backend);
+                let mut tx = Tx::new(c, backend, memos);
                 f(&mut tx).map_err(TxFailure::Caller)
             });
             match result {

@@ -13,6 +13,7 @@ use super::schema::{
     resource_versions as rv, search_date, search_number, search_quantity, search_reference,
     search_string, search_token, search_uri,
 };
+use super::search::SearchMemos;
 use super::{Backend, DbConnection, StoreError, CONTAINED_PARAM};
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend.
@@ -47,6 +48,8 @@ macro_rules! history_filter {
 pub struct Tx<'c> {
     pub(super) conn: &'c mut DbConnection,
     backend: Backend,
+    /// What searches of this store have learnt about its data.
+    pub(super) memos: &'c SearchMemos,
 }
 
 /// Which versions a history interaction lists (http.html#history).
@@ -67,8 +70,16 @@ pub(super) fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
 }
 
 impl<'c> Tx<'c> {
-    pub(super) fn new(conn: &'c mut DbConnection, backend: Backend) -> Self {
-        Self { conn, backend }
+    pub(super) fn new(
+        conn: &'c mut DbConnection,
+        backend: Backend,
+        memos: &'c SearchMemos,
+    ) -> Self {
+        Self {
+            conn,
+            backend,
+            memos,
+        }
     }
 
     /// The current version of (type, id), deleted or not. `is_current` is written as a bare
