@@ -18,8 +18,8 @@ pub use models::{
 };
 pub use queries::{HistoryQuery, Tx};
 pub use search::{
-    Bind, Cond, Filter, KeyKind, KeyValue, Position, Prefix, ResourceKey, SearchQuery, SearchRow,
-    SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS,
+    Bind, Cond, Filter, KeyKind, KeyValue, Position, RangeTest, ResourceKey, SearchQuery,
+    SearchRow, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS,
 };
 pub use search::{CONTAINED_PARAM, CONTAINER_PARAM, NEAR_LATITUDE, NEAR_LONGITUDE};
 

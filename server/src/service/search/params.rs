@@ -19,7 +19,7 @@ use fhir_profiles::SearchParameter;
 use crate::service::index::{date, fold, table_of, text, ucum};
 use crate::service::search_parameters::{Param, Registry};
 use crate::service::ServiceError;
-use crate::store::{Cond, Filter, Prefix, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS};
+use crate::store::{Cond, Filter, RangeTest, SortKey, SortSource, Table, UriMode, MAX_SORT_KEYS};
 
 /// How deep chains and `_has` may nest.
 const MAX_CHAIN_DEPTH: usize = 4;
@@ -341,8 +341,21 @@ fn near(value: &str) -> Result<Filter, ParamError> {
     if km < 0.0 || !km.is_finite() {
         return invalid("near: the distance is a number, 0 or more.");
     }
-    Ok(Filter::Near { lat, lon, km })
+    // The equirectangular approximation (well under 1% off at the distances of a
+    // country): a degree of longitude shrinks with the cosine of the latitude.
+    let x = KM_PER_DEGREE * lat.to_radians().cos().max(0.01);
+    let (dlat, dlon) = (km / KM_PER_DEGREE, km / x);
+    Ok(Filter::Near {
+        latitude: (lat - dlat, lat + dlat),
+        longitude: (lon - dlon, lon + dlon),
+        center: (lat, lon),
+        scale: (KM_PER_DEGREE, x),
+        limit: km,
+    })
 }
+
+/// Kilometres per degree of latitude (mean Earth radius 6,371 km).
+const KM_PER_DEGREE: f64 = 111.195;
 
 /// Splits a value on commas not escaped with `\` and unescapes `\,` `\|` `\$` `\\`.
 pub fn split_values(value: &str) -> Vec<String> {
@@ -523,7 +536,7 @@ fn one_value(
             Ok(index(
                 Table::Date,
                 code.to_owned(),
-                Cond::DateRange { prefix, lo, hi },
+                Cond::DateRange(prefix.test(lo, hi, false)),
             ))
         }
         "number" => {
@@ -536,9 +549,7 @@ fn one_value(
                 Table::Number,
                 code.to_owned(),
                 Cond::Value {
-                    prefix,
-                    lo,
-                    hi,
+                    test: prefix.test(lo, hi, true),
                     system: None,
                     code: None,
                 },
@@ -572,9 +583,7 @@ fn one_value(
                 Table::Quantity,
                 code.to_owned(),
                 Cond::Value {
-                    prefix,
-                    lo,
-                    hi,
+                    test: prefix.test(lo, hi, true),
                     system,
                     code: unit,
                 },
@@ -680,6 +689,44 @@ fn reference(
 }
 
 /// The prefix of a date, number or quantity value (search.html#prefix), `eq` by default.
+/// A search prefix (search.html#prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+impl Prefix {
+    /// What the prefix asks of a stored range, given the searched range `[lo, hi]`
+    /// (search.html#prefix). A number stands for the half-open range of its precision
+    /// (`100` is `[99.5, 100.5)`, search.html#number), so its `eq` and `ne` are
+    /// half-open.
+    pub fn test<T>(self, lo: T, hi: T, half_open: bool) -> RangeTest<T> {
+        use RangeTest as R;
+        match self {
+            Prefix::Eq if half_open => R::WithinHalfOpen(lo, hi),
+            Prefix::Ne if half_open => R::OutsideHalfOpen(lo, hi),
+            Prefix::Eq => R::Within(lo, hi),
+            Prefix::Ne => R::Outside(lo, hi),
+            // `ap` is taken as overlapping the widened range (`approximate`).
+            Prefix::Ap => R::Overlaps(lo, hi),
+            Prefix::Gt => R::EndsAfter(hi),
+            Prefix::Lt => R::StartsBefore(lo),
+            Prefix::Ge => R::EndsAtOrAfter(lo),
+            Prefix::Le => R::StartsAtOrBefore(hi),
+            Prefix::Sa => R::StartsAfter(hi),
+            Prefix::Eb => R::EndsBefore(lo),
+        }
+    }
+}
+
 fn prefix(value: &str) -> (Prefix, &str) {
     let p = match value.get(..2) {
         Some("eq") => Prefix::Eq,
@@ -768,7 +815,7 @@ fn last_updated(
             } else {
                 (range.lo, range.hi)
             };
-            Ok(Filter::LastUpdated { prefix, lo, hi })
+            Ok(Filter::LastUpdated(prefix.test(lo, hi, false)))
         })
         .collect::<Result<Vec<_>, ParamError>>()?;
     Ok(if filters.len() == 1 {

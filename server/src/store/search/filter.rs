@@ -3,8 +3,8 @@
 
 use super::paging::TEXT_LAST;
 use super::query::{
-    Bind, Cond, Filter, Prefix, ResourceKey, UriMode, CONTAINER_PARAM, KM_PER_DEGREE,
-    NEAR_LATITUDE, NEAR_LONGITUDE,
+    Bind, Cond, Filter, RangeTest, ResourceKey, UriMode, CONTAINER_PARAM, NEAR_LATITUDE,
+    NEAR_LONGITUDE,
 };
 use super::sql::Sql;
 
@@ -84,17 +84,10 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             sql.push(&format!("{alias}.res_type IN "));
             sql.list(types);
         }
-        Filter::LastUpdated { prefix, lo, hi } => {
+        Filter::LastUpdated(test) => {
             sql.value_sensitive = true;
             let column = format!("{alias}.last_updated");
-            compare(
-                sql,
-                &column,
-                &column,
-                *prefix,
-                Bind::Int(*lo),
-                Bind::Int(*hi),
-            );
+            compare(sql, &column, &column, test.map(Bind::Int));
         }
         Filter::Compartment {
             target_type,
@@ -134,11 +127,15 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             }
             sql.push(")");
         }
-        Filter::Near { lat, lon, km } => {
-            // A box around the point (for the index), then the distance itself.
+        Filter::Near {
+            latitude,
+            longitude,
+            center: (lat, lon),
+            scale: (ky, kx),
+            limit,
+        } => {
+            // The box (for the index), then the distance itself.
             sql.value_sensitive = true;
-            let x = KM_PER_DEGREE * lat.to_radians().cos().max(0.01);
-            let (dlat, dlon) = (km / KM_PER_DEGREE, km / x);
             sql.push(&format!(
                 "({alias}.res_type, {alias}.res_id) IN (SELECT a.res_type, a.res_id FROM search_number a JOIN search_number b ON b.res_type = a.res_type AND b.res_id = a.res_id AND b.param = "
             ))
@@ -147,27 +144,27 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
             sql.list(types);
             sql.push(" AND a.param = ").text(NEAR_LATITUDE);
             sql.push(" AND a.value BETWEEN ")
-                .bind(Bind::Float(lat - dlat))
+                .bind(Bind::Float(latitude.0))
                 .push(" AND ")
-                .bind(Bind::Float(lat + dlat))
+                .bind(Bind::Float(latitude.1))
                 .push(" AND b.value BETWEEN ")
-                .bind(Bind::Float(lon - dlon))
+                .bind(Bind::Float(longitude.0))
                 .push(" AND ")
-                .bind(Bind::Float(lon + dlon))
+                .bind(Bind::Float(longitude.1))
                 .push(" AND (a.value - ")
                 .bind(Bind::Float(*lat))
                 .push(") * (a.value - ")
                 .bind(Bind::Float(*lat))
                 .push(") * ")
-                .bind(Bind::Float(KM_PER_DEGREE * KM_PER_DEGREE))
+                .bind(Bind::Float(ky * ky))
                 .push(" + (b.value - ")
                 .bind(Bind::Float(*lon))
                 .push(") * (b.value - ")
                 .bind(Bind::Float(*lon))
                 .push(") * ")
-                .bind(Bind::Float(x * x))
+                .bind(Bind::Float(kx * kx))
                 .push(" <= ")
-                .bind(Bind::Float(km * km))
+                .bind(Bind::Float(limit * limit))
                 .push(")");
         }
         Filter::Composite { param, parts } => {
@@ -314,18 +311,12 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
                 .bind(Bind::Text(format!("%{}%", escape_like(part))))
                 .push(" ESCAPE '\\'");
         }
-        Cond::DateRange { prefix, lo, hi } => {
+        Cond::DateRange(test) => {
             sql.value_sensitive = true;
             sql.push(" AND ");
-            compare(sql, "x.lo", "x.hi", *prefix, Bind::Int(*lo), Bind::Int(*hi));
+            compare(sql, "x.lo", "x.hi", test.map(Bind::Int));
         }
-        Cond::Value {
-            prefix,
-            lo,
-            hi,
-            system,
-            code,
-        } => {
+        Cond::Value { test, system, code } => {
             sql.value_sensitive = true;
             if let Some(code) = code {
                 sql.push(" AND x.code = ").text(code);
@@ -334,31 +325,7 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
                 sql.push(" AND x.system = ").text(system);
             }
             sql.push(" AND ");
-            // search.html#number: `100` stands for [99.5, 100.5), open at the top.
-            match prefix {
-                Prefix::Eq => {
-                    sql.push("(x.value >= ")
-                        .bind(Bind::Float(*lo))
-                        .push(" AND x.value < ")
-                        .bind(Bind::Float(*hi))
-                        .push(")");
-                }
-                Prefix::Ne => {
-                    sql.push("(x.value < ")
-                        .bind(Bind::Float(*lo))
-                        .push(" OR x.value >= ")
-                        .bind(Bind::Float(*hi))
-                        .push(")");
-                }
-                _ => compare(
-                    sql,
-                    "x.value",
-                    "x.value",
-                    *prefix,
-                    Bind::Float(*lo),
-                    Bind::Float(*hi),
-                ),
-            }
+            compare(sql, "x.value", "x.value", test.map(Bind::Float));
         }
         Cond::Target { types, id } => {
             sql.push(" AND x.target_id = ").text(id);
@@ -395,59 +362,66 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
     }
 }
 
-/// The stored range `[lo_col, hi_col]` against the searched range `[lo, hi]`
-/// (search.html#prefix). `ap` is taken as overlapping the searched range.
-pub(super) fn compare(
-    sql: &mut Sql,
-    lo_col: &str,
-    hi_col: &str,
-    prefix: Prefix,
-    lo: Bind,
-    hi: Bind,
-) {
-    match prefix {
-        Prefix::Eq => {
+/// The stored range `[lo_col, hi_col]` (the same column for a point) under `test`.
+pub(super) fn compare(sql: &mut Sql, lo_col: &str, hi_col: &str, test: RangeTest<Bind>) {
+    use RangeTest as R;
+    match test {
+        R::Within(a, b) => {
             // `lo <= hi` holds for every row, so bounding `lo` above as well keeps the same
             // matches and lets the (param, lo) index scan a closed range.
             sql.push(&format!("({lo_col} >= "))
-                .bind(lo)
+                .bind(a)
                 .push(&format!(" AND {lo_col} <= "))
-                .bind(hi.clone())
+                .bind(b.clone())
                 .push(&format!(" AND {hi_col} <= "))
-                .bind(hi)
+                .bind(b)
                 .push(")");
         }
-        Prefix::Ne => {
+        R::Outside(a, b) => {
             sql.push(&format!("({lo_col} < "))
-                .bind(lo)
+                .bind(a)
                 .push(&format!(" OR {hi_col} > "))
-                .bind(hi)
+                .bind(b)
                 .push(")");
         }
-        Prefix::Ap => {
+        R::WithinHalfOpen(a, b) => {
+            sql.push(&format!("({lo_col} >= "))
+                .bind(a)
+                .push(&format!(" AND {lo_col} < "))
+                .bind(b)
+                .push(")");
+        }
+        R::OutsideHalfOpen(a, b) => {
+            sql.push(&format!("({lo_col} < "))
+                .bind(a)
+                .push(&format!(" OR {lo_col} >= "))
+                .bind(b)
+                .push(")");
+        }
+        R::Overlaps(a, b) => {
             sql.push(&format!("({hi_col} >= "))
-                .bind(lo)
+                .bind(a)
                 .push(&format!(" AND {lo_col} <= "))
-                .bind(hi)
+                .bind(b)
                 .push(")");
         }
-        Prefix::Gt => {
-            sql.push(&format!("{hi_col} > ")).bind(hi);
+        R::EndsAfter(x) => {
+            sql.push(&format!("{hi_col} > ")).bind(x);
         }
-        Prefix::Lt => {
-            sql.push(&format!("{lo_col} < ")).bind(lo);
+        R::EndsAtOrAfter(x) => {
+            sql.push(&format!("{hi_col} >= ")).bind(x);
         }
-        Prefix::Ge => {
-            sql.push(&format!("{hi_col} >= ")).bind(lo);
+        R::StartsBefore(x) => {
+            sql.push(&format!("{lo_col} < ")).bind(x);
         }
-        Prefix::Le => {
-            sql.push(&format!("{lo_col} <= ")).bind(hi);
+        R::StartsAtOrBefore(x) => {
+            sql.push(&format!("{lo_col} <= ")).bind(x);
         }
-        Prefix::Sa => {
-            sql.push(&format!("{lo_col} > ")).bind(hi);
+        R::StartsAfter(x) => {
+            sql.push(&format!("{lo_col} > ")).bind(x);
         }
-        Prefix::Eb => {
-            sql.push(&format!("{hi_col} < ")).bind(lo);
+        R::EndsBefore(x) => {
+            sql.push(&format!("{hi_col} < ")).bind(x);
         }
     }
 }

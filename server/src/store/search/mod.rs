@@ -17,9 +17,9 @@ mod query;
 mod walk;
 
 pub use query::{
-    Bind, Cond, Filter, KeyKind, KeyValue, Position, Prefix, ResourceKey, SearchQuery, SearchRow,
-    SortKey, SortSource, Table, UriMode, CONTAINED_PARAM, CONTAINER_PARAM, MAX_SORT_KEYS,
-    NEAR_LATITUDE, NEAR_LONGITUDE,
+    Bind, Cond, Filter, KeyKind, KeyValue, Position, RangeTest, ResourceKey, SearchQuery,
+    SearchRow, SortKey, SortSource, Table, UriMode, CONTAINED_PARAM, CONTAINER_PARAM,
+    MAX_SORT_KEYS, NEAR_LATITUDE, NEAR_LONGITUDE,
 };
 pub(super) use walk::SearchMemos;
 

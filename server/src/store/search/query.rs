@@ -38,18 +38,53 @@ pub enum Bind {
     Float(f64),
 }
 
-/// How a stored range `[lo, hi]` compares with a searched range (search.html#prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefix {
-    Eq,
-    Ne,
-    Gt,
-    Lt,
-    Ge,
-    Le,
-    Sa,
-    Eb,
-    Ap,
+/// How a stored range `[lo, hi]` must relate to the searched bounds (a point `v`, such as
+/// a number or an instant, is `[v, v]`). The service turns search prefixes into these
+/// (search.html#prefix is its rule, not the store's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RangeTest<T> {
+    /// `a <= lo` and `hi <= b`.
+    Within(T, T),
+    /// `lo < a` or `hi > b`.
+    Outside(T, T),
+    /// `a <= v < b`, for a point.
+    WithinHalfOpen(T, T),
+    /// `v < a` or `v >= b`, for a point.
+    OutsideHalfOpen(T, T),
+    /// `hi >= a` and `lo <= b`.
+    Overlaps(T, T),
+    /// `hi > x`.
+    EndsAfter(T),
+    /// `hi >= x`.
+    EndsAtOrAfter(T),
+    /// `lo < x`.
+    StartsBefore(T),
+    /// `lo <= x`.
+    StartsAtOrBefore(T),
+    /// `lo > x`.
+    StartsAfter(T),
+    /// `hi < x`.
+    EndsBefore(T),
+}
+
+impl<T> RangeTest<T> {
+    /// The same test with the bounds converted.
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> RangeTest<U> {
+        use RangeTest as R;
+        match self {
+            R::Within(a, b) => R::Within(f(a), f(b)),
+            R::Outside(a, b) => R::Outside(f(a), f(b)),
+            R::WithinHalfOpen(a, b) => R::WithinHalfOpen(f(a), f(b)),
+            R::OutsideHalfOpen(a, b) => R::OutsideHalfOpen(f(a), f(b)),
+            R::Overlaps(a, b) => R::Overlaps(f(a), f(b)),
+            R::EndsAfter(x) => R::EndsAfter(f(x)),
+            R::EndsAtOrAfter(x) => R::EndsAtOrAfter(f(x)),
+            R::StartsBefore(x) => R::StartsBefore(f(x)),
+            R::StartsAtOrBefore(x) => R::StartsAtOrBefore(f(x)),
+            R::StartsAfter(x) => R::StartsAfter(f(x)),
+            R::EndsBefore(x) => R::EndsBefore(f(x)),
+        }
+    }
 }
 
 /// A condition on the rows of one index table.
@@ -70,13 +105,11 @@ pub enum Cond {
     StringExact { norm: String, exact: String },
     /// Folded string contains the (folded) value.
     StringContains(String),
-    /// The row's range `[lo, hi]` against the searched range (dates, in ms).
-    DateRange { prefix: Prefix, lo: i64, hi: i64 },
-    /// The row's value against the searched range (numbers; quantities with unit).
+    /// The row's range `[lo, hi]` (dates, in ms).
+    DateRange(RangeTest<i64>),
+    /// The row's value (numbers; quantities with unit).
     Value {
-        prefix: Prefix,
-        lo: f64,
-        hi: f64,
+        test: RangeTest<f64>,
         /// Quantity only: the unit system and code, when searched.
         system: Option<String>,
         code: Option<String>,
@@ -106,12 +139,8 @@ pub enum Filter {
     Id(Vec<String>),
     /// The resource type is one of these.
     Types(Vec<String>),
-    /// `meta.lastUpdated` (a point) against a searched range.
-    LastUpdated {
-        prefix: Prefix,
-        lo: i64,
-        hi: i64,
-    },
+    /// `meta.lastUpdated` (a point, in ms).
+    LastUpdated(RangeTest<i64>),
     /// Some row of the index table for `param` satisfies `cond`.
     Index {
         table: Table,
@@ -139,13 +168,16 @@ pub enum Filter {
         param: String,
         parts: Vec<(Table, Cond)>,
     },
-    /// Location `near` (search.html#special): the position (number rows
-    /// [`NEAR_LATITUDE`], [`NEAR_LONGITUDE`]) within `km` of (`lat`, `lon`), by the
-    /// equirectangular approximation (well under 1% off at the distances of a country).
+    /// A position (number rows [`NEAR_LATITUDE`], [`NEAR_LONGITUDE`]) inside the box
+    /// `latitude` × `longitude` (for the index) and within `limit` of `center` in the plane
+    /// where a degree of latitude is `scale.0` and a degree of longitude `scale.1`:
+    /// `(scale.0·Δlat)² + (scale.1·Δlon)² <= limit²`. The service chooses the geometry.
     Near {
-        lat: f64,
-        lon: f64,
-        km: f64,
+        latitude: (f64, f64),
+        longitude: (f64, f64),
+        center: (f64, f64),
+        scale: (f64, f64),
+        limit: f64,
     },
     /// Contained resources (search.html#contained): the resource contains one of
     /// `types` that satisfies `filter`.
@@ -175,8 +207,6 @@ pub const CONTAINER_PARAM: &str = "_container";
 /// degrees.
 pub const NEAR_LATITUDE: &str = "near$lat";
 pub const NEAR_LONGITUDE: &str = "near$lon";
-/// Kilometres per degree of latitude (mean Earth radius 6,371 km).
-pub(super) const KM_PER_DEGREE: f64 = 111.195;
 
 /// The kind of a sort key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
