@@ -107,6 +107,7 @@ macro_rules! route_table {
 }
 
 route_table! {
+    // One URL for both: batch.rs reads the Bundle, a transaction goes on to transaction.rs.
     Post "" => batch::batch, Some(A::Batch), [Offers::System("batch"), Offers::System("transaction")];
     Post "/" => batch::batch, Some(A::Batch), [];
     Get "" => search::search_system, Some(A::SearchSystem), [Offers::System("search-system")];

@@ -1,11 +1,13 @@
-//! `POST [base]` with a batch or transaction Bundle —
-//! https://hl7.org/fhir/R4/http.html#transaction
+//! FHIR batch — https://hl7.org/fhir/R4/http.html#transaction
+//!
+//! `POST [base]` takes a Bundle of type `batch` or `transaction`; this file reads and
+//! checks it for both and runs a batch (each entry on its own: a failed entry has its own
+//! status and OperationOutcome); a transaction goes to `transaction.rs`.
 //!
 //! The answer is a `batch-response` or `transaction-response` Bundle with one entry per
 //! request entry, in order (bundle.html#transaction-response): `response.status`,
 //! `location`, `etag` and `lastModified`, and the resource (or an OperationOutcome in
-//! `response.outcome`) as `Prefer: return` asks. A failed batch entry has its own status
-//! and OperationOutcome; a failed transaction is one OperationOutcome naming the entry.
+//! `response.outcome`) as `Prefer: return` asks.
 //!
 //! Limits (`[bundle]`): a body over `body_limit_bytes` or more than `max_entries` entries
 //! is a 413 before any entry is processed.
@@ -69,19 +71,32 @@ pub async fn batch(
         )
         .at(Some("Bundle.entry".into())));
     }
+    if transaction {
+        return super::transaction::transaction(&req, &access, &state, &bundle, &repr).await;
+    }
+    let results = state.service.batch(&access, &bundle).await?;
+    answer(&req, &state, &repr, results, false)
+}
+
+/// The response Bundle of a batch or transaction, with the audit of each entry.
+///
+/// # Errors
+/// Rendering failures.
+pub(super) fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    repr: &Representation,
+    results: Vec<EntryResult>,
+    transaction: bool,
+) -> Result<HttpResponse, ApiError> {
     let service = &state.service;
-    let results = if transaction {
-        service.transaction(&access, &bundle).await?
-    } else {
-        service.batch(&access, &bundle).await?
-    };
     let response_type = if transaction {
         "transaction-response"
     } else {
         "batch-response"
     };
-    let prefer = prefer_return(&req);
-    let language = language(&req, state.language);
+    let prefer = prefer_return(req);
+    let language = language(req, state.language);
     let mut writer = BundleWriter::new(response_type, None, &[]);
     let mut audit = Vec::with_capacity(results.len());
     for result in results {

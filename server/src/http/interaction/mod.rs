@@ -12,6 +12,7 @@ pub mod read;
 pub mod reindex;
 pub mod search;
 pub mod smart_configuration;
+mod transaction;
 pub mod update;
 pub mod validate;
 pub mod vread;
