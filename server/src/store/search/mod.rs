@@ -69,6 +69,12 @@ impl Tx<'_> {
                 self.memos.walk_failed.remember(walk_key, ());
             }
         }
+        self.planned(query)
+    }
+
+    /// One page of a search as one statement the database plans (every search that is
+    /// not walked).
+    fn planned(&mut self, query: &SearchQuery) -> Result<Vec<SearchRow>, StoreError> {
         // The page is chosen over keys and sort values alone (index-only over
         // `resource_versions_live`); only its rows' content is read, by the outer join.
         let mut sql = Sql::default();
@@ -339,5 +345,110 @@ mod tests {
             },
         );
         assert!(!sql.text.contains("DROP"));
+    }
+
+    /// The walk and the planner's statement give the same pages, forwards and backwards,
+    /// for a search by two common conditions over resources whose matches are spread
+    /// along the id order (so that the walk is taken, and pages straddle non-matches).
+    #[test]
+    fn the_walk_returns_the_planners_pages() {
+        use crate::store::{IndexRows, NewResourceVersion, NewStringRow, NewTokenRow};
+        use crate::store::{Store, StoreOptions};
+        let dir = std::env::temp_dir().join(format!("hb-walk-{}", uuid::Uuid::new_v4()));
+        let store = Store::open(&StoreOptions {
+            url: format!("sqlite://{}/db.sqlite", dir.display()),
+            pool_max_size: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
+        .expect("open");
+        store.migrate().expect("migrate");
+        let n = 2 * COMMON_ROWS as usize + 500;
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                let mut versions = Vec::new();
+                let mut rows = IndexRows::default();
+                for i in 0..n {
+                    let id = format!("p{i:05}");
+                    versions.push(NewResourceVersion {
+                        res_type: "Patient".into(),
+                        res_id: id.clone(),
+                        version_id: 1,
+                        is_current: true,
+                        deleted: false,
+                        method: "POST".into(),
+                        last_updated: i as i64,
+                        content: Some(format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#)),
+                    });
+                    // Two of three are "tran...", every other one is male: both common, a
+                    // third of the people match both.
+                    let family = if i % 3 == 0 { "le" } else { "tran" };
+                    rows.strings.push(NewStringRow {
+                        res_type: "Patient".into(),
+                        res_id: id.clone(),
+                        param: "family".into(),
+                        norm: format!("{family}{}", i % 7),
+                        exact: family.into(),
+                    });
+                    rows.tokens.push(NewTokenRow {
+                        res_type: "Patient".into(),
+                        res_id: id,
+                        param: "gender".into(),
+                        system: String::new(),
+                        code: if i % 2 == 0 { "male" } else { "female" }.into(),
+                    });
+                }
+                for chunk in versions.chunks(1000) {
+                    tx.insert_many(chunk)?;
+                }
+                tx.insert_index(&rows)
+            })
+            .expect("load");
+        let query = |position: Option<Position>| SearchQuery {
+            types: vec!["Patient".into()],
+            filter: Filter::And(vec![
+                Filter::Index {
+                    table: Table::String,
+                    param: "family".into(),
+                    cond: Cond::StringStarts("tran".into()),
+                },
+                Filter::Index {
+                    table: Table::Token,
+                    param: "gender".into(),
+                    cond: Cond::Token {
+                        system: None,
+                        code: Some("male".into()),
+                    },
+                },
+            ]),
+            sort: Vec::new(),
+            position,
+            limit: 20,
+        };
+        let ids = |rows: &[SearchRow]| rows.iter().map(|r| r.res_id.clone()).collect::<Vec<_>>();
+        store
+            .read(|tx| {
+                let mut position = None;
+                for page in 0..5 {
+                    let q = query(position.clone());
+                    let conditions = walkable(&q).expect("a walkable search");
+                    let walked = tx.walk(&q, &conditions)?.expect("the walk fills a page");
+                    let planned = tx.planned(&q)?;
+                    assert_eq!(ids(&walked), ids(&planned), "page {page}");
+                    assert_eq!(ids(&tx.search(&q)?), ids(&planned), "page {page} by search");
+                    position = walked.last().map(Position::after);
+                }
+                // And back: before the last page's first row.
+                let back = Position {
+                    backwards: true,
+                    ..Position::after(&tx.planned(&query(position.clone()))?[0])
+                };
+                let q = query(Some(back));
+                let conditions = walkable(&q).expect("a walkable search");
+                let walked = tx.walk(&q, &conditions)?.expect("the walk fills a page");
+                assert_eq!(ids(&walked), ids(&tx.planned(&q)?), "backwards");
+                Ok(())
+            })
+            .expect("search");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
