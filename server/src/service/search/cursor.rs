@@ -87,7 +87,7 @@ mod tests {
         };
         SortKey {
             source,
-            descending: kind % 2 == 0,
+            descending: kind.is_multiple_of(2),
         }
     }
 
