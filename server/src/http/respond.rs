@@ -119,14 +119,7 @@ pub async fn read_resource(
 /// # Errors
 /// `HB-UNKNOWN-TYPE`.
 pub fn known_type(res_type: &str) -> Result<(), ApiError> {
-    if fhir_format::is_resource_type(res_type) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::UnknownType,
-            format!("'{res_type}' is not a FHIR R4 resource type."),
-        ))
-    }
+    crate::service::ensure_type(res_type).map_err(ApiError::from)
 }
 
 /// A read/vread answer: 200 with the resource and its version headers.

@@ -11,43 +11,19 @@ use super::interaction::{
     smart_configuration, update, validate, vread,
 };
 use crate::service::audit::AuditedInteraction as A;
+// The HTTP methods of the table: FHIR's http-verb (the same as a Bundle entry's).
+use crate::service::entry::Method as Verb;
 use crate::service::ErrorCode;
 
-/// An HTTP method of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Verb {
-    fn route(self) -> actix_web::Route {
-        match self {
-            Verb::Get => web::get(),
-            Verb::Head => web::head(),
-            Verb::Post => web::post(),
-            Verb::Put => web::put(),
-            Verb::Patch => web::patch(),
-            Verb::Delete => web::delete(),
-        }
-    }
-
-    /// The verb of an HTTP method, if the table has it.
-    pub fn of(method: &actix_web::http::Method) -> Option<Self> {
-        use actix_web::http::Method as M;
-        Some(match *method {
-            M::GET => Verb::Get,
-            M::HEAD => Verb::Head,
-            M::POST => Verb::Post,
-            M::PUT => Verb::Put,
-            M::PATCH => Verb::Patch,
-            M::DELETE => Verb::Delete,
-            _ => return None,
-        })
+/// The actix-web route of a verb.
+fn route_of(verb: Verb) -> actix_web::Route {
+    match verb {
+        Verb::Get => web::get(),
+        Verb::Head => web::head(),
+        Verb::Post => web::post(),
+        Verb::Put => web::put(),
+        Verb::Patch => web::patch(),
+        Verb::Delete => web::delete(),
     }
 }
 
@@ -101,7 +77,7 @@ macro_rules! route_table {
         /// The routes of the table on the `/fhir` scope.
         fn fhir_scope() -> actix_web::Scope {
             web::scope("/fhir")
-                $(.route($path, Verb::$verb.route().to($handler)))*
+                $(.route($path, route_of(Verb::$verb).to($handler)))*
         }
     };
 }
@@ -158,7 +134,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The interaction a request audits: its route pattern (`/fhir/{type}/{id}`) and method.
 pub fn audited(method: &actix_web::http::Method, pattern: &str) -> Option<A> {
-    let verb = Verb::of(method)?;
+    let verb = Verb::parse(method.as_str())?;
     let path = pattern.strip_prefix("/fhir")?;
     ROUTES
         .iter()

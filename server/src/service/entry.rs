@@ -34,7 +34,8 @@ pub enum Method {
 }
 
 impl Method {
-    fn parse(code: &str) -> Option<Self> {
+    /// The verb of an http-verb code (`GET`, as HTTP writes it).
+    pub fn parse(code: &str) -> Option<Self> {
         Some(match code {
             "GET" => Self::Get,
             "HEAD" => Self::Head,

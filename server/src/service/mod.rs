@@ -214,7 +214,11 @@ fn query_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
+/// `HB-UNKNOWN-TYPE` for a type R4 does not have.
+///
+/// # Errors
+/// That one.
+pub fn ensure_type(res_type: &str) -> Result<(), ServiceError> {
     if fhir_format::is_resource_type(res_type) {
         Ok(())
     } else {
