@@ -236,3 +236,43 @@ fn wildcard_accept_gets_json() {
         resp.assert_fhir_json();
     }
 }
+
+/// Hostile XML (issue 14): elements nested deeper than the server reads (700 nested
+/// extensions once overflowed the stack and aborted the process with every request in
+/// flight) and two root elements are 400 OperationOutcomes, and the server goes on
+/// answering.
+#[test]
+fn deep_or_rootless_xml_is_a_400_and_the_server_stays_up() {
+    for s in servers() {
+        for (depth, tag) in [(700, r#"extension url="http://x""#), (10_000, "foo")] {
+            let name = tag.split(' ').next().unwrap_or(tag);
+            let body = format!(
+                r#"<Patient xmlns="http://hl7.org/fhir">{}{}</Patient>"#,
+                format!("<{tag}>").repeat(depth),
+                format!("</{name}>").repeat(depth)
+            );
+            let outcome = s
+                .req(Method::POST, "Patient")
+                .header("Content-Type", FHIR_XML)
+                .header("Accept", FHIR_JSON)
+                .header("Accept-Language", "en")
+                .body(body)
+                .fetch()
+                .expect_error(400);
+            let text = outcome["issue"][0]["details"]["text"].to_string();
+            assert!(
+                text.contains("128 deep"),
+                "[{}] {depth}: {outcome}",
+                s.backend
+            );
+        }
+        let two = r#"<Patient xmlns="http://hl7.org/fhir"/><Patient xmlns="http://hl7.org/fhir"/>"#;
+        s.req(Method::POST, "Patient")
+            .header("Content-Type", FHIR_XML)
+            .header("Accept", FHIR_JSON)
+            .body(two)
+            .fetch()
+            .expect_error(400);
+        s.get("metadata").expect_status(200);
+    }
+}

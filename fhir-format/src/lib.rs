@@ -22,6 +22,7 @@ use serde_json::Value;
 mod check;
 mod locate;
 mod primitive;
+mod xml;
 
 /// Why a resource body was rejected, with where, in English and in Vietnamese (the
 /// server answers in the language of `Accept-Language`).
@@ -98,6 +99,7 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
             "Nội dung XML không phải là UTF-8 hợp lệ.",
         )
     })?;
+    xml::check_shape(text)?;
     let parsed =
         catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, None)).map_err(|_| {
             FormatError::general(
