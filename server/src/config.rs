@@ -21,6 +21,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub bundle: BundleSettings,
+    pub search: SearchSettings,
     pub validation: ValidationSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
@@ -66,6 +67,29 @@ pub struct BundleSettings {
     pub max_entries: usize,
     /// Largest Bundle body accepted, in bytes.
     pub body_limit_bytes: usize,
+}
+
+/// `[search]`: what one search may ask for (docs/SEARCH.md, "Limits").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Most parameters in one search or conditional criteria.
+    pub max_parameters: usize,
+    /// Most values ORed in one parameter (`a,b,c`).
+    pub max_values: usize,
+    /// Most `_include` and `_revinclude` together.
+    pub max_includes: usize,
+}
+
+impl SearchSettings {
+    /// The limits as the service applies them.
+    pub fn limits(&self) -> crate::service::search::SearchLimits {
+        crate::service::search::SearchLimits {
+            max_parameters: self.max_parameters,
+            max_values: self.max_values,
+            max_includes: self.max_includes,
+        }
+    }
 }
 
 /// `[validation]` (docs/VALIDATION.md).
@@ -345,6 +369,15 @@ impl Settings {
     /// A [`ConfigError`] naming the first invalid key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        for (key, value) in [
+            ("search.max_parameters", self.search.max_parameters),
+            ("search.max_values", self.search.max_values),
+            ("search.max_includes", self.search.max_includes),
+        ] {
+            if value == 0 {
+                return fail(key, "must be more than 0");
+            }
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return fail(
                 "server.bind",

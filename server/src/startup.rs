@@ -100,7 +100,7 @@ impl Application {
             store,
             base_url.clone(),
             audit_log,
-            offset,
+            (offset, settings.search.limits()),
             (
                 Validator::new(settings.validation.policy(), offset, parameters.clone()),
                 parameters,

@@ -47,7 +47,9 @@ impl Criteria {
         let mut filters = Vec::new();
         let mut identifier_codes = Vec::new();
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for (name, value) in url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
+        let criteria = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes());
+        ctx.limits.check_parameters(criteria.clone().count())?;
+        for (name, value) in criteria {
             if RESULT_PARAMETERS.contains(&name.as_ref()) {
                 continue;
             }
@@ -137,6 +139,7 @@ mod tests {
             base_url: "http://x/fhir",
             default_offset: FixedOffset::east_opt(0).unwrap(),
             parameters: &PARAMETERS,
+            limits: Default::default(),
             strict: false,
         }
     }

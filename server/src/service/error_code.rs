@@ -98,6 +98,8 @@ error_codes! {
         "A search or result parameter has a value of the wrong form (a date, a number, a token, `_count`, `_total`, `_summary`, `_contained`, `_since`).";
     SearchCombination = "HB-SEARCH-COMBINATION", 400, "not-supported",
         "Parameters this server does not offer together (`_contained` with `_sort` or `_include`, `_summary` with `_elements`), or more sort keys than it takes.";
+    SearchCost = "HB-SEARCH-COST", 400, "too-costly",
+        "The search asks for more than one request may: more than `search.max_parameters` parameters, `search.max_values` values in one parameter or `search.max_includes` includes; the message names the limit.";
     Cursor = "HB-CURSOR", 400, "invalid",
         "The paging cursor of a next link is not valid for this search (edited or from another search).";
     // Bundles (http.html#transaction).

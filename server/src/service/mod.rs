@@ -61,19 +61,21 @@ pub struct Service {
     audit: audit::AuditLog,
     index: Arc<IndexContext>,
     validator: Arc<validate::Validator>,
+    /// What one search may ask for.
+    limits: search::SearchLimits,
 }
 
 impl Service {
     /// A service whose absolute links start with `base_url` (e.g. `https://x/fhir`),
     /// recording AuditEvents into `audit`, validating writes with `validator`, searching
     /// by the standard and custom search parameters of `parameters` (the registry the
-    /// validator and the audit writer share).
+    /// validator and the audit writer share), within `limits`.
     /// Dates without a zone are read in `default_offset`.
     pub fn new(
         store: Store,
         base_url: String,
         audit: audit::AuditLog,
-        default_offset: FixedOffset,
+        (default_offset, limits): (FixedOffset, search::SearchLimits),
         (validator, parameters): (validate::Validator, Registry),
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
@@ -87,6 +89,7 @@ impl Service {
             base_url,
             audit,
             validator: Arc::new(validator),
+            limits,
         }
     }
 
@@ -125,6 +128,7 @@ impl Service {
             base_url: &self.base_url,
             default_offset: self.index.default_offset,
             parameters: &self.index.parameters,
+            limits: self.limits,
             strict: false,
         }
     }

@@ -50,6 +50,42 @@ use params::ParseContext;
 use plan::{merged, Plan};
 pub use supported::{supported_parameter, supported_parameters};
 
+/// What one search may ask for (`[search]` of the configuration): past a limit it is a 400
+/// `HB-SEARCH-COST` naming it, so that no request holds the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchLimits {
+    pub max_parameters: usize,
+    pub max_values: usize,
+    pub max_includes: usize,
+}
+
+impl Default for SearchLimits {
+    /// As `config/default.toml`.
+    fn default() -> Self {
+        Self {
+            max_parameters: 40,
+            max_values: 100,
+            max_includes: 10,
+        }
+    }
+}
+
+impl SearchLimits {
+    /// `HB-SEARCH-COST` unless `count` parameters are within the limit.
+    pub fn check_parameters(&self, count: usize) -> Result<(), ServiceError> {
+        if count > self.max_parameters {
+            return Err(ServiceError::new(
+                ErrorCode::SearchCost,
+                format!(
+                    "The search has {count} parameters; this server takes at most {} in one search (search.max_parameters).",
+                    self.max_parameters
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Default and largest page sizes.
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 1000;

@@ -99,6 +99,7 @@ impl Service {
             strict: request.strict,
             ..self.parse_context()
         };
+        ctx.limits.check_parameters(request.params.len())?;
         let mut plan = Plan {
             types: types.clone(),
             every_type,
@@ -243,6 +244,17 @@ impl Service {
                         plan.revincludes.push(include);
                     } else {
                         plan.includes.push(include);
+                    }
+                    let includes = plan.includes.len() + plan.revincludes.len();
+                    if includes > ctx.limits.max_includes {
+                        return Err(ServiceError::at(
+                            ErrorCode::SearchCost,
+                            name.clone(),
+                            format!(
+                                "The search has more than {} _include and _revinclude; this server takes at most that many (search.max_includes).",
+                                ctx.limits.max_includes
+                            ),
+                        ));
                     }
                     keep(&mut plan);
                 }

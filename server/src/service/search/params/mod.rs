@@ -42,6 +42,8 @@ pub struct ParseContext<'a> {
     pub base_url: &'a str,
     /// The search parameters of the service (standard and custom).
     pub parameters: &'a Registry,
+    /// What one search may ask for.
+    pub limits: super::SearchLimits,
     pub default_offset: FixedOffset,
     /// `Prefer: handling=strict`.
     pub strict: bool,
@@ -58,6 +60,17 @@ pub fn filter(
     name: &str,
     value: &str,
 ) -> Result<Option<Filter>, ServiceError> {
+    let values = split_values(value).len();
+    if values > ctx.limits.max_values {
+        return Err(ServiceError::at(
+            ErrorCode::SearchCost,
+            name,
+            format!(
+                "'{name}' has {values} values; this server takes at most {} in one parameter (search.max_values).",
+                ctx.limits.max_values
+            ),
+        ));
+    }
     parse(ctx, types, name, value, 0).map_err(|e| e.at(name))
 }
 
@@ -365,6 +378,7 @@ mod tests {
             base_url: "https://hb.example/fhir",
             default_offset: FixedOffset::east_opt(0).unwrap(),
             parameters: &PARAMETERS,
+            limits: Default::default(),
             strict: false,
         }
     }
