@@ -48,7 +48,7 @@ impl Criteria {
         let mut identifier_codes = Vec::new();
         let mut pairs: Vec<(String, String)> = Vec::new();
         let criteria = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes());
-        ctx.limits.check_parameters(criteria.clone().count())?;
+        ctx.limits.check_parameters(criteria.count())?;
         for (name, value) in criteria {
             if RESULT_PARAMETERS.contains(&name.as_ref()) {
                 continue;
