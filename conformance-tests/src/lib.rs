@@ -351,6 +351,34 @@ impl Server {
         psql(&pg.admin_url, &sql.replace("{db}", &pg.name));
     }
 
+    /// Runs SQL on this server's own PostgreSQL database (as the administrator) and returns
+    /// what it prints, unaligned, tuples only (`{db}` is the database's name). Panics on a
+    /// SQLite server.
+    pub fn db_sql(&self, sql: &str) -> String {
+        let pg = self.pg.as_ref().expect("db_sql needs a PostgreSQL server");
+        let url = with_database(&pg.admin_url, &pg.name);
+        let out = Command::new("psql")
+            .args([
+                url.as_str(),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+            ])
+            .arg(sql.replace("{db}", &pg.name))
+            .output()
+            .expect("run psql (is it installed?)");
+        assert!(
+            out.status.success(),
+            "psql `{sql}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it
     /// exited successfully.
     pub fn terminate(&mut self, within: Duration) -> bool {

@@ -8,6 +8,7 @@
 //! POST `_search` (http.html#search), system and compartment search.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use conformance_tests::*;
 
@@ -1652,13 +1653,28 @@ fn search_cost_is_bounded() {
     let cost = (400, "HB-SEARCH-COST".to_owned());
     for s in servers() {
         let many = |n: usize, pair: &str| vec![pair; n].join("&");
-        assert_eq!(code(s.get(&format!("Patient?{}", many(1000, "name=a")))), cost);
-        assert_eq!(code(s.get(&format!("Patient?{}", many(41, "name=a")))), cost);
-        let values: Vec<String> = (0..1000).map(|i| format!("n{i}")).collect();
-        assert_eq!(code(s.get(&format!("Patient?name={}", values.join(",")))), cost);
-        assert_eq!(code(s.get(&format!("Patient?_id={}", values[..101].join(",")))), cost);
         assert_eq!(
-            code(s.get(&format!("Patient?{}", many(11, "_revinclude=Immunization:patient")))),
+            code(s.get(&format!("Patient?{}", many(1000, "name=a")))),
+            cost
+        );
+        assert_eq!(
+            code(s.get(&format!("Patient?{}", many(41, "name=a")))),
+            cost
+        );
+        let values: Vec<String> = (0..1000).map(|i| format!("n{i}")).collect();
+        assert_eq!(
+            code(s.get(&format!("Patient?name={}", values.join(",")))),
+            cost
+        );
+        assert_eq!(
+            code(s.get(&format!("Patient?_id={}", values[..101].join(",")))),
+            cost
+        );
+        assert_eq!(
+            code(s.get(&format!(
+                "Patient?{}",
+                many(11, "_revinclude=Immunization:patient")
+            ))),
             cost
         );
         let criteria = many(41, "name=a");
@@ -1669,7 +1685,59 @@ fn search_cost_is_bounded() {
             .fetch();
         assert_eq!(code(create), cost);
         // Within the limits, such searches are answered.
-        s.get(&format!("Patient?{}", many(40, "name=a"))).expect_status(200);
-        s.get(&format!("Patient?name={}", values[..100].join(","))).expect_status(200);
+        s.get(&format!("Patient?{}", many(40, "name=a")))
+            .expect_status(200);
+        s.get(&format!("Patient?name={}", values[..100].join(",")))
+            .expect_status(200);
     }
+}
+
+/// A statement past `database.statement_timeout_ms` is ended by PostgreSQL itself: the
+/// request gets a 503 `HB-TIMEOUT` with Retry-After, and nothing is left running in the
+/// database (issue 14).
+#[test]
+fn a_search_past_the_statement_timeout_is_stopped_in_the_database() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let s = Server::start_with(
+        Backend::Postgres,
+        &[("HEALTHBOOK__DATABASE__STATEMENT_TIMEOUT_MS", "40")],
+    );
+    // Many string rows, so that a search of many `:contains` (each a scan) runs long.
+    s.db_sql(
+        "INSERT INTO search_string (res_type, res_id, param, norm, exact) \
+         SELECT 'Patient', 'p' || g, 'name', md5(g::text), md5(g::text) \
+         FROM generate_series(1, 400000) g",
+    );
+    s.db_sql(
+        "INSERT INTO resource_versions (res_type, res_id, version_id, is_current, deleted, method, last_updated, content) \
+         SELECT 'Patient', 'p' || g, 1, true, false, 'POST', g, '{\"resourceType\":\"Patient\"}' \
+         FROM generate_series(1, 400000) g",
+    );
+    s.db_sql("VACUUM ANALYZE");
+    let query: Vec<String> = (0..40).map(|i| format!("name:contains=zz{i:02}")).collect();
+    let started = Instant::now();
+    let resp = s.get(&format!("Patient?{}", query.join("&")));
+    let took = started.elapsed();
+    assert_eq!(resp.status, 503, "{took:?}: {}", resp.text());
+    assert!(
+        resp.header("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+    assert_eq!(
+        resp.json()["issue"][0]["details"]["coding"][0]["code"],
+        "HB-TIMEOUT"
+    );
+    let running = s.db_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+         AND state = 'active' AND query LIKE '%search_string%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(running, "0", "the search is still running in the database");
+    // The server goes on answering.
+    s.get("metadata").expect_status(200);
 }

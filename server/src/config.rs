@@ -147,6 +147,8 @@ pub struct DatabaseSettings {
     pub pool_max_size: u32,
     /// Milliseconds a request waits for a connection before a 503.
     pub acquire_timeout_ms: u64,
+    /// Milliseconds a PostgreSQL statement may run (0: no limit).
+    pub statement_timeout_ms: u64,
 }
 
 /// `[auth]`

@@ -78,6 +78,8 @@ fn open(settings: &Settings) -> anyhow::Result<Store> {
         url: settings.database.url.clone(),
         pool_max_size: 1,
         acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+        // Migrations and checks may take as long as they need.
+        statement_timeout: Duration::ZERO,
     })?)
 }
 

@@ -42,6 +42,7 @@ impl Application {
             url: settings.database.url.clone(),
             pool_max_size: settings.database.pool_max_size,
             acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
         })?;
         let reachable = match store.backend() {
             Backend::Sqlite => {

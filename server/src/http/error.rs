@@ -147,7 +147,11 @@ impl From<ServiceError> for ApiError {
                 code,
                 message,
                 path,
-            } => ApiError::new(code, message).at(path),
+            } => ApiError {
+                // Every 503 says when to come back.
+                retry_after: (code.info().status == 503).then_some(5),
+                ..ApiError::new(code, message).at(path)
+            },
             ServiceError::Format(e) => ApiError::from(e),
             ServiceError::Forbidden { scope } => {
                 let (message, challenge) = if scope.is_empty() {

@@ -99,6 +99,13 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            StoreError::Timeout(after) => ServiceError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "The search ran longer than this server allows ({} ms) and was stopped; narrow it (fewer or more selective parameters) or retry later.",
+                    after.as_millis()
+                ),
+            ),
             StoreError::Conflict(cause) => ServiceError::Conflict(cause),
             other => ServiceError::Fault(other.to_string()),
         }

@@ -136,6 +136,8 @@ error_codes! {
     // The server.
     Conflict = "HB-CONFLICT", 409, "conflict",
         "Concurrent requests kept changing the resource while this one was retried; retry it.";
+    Timeout = "HB-TIMEOUT", 503, "timeout",
+        "A statement ran longer than `database.statement_timeout_ms` and the database stopped it; narrow the search or retry after Retry-After.";
     Unavailable = "HB-UNAVAILABLE", 503, "transient",
         "The database is not reachable; retry after Retry-After.";
     Internal = "HB-INTERNAL", 500, "exception",

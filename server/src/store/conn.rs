@@ -100,10 +100,12 @@ const CONNECT_TIMEOUT_SECS: u32 = 3;
 pub struct Manager {
     backend: Backend,
     target: String,
+    /// `statement_timeout` of each PostgreSQL session; zero for none.
+    statement_timeout: Duration,
 }
 
 impl Manager {
-    pub(super) fn new(backend: Backend, target: String) -> Self {
+    pub(super) fn new(backend: Backend, target: String, statement_timeout: Duration) -> Self {
         // A host that drops packets would hold a connection attempt for minutes; libpq gives
         // up after `connect_timeout` seconds (unless the URL sets its own).
         let target = match backend {
@@ -113,7 +115,11 @@ impl Manager {
             }
             _ => target,
         };
-        Self { backend, target }
+        Self {
+            backend,
+            target,
+            statement_timeout,
+        }
     }
 }
 
@@ -123,7 +129,19 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<PooledDb, diesel::ConnectionError> {
         let conn = match self.backend {
-            Backend::Postgres => DbConnection::Postgres(PgConnection::establish(&self.target)?),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.target)?;
+                // The database itself ends a statement that runs too long (and cancels its
+                // work), whatever happens to the request that sent it.
+                if !self.statement_timeout.is_zero() {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {}",
+                        self.statement_timeout.as_millis()
+                    ))
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                }
+                DbConnection::Postgres(conn)
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)?;
                 // WAL lets readers run beside the single writer; synchronous=FULL makes every

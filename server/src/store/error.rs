@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded; the caller may retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A statement ran past the statement timeout and the database ended it.
+    #[error("the statement ran longer than {0:?} and was cancelled")]
+    Timeout(std::time::Duration),
     /// A concurrent write won a race (unique violation, serialisation failure).
     #[error("a concurrent write conflicted: {0}")]
     Conflict(String),

@@ -58,6 +58,9 @@ pub struct StoreOptions {
     pub pool_max_size: u32,
     /// How long a request waits for a connection before the store reports itself busy.
     pub acquire_timeout: Duration,
+    /// How long a PostgreSQL statement may run before the database ends it
+    /// ([`StoreError::Timeout`]); zero for no limit.
+    pub statement_timeout: Duration,
 }
 
 impl Store {
@@ -68,7 +71,7 @@ impl Store {
     /// [`StoreError::Config`] when the URL names no supported backend.
     pub fn open(options: &StoreOptions) -> Result<Self, StoreError> {
         let (backend, target) = Backend::from_url(&options.url)?;
-        let manager = Manager::new(backend, target.clone());
+        let manager = Manager::new(backend, target.clone(), options.statement_timeout);
         let health = Health::new(manager.clone());
         let build = |size: u32| {
             Pool::builder()
@@ -97,7 +100,7 @@ impl Store {
             write,
             manager,
             health,
-            memos: Arc::default(),
+            memos: Arc::new(SearchMemos::new(options.statement_timeout)),
         })
     }
 

@@ -359,6 +359,7 @@ mod tests {
             url: format!("sqlite://{}/db.sqlite", dir.display()),
             pool_max_size: 1,
             acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::ZERO,
         })
         .expect("open");
         store.migrate().expect("migrate");

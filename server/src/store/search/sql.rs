@@ -135,6 +135,7 @@ macro_rules! load {
         use diesel::RunQueryDsl;
         let sql = $sql;
         let shared = cacheable(&$tx.memos.shapes, &sql.text);
+        let started = std::time::Instant::now();
         match &mut *$tx.conn {
             // PostgreSQL plans a cached statement once for all values (a generic plan);
             // where the values decide the plan, it prepares the statement with them.
@@ -150,6 +151,17 @@ macro_rules! load {
             }
             .load::<$row>(c),
         }
-        .map_err(StoreError::from)
+        .map_err(|e| {
+            // PostgreSQL reports the cancellation as SQLSTATE 57014, which diesel does not
+            // pass on (and whose message `lc_messages` translates): a statement that fails
+            // after running as long as the timeout was ended by it.
+            let timeout = $tx.memos.statement_timeout;
+            match StoreError::from(e) {
+                StoreError::Fault(_) if !timeout.is_zero() && started.elapsed() >= timeout => {
+                    StoreError::Timeout(timeout)
+                }
+                other => other,
+            }
+        })
     }};
 }

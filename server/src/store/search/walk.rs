@@ -29,8 +29,10 @@ pub(super) const WALK_CONDITIONS: usize = 3;
 /// What searches have learnt about one store, owned by the store (not the process), so
 /// that two stores in one process share nothing: the statement shapes worth caching, and
 /// for [`COMMON_TTL`] what the walk found about the data.
-#[derive(Default)]
 pub(in crate::store) struct SearchMemos {
+    /// The store's statement timeout (zero: none): a search statement that fails after
+    /// running this long was ended by it.
+    pub(super) statement_timeout: Duration,
     /// The statement texts cached so far (at most [`MAX_CACHED_SHAPES`]).
     pub(super) shapes: Mutex<HashSet<u64>>,
     /// Whether a condition is common ([`COMMON_ROWS`] index rows or more).
@@ -39,6 +41,17 @@ pub(in crate::store) struct SearchMemos {
     /// along the id order, after many that do not match), by their type and filter: they
     /// go to the planner at once instead of walking the window again.
     pub(super) walk_failed: Memo<()>,
+}
+
+impl SearchMemos {
+    pub(in crate::store) fn new(statement_timeout: Duration) -> Self {
+        Self {
+            statement_timeout,
+            shapes: Mutex::default(),
+            common: Memo::default(),
+            walk_failed: Memo::default(),
+        }
+    }
 }
 
 pub(super) fn walk_key(query: &SearchQuery) -> String {
