@@ -164,6 +164,9 @@ fn resolve(definition: &str, name: &str) -> Option<Child> {
     None
 }
 
+/// The largest string value (datatypes.html#string: "SHALL NOT exceed 1MB").
+const MAX_STRING_BYTES: usize = 1024 * 1024;
+
 fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatError> {
     let invalid = |(en, vi): (&str, &str)| {
         Err(FormatError::at(
@@ -180,6 +183,26 @@ fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatEr
             invalid(("it must be 0 or more", "phải từ 0 trở lên"))
         }
         (_, Value::String(text)) => {
+            // datatypes.html#string: "Strings SHALL NOT contain Unicode character points
+            // below 32, except for u0009 (horizontal tab), u0010 (carriage return) and u0013
+            // (line feed)", and SHALL NOT exceed 1 MB (binary content is base64Binary).
+            if let Some(c) = text
+                .chars()
+                .find(|c| (*c as u32) < 32 && !matches!(c, '\t' | '\r' | '\n'))
+            {
+                return Err(FormatError::at(
+                    shown,
+                    format!("{shown} holds the control character U+{:04X}; strings may hold tab, carriage return and line feed only (datatypes.html#string).", c as u32),
+                    format!("{shown} chứa ký tự điều khiển U+{:04X}; chuỗi chỉ được chứa tab, xuống dòng (CR, LF) (datatypes.html#string).", c as u32),
+                ));
+            }
+            if text.len() > MAX_STRING_BYTES && type_code != "base64Binary" {
+                return Err(FormatError::at(
+                    shown,
+                    format!("{shown} is {} bytes; a FHIR string is at most 1 MB (datatypes.html#string).", text.len()),
+                    format!("{shown} dài {} byte; chuỗi FHIR tối đa 1 MB (datatypes.html#string).", text.len()),
+                ));
+            }
             let ok = match type_code {
                 "date" => is_date(text),
                 "dateTime" => is_date_time(text),
@@ -251,11 +274,13 @@ fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatEr
 fn is_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    // The year is 0001 to 9999 (the R4 regex of date: no year 0).
+    let year = |y: &str| digits(y, 4) && y != "0000";
     match parts.as_slice() {
-        [y] => digits(y, 4),
-        [y, m] => digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0)),
+        [y] => year(y),
+        [y, m] => year(y) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0)),
         [y, m, d] => {
-            digits(y, 4)
+            year(y)
                 && digits(m, 2)
                 && digits(d, 2)
                 && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()

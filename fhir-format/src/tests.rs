@@ -173,3 +173,38 @@ fn one_type_per_choice_element() {
     assert_eq!(error.path.as_deref(), Some("Observation.valueInteger"));
     assert!(error.message.contains("value[x]"), "{}", error.message);
 }
+
+/// datatypes.html#string: no control characters but tab, CR and LF; at most 1 MB
+/// (base64Binary may be larger); a date's year is 0001 to 9999 (issue 14: `\u0000` was a
+/// 500 on PostgreSQL, 1 MB names failed its index, `0000-01-01` was stored).
+#[test]
+fn strings_and_years_as_r4_defines_them() {
+    for bad in ["\\u0000", "\\u001b[31m", "a\\u0007b"] {
+        let e = reject(&format!(
+            r#"{{"resourceType":"Patient","name":[{{"family":"{bad}"}}]}}"#
+        ));
+        assert!(
+            e.message.contains("control character"),
+            "{bad}: {}",
+            e.message
+        );
+        assert_eq!(e.path.as_deref(), Some("Patient.name[0].family"));
+    }
+    assert!(parse_json(br#"{"resourceType":"Patient","name":[{"text":"a\tb\r\nc"}]}"#).is_ok());
+    let long = "a".repeat(1024 * 1024 + 1);
+    let e = reject(&format!(
+        r#"{{"resourceType":"Patient","name":[{{"text":"{long}"}}]}}"#
+    ));
+    assert!(e.message.contains("1 MB"), "{}", e.message);
+    let attachment = format!(
+        r#"{{"resourceType":"DocumentReference","status":"current","content":[{{"attachment":{{"data":"{}"}}}}]}}"#,
+        "QUFB".repeat(300_000)
+    );
+    assert!(
+        parse_json(attachment.as_bytes()).is_ok(),
+        "base64Binary may exceed 1 MB"
+    );
+    let e = reject(r#"{"resourceType":"Patient","birthDate":"0000-01-01"}"#);
+    assert_eq!(e.path.as_deref(), Some("Patient.birthDate"));
+    assert!(parse_json(br#"{"resourceType":"Patient","birthDate":"0001-01-01"}"#).is_ok());
+}

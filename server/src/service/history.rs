@@ -67,6 +67,17 @@ impl HistoryParams {
                         )
                     })?);
                 }
+                // http.html#history: `_at` (the versions current at a time) and `_list`
+                // are not offered; ignoring them would answer another question.
+                "_at" | "_list" => {
+                    return Err(ServiceError::at(
+                        ErrorCode::SearchParameter,
+                        name.as_ref(),
+                        format!(
+                            "{name} is not supported in a history here; use _since and _count."
+                        ),
+                    ))
+                }
                 _ => {}
             }
         }
@@ -129,20 +140,41 @@ impl Service {
             before_seq: params.cursor,
             limit: count + 1,
         };
-        let instance = matches!(scope, HistoryScope::Instance(..));
-        let (rows, total) = self
+        let instance = match &scope {
+            HistoryScope::Instance(t, id) => Some((t.clone(), id.clone())),
+            _ => None,
+        };
+        let of = instance.clone();
+        let (rows, total, current) = self
             .read_tx(move |tx| {
                 let rows = tx.history(&query)?;
                 let total = tx.history_total(&query)?;
-                Ok((rows, total))
+                let current = match &of {
+                    Some((t, id)) => tx.current(t, id)?,
+                    None => None,
+                };
+                Ok((rows, total, current))
             })
             .await?;
-        if instance && total == 0 {
-            return Err(ServiceError::not_found(format!(
+        let not_found = || {
+            ServiceError::not_found(format!(
                 "{path} has no versions: the resource is not known."
-            )));
+            ))
+        };
+        // A resource that never existed is not known; one that exists has a history, also
+        // when `_since` leaves none of its versions on the page (an empty Bundle). A token
+        // that may see none of it learns nothing either way.
+        if instance.is_some() {
+            let Some(current) = current.map(StoredResource::from) else {
+                return Err(not_found());
+            };
+            if rows.is_empty() && !visible(access, permission, restricted, &current) {
+                return Err(not_found());
+            }
         }
+        let instance = instance.is_some();
         let has_more = rows.len() as i64 > count;
+        let rows_were_empty = rows.is_empty();
         let page: Vec<_> = rows.into_iter().take(count as usize).collect();
         let next_cursor = page.last().map(|r| r.seq);
         let shown: Vec<StoredResource> = page
@@ -150,10 +182,8 @@ impl Service {
             .map(StoredResource::from)
             .filter(|r| visible(access, permission, restricted, r))
             .collect();
-        if instance && shown.is_empty() {
-            return Err(ServiceError::not_found(format!(
-                "{path} has no versions: the resource is not known."
-            )));
+        if instance && shown.is_empty() && !rows_were_empty {
+            return Err(not_found());
         }
 
         let base = self.base_url();

@@ -12,7 +12,14 @@ pub fn sort(
     value: &str,
 ) -> Result<Vec<SortKey>, ServiceError> {
     let mut keys = Vec::new();
-    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in value.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(ServiceError::at(
+                ErrorCode::SearchValue,
+                "_sort",
+                "_sort is a comma-separated list of parameters (search.html#_sort); one of them is empty.",
+            ));
+        }
         let (descending, code) = match part.strip_prefix('-') {
             Some(code) => (true, code),
             None => (false, part),
