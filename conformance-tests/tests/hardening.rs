@@ -31,9 +31,17 @@ fn bad_strings_and_dates_are_400_and_not_stored() {
         cases.push(("year 0", year0));
         for (what, body) in cases {
             let outcome = s.post("Patient", &body).expect_error(400);
-            assert_eq!(code(&outcome), "HB-FORMAT", "[{}] {what}: {outcome}", s.backend);
+            assert_eq!(
+                code(&outcome),
+                "HB-FORMAT",
+                "[{}] {what}: {outcome}",
+                s.backend
+            );
         }
-        let stored = s.get(&format!("Patient?family={family}")).expect_status(200).json();
+        let stored = s
+            .get(&format!("Patient?family={family}"))
+            .expect_status(200)
+            .json();
         assert_eq!(stored["total"], 0, "[{}] something was stored", s.backend);
     }
 }
@@ -46,18 +54,52 @@ fn history_and_sort_parameters_are_not_ignored() {
     for s in servers() {
         let id = id_of(&s.create(&patient("History")));
         let future = s
-            .get(&format!("Patient/{id}/_history?_since=2099-01-01T00:00:00Z"))
+            .get(&format!(
+                "Patient/{id}/_history?_since=2099-01-01T00:00:00Z"
+            ))
             .expect_status(200)
             .json();
         assert_eq!(future["type"], "history");
         assert!(entries(&future).is_empty(), "[{}] {future}", s.backend);
-        s.get(&format!("Patient/{}/_history?_since=2099-01-01T00:00:00Z", new_id()))
-            .expect_error(404);
+        s.get(&format!(
+            "Patient/{}/_history?_since=2099-01-01T00:00:00Z",
+            new_id()
+        ))
+        .expect_error(404);
         let at = s
             .get(&format!("Patient/{id}/_history?_at=2021"))
             .expect_error(400);
         assert_eq!(at["issue"][0]["expression"][0], "_at");
         let sort = s.get("Patient?_sort=,,,").expect_error(400);
         assert_eq!(sort["issue"][0]["expression"][0], "_sort");
+    }
+}
+
+/// A criterion that is not UTF-8 once percent-decoded (or an If-None-Exist header that is
+/// not UTF-8) is a 400: read with replacement characters it matched nothing, and a
+/// conditional create made a duplicate of the person it was meant to find.
+#[test]
+fn criteria_that_are_not_utf8_are_400_not_duplicates() {
+    for s in servers() {
+        let system = unique_system();
+        let mut body = patient("Once");
+        body["identifier"] = json!([{"system": system, "value": "001090012345"}]);
+        s.post("Patient", &body).expect_status(201);
+        let create = |criteria: reqwest::header::HeaderValue| {
+            s.req(Method::POST, "Patient")
+                .header("If-None-Exist", criteria)
+                .fhir_json(&body)
+                .fetch()
+        };
+        let encoded = format!("identifier={system}|001090012345%FF");
+        create(reqwest::header::HeaderValue::from_str(&encoded).unwrap()).expect_error(400);
+        let raw = reqwest::header::HeaderValue::from_bytes(b"identifier=\xff").unwrap();
+        create(raw).expect_error(400);
+        s.get("Patient?name=%FF").expect_error(400);
+        let found = s
+            .get(&format!("Patient?identifier={system}|001090012345"))
+            .expect_status(200)
+            .json();
+        assert_eq!(found["total"], 1, "[{}] a duplicate was made", s.backend);
     }
 }

@@ -60,10 +60,12 @@ fn by_name(name: &str) -> Option<(Format, &'static str)> {
 }
 
 /// Every parameter of the request's query string, in order, decoded.
-pub fn query_params(req: &HttpRequest) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect()
+///
+/// # Errors
+/// 400 for a parameter that is not UTF-8 once percent-decoded.
+pub fn query_params(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    crate::service::search::params::query_pairs(req.query_string().as_bytes())
+        .map_err(ApiError::from)
 }
 
 /// The value of a query parameter (first occurrence), decoded.

@@ -111,15 +111,24 @@ pub fn not_modified_since(req: &HttpRequest, last_updated_ms: i64) -> bool {
 }
 
 /// `If-None-Exist` criteria (http.html#ccreate), a query string without `?`.
-pub fn if_none_exist(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("if-none-exist")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let v = v.trim();
-            // Some clients send the whole URL or `Patient?identifier=...`.
-            v.split_once('?').map_or(v, |(_, q)| q).to_owned()
-        })
+///
+/// # Errors
+/// 400 for a header that is not UTF-8: ignoring it would make a plain create, and a
+/// duplicate of what it was meant to find.
+pub fn if_none_exist(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(header) = req.headers().get("if-none-exist") else {
+        return Ok(None);
+    };
+    let v = std::str::from_utf8(header.as_bytes()).map_err(|_| {
+        ApiError::new(
+            ErrorCode::ConditionalCriteria,
+            "If-None-Exist is not UTF-8; percent-encode its criteria (RFC 3986).",
+        )
+        .at(Some("If-None-Exist".into()))
+    })?;
+    let v = v.trim();
+    // Some clients send the whole URL or `Patient?identifier=...`.
+    Ok(Some(v.split_once('?').map_or(v, |(_, q)| q).to_owned()))
 }
 
 /// An HTTP-date (`Last-Modified`) for milliseconds since the epoch.

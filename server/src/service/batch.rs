@@ -64,9 +64,8 @@ impl Service {
                 .await
                 .map(EntryOutcome::Resource),
             (Method::Get | Method::Head, Target::Type { res_type, query }) => {
-                let params = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
+                let params =
+                    super::search::params::query_pairs(query.unwrap_or_default().as_bytes())?;
                 let request = SearchRequest {
                     scope: SearchScope::Type(res_type),
                     params,

@@ -47,16 +47,16 @@ impl Criteria {
         let mut filters = Vec::new();
         let mut identifier_codes = Vec::new();
         let mut pairs: Vec<(String, String)> = Vec::new();
-        let criteria = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes());
-        ctx.limits.check_parameters(criteria.count())?;
+        let criteria = params::query_pairs(query.trim_start_matches('?').as_bytes())?;
+        ctx.limits.check_parameters(criteria.len())?;
         for (name, value) in criteria {
-            if RESULT_PARAMETERS.contains(&name.as_ref()) {
+            if RESULT_PARAMETERS.contains(&name.as_str()) {
                 continue;
             }
             let filter = params::filter(&strict, &types, &name, &value)?.ok_or_else(|| {
                 ServiceError::at(
                     ErrorCode::ConditionalCriteria,
-                    name.as_ref(),
+                    name.as_str(),
                     format!("'{name}' is not a search parameter of {res_type}."),
                 )
             })?;
@@ -65,7 +65,7 @@ impl Criteria {
                     .extend(split_values(&value).iter().map(|v| params::split_bar(v).1));
             }
             filters.push(filter);
-            pairs.push((name.into_owned(), value.into_owned()));
+            pairs.push((name, value));
         }
         if filters.is_empty() {
             return Err(ServiceError::new(ErrorCode::ConditionalCriteria,

@@ -22,7 +22,7 @@ pub async fn create(
     let resource = read_resource(&req, &res_type, payload, state.body_limit).await?;
     let written = state
         .service
-        .create(&access, res_type, resource, if_none_exist(&req))
+        .create(&access, res_type, resource, if_none_exist(&req)?)
         .await?;
     respond::written(&req, &written, &repr, state.service.base_url())
 }

@@ -23,7 +23,7 @@ pub async fn everything_instance(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(&req);
+    let params = query_params(&req)?;
     everything(&req, &access, &state, Some(path.into_inner()), params).await
 }
 
@@ -45,7 +45,7 @@ pub async fn everything_type(
     access: Access,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(&req);
+    let params = query_params(&req)?;
     everything(&req, &access, &state, None, params).await
 }
 
@@ -89,7 +89,7 @@ async fn posted_params(
     payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let mut params = query_params(req);
+    let mut params = query_params(req)?;
     let body = read_body(payload, limit).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(params);
@@ -103,7 +103,7 @@ async fn posted_params(
                 .starts_with("application/x-www-form-urlencoded")
         });
     if form {
-        params.extend(url::form_urlencoded::parse(&body).into_owned());
+        params.extend(crate::service::search::params::query_pairs(&body)?);
         return Ok(params);
     }
     let parameters = parse_resource(req, &body)?;

@@ -23,7 +23,7 @@ pub async fn search_type(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(&req);
+    let params = query_params(&req)?;
     search(
         &req,
         &access,
@@ -59,7 +59,7 @@ pub async fn search_system(
     access: Access,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = query_params(&req);
+    let params = query_params(&req)?;
     search(&req, &access, &state, SearchScope::System, params).await
 }
 
@@ -90,7 +90,7 @@ pub async fn search_compartment(
             ),
         ));
     }
-    let params = query_params(&req);
+    let params = query_params(&req)?;
     let scope = SearchScope::PatientCompartment { patient, res_type };
     search(&req, &access, &state, scope, params).await
 }
@@ -137,7 +137,7 @@ async fn form_params(
             "POST _search takes its parameters as application/x-www-form-urlencoded.",
         ));
     }
-    let mut params = query_params(req);
-    params.extend(url::form_urlencoded::parse(&body).into_owned());
+    let mut params = query_params(req)?;
+    params.extend(crate::service::search::params::query_pairs(&body)?);
     Ok(params)
 }

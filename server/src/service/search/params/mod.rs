@@ -74,6 +74,52 @@ pub fn filter(
     parse(ctx, types, name, value, 0).map_err(|e| e.at(name))
 }
 
+/// The `name=value` pairs of a query string or form body
+/// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte), refusing any that
+/// is not UTF-8 once decoded: decoding it with replacement characters would search for
+/// something else, and a conditional create would then make a duplicate.
+///
+/// # Errors
+/// `HB-SEARCH-VALUE` naming the parameter.
+pub fn query_pairs(query: &[u8]) -> Result<Vec<(String, String)>, ServiceError> {
+    let decode = |part: &[u8]| -> Option<String> {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        percent_encoding::percent_decode(&spaced)
+            .decode_utf8()
+            .ok()
+            .map(std::borrow::Cow::into_owned)
+    };
+    query
+        .split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            match (decode(name), decode(value)) {
+                (Some(name), Some(value)) => Ok((name, value)),
+                (name, _) => {
+                    let shown = name.unwrap_or_else(|| String::from_utf8_lossy(name_bytes(pair)).into_owned());
+                    Err(ServiceError::at(
+                        ErrorCode::SearchValue,
+                        shown.clone(),
+                        format!("'{shown}' is not UTF-8 once percent-decoded; send UTF-8, percent-encoded (RFC 3986)."),
+                    ))
+                }
+            }
+        })
+        .collect()
+}
+
+/// The name part of a `name=value` pair.
+fn name_bytes(pair: &[u8]) -> &[u8] {
+    pair.split(|b| *b == b'=').next().unwrap_or(pair)
+}
+
 /// An error before it is given the parameter's name.
 #[derive(Debug)]
 pub enum ParamError {
@@ -369,6 +415,24 @@ mod tests {
     use super::composite::split_composite;
     use super::value::token;
     use super::*;
+
+    #[test]
+    fn query_pairs_are_utf8_or_refused() {
+        let pairs = query_pairs(b"name=Tr%E1%BA%A7n+An&&flag&_count=5").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("name".to_owned(), "Trần An".to_owned()),
+                ("flag".to_owned(), String::new()),
+                ("_count".to_owned(), "5".to_owned()),
+            ]
+        );
+        let e = query_pairs(b"identifier=x%7C%FF").unwrap_err();
+        assert!(
+            matches!(e, ServiceError::Refused { code: ErrorCode::SearchValue, ref path, .. } if path.as_deref() == Some("identifier"))
+        );
+        assert!(query_pairs(b"%FF=1").is_err());
+    }
     use proptest::prelude::*;
 
     static PARAMETERS: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Default::default);
