@@ -103,3 +103,30 @@ fn criteria_that_are_not_utf8_are_400_not_duplicates() {
         assert_eq!(found["total"], 1, "[{}] a duplicate was made", s.backend);
     }
 }
+
+/// http.html#version-parameter: a FHIR version this server does not serve is 406 in
+/// Accept and 415 in Content-Type; http.html#mime-type: a body in another charset than
+/// UTF-8 is 415. `fhirVersion=4.0` is served.
+#[test]
+fn other_fhir_versions_and_charsets_are_refused() {
+    for s in servers() {
+        let post = |content_type: &str| {
+            s.req(Method::POST, "Patient")
+                .header("Content-Type", content_type)
+                .header("Accept", FHIR_JSON)
+                .body(patient("Version").to_string())
+                .fetch()
+        };
+        post("application/fhir+json; charset=iso-8859-1").expect_error(415);
+        post("application/fhir+json; fhirVersion=3.0").expect_error(415);
+        post("application/fhir+json; fhirVersion=4.0; charset=UTF-8").expect_status(201);
+        s.req(Method::GET, "metadata")
+            .header("Accept", "application/fhir+json; fhirVersion=3.0")
+            .fetch()
+            .expect_error(406);
+        s.req(Method::GET, "metadata")
+            .header("Accept", "application/fhir+json; fhirVersion=4.0")
+            .fetch()
+            .expect_status(200);
+    }
+}

@@ -59,6 +59,20 @@ fn by_name(name: &str) -> Option<(Format, &'static str)> {
     }
 }
 
+/// Whether a media type's parameters are ones this server serves: `fhirVersion` 4.0 (R4;
+/// http.html#version-parameter) and, for a body, `charset` UTF-8 (http.html#mime-type).
+fn parameters_served(media_type: &str, body: bool) -> bool {
+    media_type.split(';').skip(1).all(|p| {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        let value = value.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "fhirversion" => matches!(value, "4.0" | "4.0.1"),
+            "charset" if body => value.eq_ignore_ascii_case("utf-8"),
+            _ => true,
+        }
+    })
+}
+
 /// Every parameter of the request's query string, in order, decoded.
 ///
 /// # Errors
@@ -186,7 +200,7 @@ fn accepted(accept: &str) -> Option<(Format, &'static str)> {
                 .unwrap_or(1.0);
             (q, i, item.trim())
         })
-        .filter(|(q, _, _)| *q > 0.0)
+        .filter(|(q, _, item)| *q > 0.0 && parameters_served(item, false))
         .collect();
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     candidates
@@ -207,12 +221,15 @@ fn not_acceptable(what: &str) -> ApiError {
 /// 415 for media types that are not FHIR JSON or XML.
 pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, ApiError> {
     match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        Some(ct) => by_name(ct).filter(|_| !ct.trim_start().starts_with("*/*")).map(|(f, _)| f).ok_or_else(|| {
-            ApiError::new(
- ErrorCode::UnsupportedMedia,
-                format!("Content-Type '{ct}' is not supported; send application/fhir+json or application/fhir+xml."),
-            )
-        }),
+        Some(ct) => by_name(ct)
+            .filter(|_| !ct.trim_start().starts_with("*/*") && parameters_served(ct, true))
+            .map(|(f, _)| f)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnsupportedMedia,
+                    format!("Content-Type '{ct}' is not supported; send application/fhir+json or application/fhir+xml, in UTF-8, for FHIR 4.0."),
+                )
+            }),
         None => Ok(match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'<') => Format::Xml,
             _ => Format::Json,
