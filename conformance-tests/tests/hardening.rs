@@ -130,3 +130,51 @@ fn other_fhir_versions_and_charsets_are_refused() {
             .expect_status(200);
     }
 }
+
+/// bundle.html: a `urn:uuid:` fullUrl holds a UUID (else the whole Bundle is a 400); in a
+/// batch the entries stand alone (http.html#transaction), so an entry that refers to
+/// another by its `urn:uuid:` is a 400 of its own instead of a reference that points
+/// nowhere.
+#[test]
+fn bundle_references_are_resolvable_or_refused() {
+    for s in servers() {
+        for kind in ["batch", "transaction"] {
+            let bundle = json!({"resourceType": "Bundle", "type": kind, "entry": [{
+                "fullUrl": "urn:uuid:not-a-uuid",
+                "resource": patient("Urn"),
+                "request": {"method": "POST", "url": "Patient"},
+            }]});
+            let outcome = s.post("", &bundle).expect_error(400);
+            assert_eq!(
+                outcome["issue"][0]["expression"][0],
+                "Bundle.entry[0].fullUrl"
+            );
+        }
+        let person = "urn:uuid:2f3c0d5e-0000-4000-8000-0000000000aa";
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"fullUrl": person, "resource": patient("Batched"),
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Observation", "status": "final",
+              "code": {"text": "weight"}, "subject": {"reference": person}},
+             "request": {"method": "POST", "url": "Observation"}},
+        ]});
+        let answer = s.post("", &bundle).expect_status(200).json();
+        let status = |i: usize| {
+            answer["entry"][i]["response"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(status(0).starts_with("201"), "[{}] {answer}", s.backend);
+        assert!(status(1).starts_with("400"), "[{}] {answer}", s.backend);
+        let stored = s
+            .get("Observation?code:text=weight")
+            .expect_status(200)
+            .json();
+        assert_eq!(
+            stored["total"], 0,
+            "[{}] an Observation pointing nowhere was stored",
+            s.backend
+        );
+    }
+}

@@ -31,7 +31,18 @@ impl Service {
         let entries = entry::entries(bundle, self.base_url())?;
         Ok(stream::iter(entries)
             .map(|entry| async move {
-                let result = self.entry(access, entry.clone()).await;
+                // http.html#transaction: a batch's entries SHALL have no interdependencies;
+                // a `urn:` reference to another entry resolves only in a transaction (stored
+                // as it is, it would point nowhere).
+                let dangling = entry.resource.as_ref().and_then(super::transaction::unresolved);
+                let result = match dangling {
+                    Some(reference) => Err(ServiceError::at(
+                        ErrorCode::BundleReference,
+                        format!("Bundle.entry[{}].resource", entry.index),
+                        format!("The reference {reference} is resolved only in a transaction; in a batch each entry stands alone (use type: transaction, or a Type/id reference)."),
+                    )),
+                    None => self.entry(access, entry.clone()).await,
+                };
                 EntryResult::of(&entry, result)
             })
             .buffered(PARALLEL)

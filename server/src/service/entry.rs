@@ -341,12 +341,31 @@ fn parse_entry(index: usize, entry: &Value, base_url: &str) -> Result<Entry, Ser
             Some(_) => {}
         }
     }
+    let full_url = entry.get("fullUrl").and_then(Value::as_str);
+    if let Some(url) = full_url {
+        // bundle.html#bundle-unique: a `urn:uuid:` fullUrl holds a UUID, a `urn:oid:` one
+        // an OID; anything else would be a reference no one can resolve.
+        let well_formed = match (url.strip_prefix("urn:uuid:"), url.strip_prefix("urn:oid:")) {
+            (Some(uuid), _) => uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok(),
+            (_, Some(oid)) => {
+                oid.split('.').count() >= 2
+                    && oid
+                        .split('.')
+                        .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()))
+            }
+            _ => true,
+        };
+        if !well_formed {
+            return Err(ServiceError::at(
+                ErrorCode::BundleEntry,
+                at("fullUrl"),
+                format!("'{url}' is not a urn:uuid: with a UUID or a urn:oid: with an OID."),
+            ));
+        }
+    }
     Ok(Entry {
         index,
-        full_url: entry
-            .get("fullUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        full_url: full_url.map(str::to_owned),
         method,
         target,
         resource,

@@ -695,7 +695,7 @@ fn rewrite_narrative(div: &str, links: &HashMap<String, String>) -> String {
 }
 
 /// A `urn:uuid:` or `urn:oid:` reference left after rewriting (it names no entry).
-fn unresolved(value: &Value) -> Option<String> {
+pub(super) fn unresolved(value: &Value) -> Option<String> {
     let mut references = Vec::new();
     collect_references(value, &mut references);
     references
