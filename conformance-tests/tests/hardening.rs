@@ -178,3 +178,41 @@ fn bundle_references_are_resolvable_or_refused() {
         );
     }
 }
+
+/// narrative.html#xhtml (txt-1, txt-2): a narrative with a script, an event attribute, a
+/// script URL, or that is not XHTML is a 422 naming the rule, never stored (a stored XSS for
+/// every app that shows `text.div`); a plain one is stored.
+#[test]
+fn narratives_with_scripts_are_refused() {
+    for s in servers() {
+        let xhtml = r#"<div xmlns="http://www.w3.org/1999/xhtml">"#;
+        for (div, rule) in [
+            (format!("{xhtml}<script>alert(1)</script></div>"), "txt-1"),
+            (
+                format!(r#"{xhtml}<img src="x" onerror="alert(1)"/></div>"#),
+                "txt-1",
+            ),
+            (
+                format!(r#"{xhtml}<a href="javascript:alert(1)">x</a></div>"#),
+                "txt-1",
+            ),
+            ("<div>unclosed".to_owned(), "txt-1"),
+            (format!("{xhtml} </div>"), "txt-2"),
+        ] {
+            let mut body = patient("Narrated");
+            body["text"] = json!({"status": "generated", "div": div});
+            let outcome = s.post("Patient", &body).expect_error(422);
+            let codes: Vec<&str> = outcome["issue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["details"]["coding"][0]["code"].as_str())
+                .collect();
+            assert!(codes.contains(&rule), "[{}] {div}: {outcome}", s.backend);
+        }
+        let mut body = patient("Narrated");
+        body["text"] =
+            json!({"status": "generated", "div": format!("{xhtml}<p>Nguyễn <b>An</b></p></div>")});
+        s.post("Patient", &body).expect_status(201);
+    }
+}

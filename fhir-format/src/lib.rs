@@ -22,7 +22,10 @@ use serde_json::Value;
 mod check;
 mod locate;
 mod primitive;
+mod xhtml;
 mod xml;
+
+pub use xhtml::{check_narrative, NarrativeProblem};
 
 /// Why a resource body was rejected, with where, in English and in Vietnamese (the
 /// server answers in the language of `Accept-Language`).

@@ -253,6 +253,21 @@ fn datatype_invariants(
 ) {
     let text = |key: &str| object.get(key).and_then(Value::as_str);
     match type_code {
+        // narrative.html#xhtml: no scripts, event attributes or script URLs, one XHTML div
+        // with content; every app that shows text.div relies on it.
+        "Narrative" => {
+            if let Some(div) = text("div") {
+                if let Err(problem) = fhir_format::check_narrative(div) {
+                    out.push(Issue::error(
+                        "invariant",
+                        problem.rule,
+                        format!("{at}.div"),
+                        format!("{at}.div: {}", problem.message),
+                        format!("{at}.div: {}", problem.message_vi),
+                    ));
+                }
+            }
+        }
         "Period" => {
             // `start <= end`; partial dates of different precision compare only when
             // their ranges do not overlap (FHIRPath comparison is empty otherwise).
@@ -636,6 +651,20 @@ mod tests {
         assert!(
             found.contains(&("obs-3", "Observation.referenceRange[0]".into())),
             "{found:?}"
+        );
+        let narratives = rules(
+            json!({"resourceType": "Patient", "text": {"status": "generated",
+            "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script></div>"},
+            "contained": [{"resourceType": "Medication", "id": "m", "text": {"status": "generated",
+                "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"> </div>"}}]}),
+        );
+        assert!(
+            narratives.contains(&("txt-1", "Patient.text.div".into())),
+            "{narratives:?}"
+        );
+        assert!(
+            narratives.contains(&("txt-2", "Patient.contained[0].text.div".into())),
+            "{narratives:?}"
         );
         let clinical = |code: &str| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": code}]});
         let found = rules(

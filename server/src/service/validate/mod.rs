@@ -351,6 +351,8 @@ pub const RULES: &[&str] = &[
     "pat-1",
     "per-1",
     "qty-3",
+    "txt-1",
+    "txt-2",
 ];
 
 /// The profiles whose rules the policy can set as a group.
