@@ -216,3 +216,25 @@ fn narratives_with_scripts_are_refused() {
         s.post("Patient", &body).expect_status(201);
     }
 }
+
+/// A reference to a type its element does not allow (Patient.managingOrganization is an
+/// Organization: its targetProfile) is a 422 `HB-REFERENCE-TYPE`, not stored.
+#[test]
+fn references_to_the_wrong_type_are_refused() {
+    for s in servers() {
+        let mut body = patient("Referring");
+        body["managingOrganization"] = json!({"reference": "Observation/1"});
+        let outcome = s.post("Patient", &body).expect_error(422);
+        assert_eq!(
+            outcome["issue"][0]["details"]["coding"][0]["code"], "HB-REFERENCE-TYPE",
+            "[{}] {outcome}",
+            s.backend
+        );
+        assert_eq!(
+            outcome["issue"][0]["expression"][0],
+            "Patient.managingOrganization.reference"
+        );
+        body["managingOrganization"] = json!({"reference": "Organization/1"});
+        s.post("Patient", &body).expect_status(201);
+    }
+}

@@ -3,8 +3,9 @@
 - data/elements.json: per resource type, its summary and mandatory top-level elements.
 - data/types.json: per element path (Patient.birthDate, HumanName.family,
   Patient.contact.name, Observation.value[x]) its type codes, min (when 1 or more) and max
-  cardinality, contentReference target, and the value set of a required binding that can
-  be expanded here; what the structural checks walk.
+  cardinality, contentReference target, the value set of a required binding that can
+  be expanded here, and the resource types a Reference may point at; what the structural
+  checks walk.
 - data/valuesets.json: every value set of valuesets.json that can be expanded here,
   url -> [[system, code], ...], from its CodeSystems and ValueSets (value sets with
   filters, or over code systems not given in full such as mime types, UCUM or currencies,
@@ -97,13 +98,19 @@ for sd in list(definitions(resources)) + list(definitions(types)):
                 info["binding"] = url
                 expansions[url] = [list(pair) for pair in expansion]
         codes = []
+        targets = set()
         for t in element.get("type", []):
             code = t["code"]
+            if code == "Reference":
+                targets.update(p.rsplit("/", 1)[1] for p in t.get("targetProfile", []))
             if code.startswith("http://hl7.org/fhirpath/System."):
                 code = "System." + code.rsplit(".", 1)[1]
             codes.append(code)
         if codes:
             info["types"] = codes
+        # The resource types a Reference may point at (none listed, or Resource: any).
+        if targets and "Resource" not in targets:
+            info["targets"] = sorted(targets)
         if "contentReference" in element:
             info["ref"] = element["contentReference"].lstrip("#")
         type_out[path] = info

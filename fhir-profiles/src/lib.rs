@@ -49,6 +49,10 @@ pub struct ElementDefinition {
     pub min: u32,
     /// The value set of a required binding, when it can be expanded ([`value_set`]).
     pub binding: Option<String>,
+    /// The resource types a Reference element may point at (its `targetProfile`s); empty
+    /// when any type may be.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 static DEFINITIONS: OnceLock<HashMap<String, ElementDefinition>> = OnceLock::new();

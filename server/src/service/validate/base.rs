@@ -113,6 +113,9 @@ fn walk(object: &Map<String, Value>, def_path: &str, shown: &str, out: &mut Vec<
             if chosen == "Extension" || child_def == "Extension" {
                 extension(child, &at, out);
             }
+            if chosen == "Reference" && !def.targets.is_empty() {
+                reference_target(child, &def.targets, &at, out);
+            }
             datatype_invariants(chosen, child, &at, out);
             walk(child, &child_def, &at, out);
         }
@@ -227,6 +230,46 @@ fn coding_text(coding: &Value) -> String {
             .and_then(Value::as_str)
             .unwrap_or_default()
     )
+}
+
+/// A literal reference (`Type/id`, `Type/id/_history/v`, or an absolute URL ending so)
+/// points at a type the element allows (its `targetProfile`s): a Patient's
+/// `managingOrganization` is an Organization, not an Observation. Local (`#id`) and
+/// `urn:` references are resolved elsewhere.
+fn reference_target(
+    object: &Map<String, Value>,
+    targets: &[String],
+    at: &str,
+    out: &mut Vec<Issue>,
+) {
+    let Some(reference) = object.get("reference").and_then(Value::as_str) else {
+        return;
+    };
+    if reference.starts_with('#') || reference.starts_with("urn:") {
+        return;
+    }
+    let path = reference.split('?').next().unwrap_or(reference);
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let history = segments.len() >= 4 && segments[segments.len() - 2] == "_history";
+    let type_at = if history {
+        segments.len().checked_sub(4)
+    } else {
+        segments.len().checked_sub(2)
+    };
+    let Some(res_type) = type_at.map(|i| segments[i]) else {
+        return;
+    };
+    if !fhir_format::is_resource_type(res_type) || targets.iter().any(|t| t == res_type) {
+        return;
+    }
+    let allowed = targets.join(", ");
+    out.push(Issue::error(
+        "value",
+        "HB-REFERENCE-TYPE",
+        format!("{at}.reference"),
+        format!("{at} refers to a {res_type}; it may refer to: {allowed}."),
+        format!("{at} tham chiếu đến {res_type}; chỉ được tham chiếu đến: {allowed}."),
+    ));
 }
 
 /// ext-1: an extension has either extensions or a value, not both.
@@ -651,6 +694,17 @@ mod tests {
         assert!(
             found.contains(&("obs-3", "Observation.referenceRange[0]".into())),
             "{found:?}"
+        );
+        let references = rules(json!({"resourceType": "Patient",
+            "managingOrganization": {"reference": "Observation/1"},
+            "generalPractitioner": [{"reference": "https://other.example/fhir/Practitioner/7/_history/2"},
+                {"reference": "Organization/2"}, {"reference": "#local"}, {"reference": "urn:uuid:x"}]}));
+        assert_eq!(
+            references,
+            vec![(
+                "HB-REFERENCE-TYPE",
+                "Patient.managingOrganization.reference".to_owned()
+            )]
         );
         let narratives = rules(
             json!({"resourceType": "Patient", "text": {"status": "generated",

@@ -308,6 +308,7 @@ pub const RULES: &[&str] = &[
     "HB-PROFILE-PATTERN",
     "HB-PROFILE-TYPE",
     "HB-PROFILE-UNKNOWN",
+    "HB-REFERENCE-TYPE",
     "HB-REQUIRED",
     "HB-SP-CODE",
     "HB-SP-EXPRESSION",
