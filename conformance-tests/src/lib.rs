@@ -737,6 +737,17 @@ pub fn patient_with_identifier(family: &str, system: &str, value: &str) -> Value
     p
 }
 
+/// Makes `Patient/{id}` exist (update as create) on a server without authorization, for
+/// tests whose resources refer to a patient without being about one: writes refuse
+/// references to resources that do not exist (`HB-REFERENCE-UNKNOWN`).
+pub fn ensure_patient(s: &Server, id: &str) {
+    let mut p = patient("Referenced");
+    p["id"] = json!(id);
+    p["birthDate"] = json!("1990-02-14");
+    s.put(&format!("Patient/{id}"), &p)
+        .expect_status_in(&[200, 201]);
+}
+
 /// A minimal valid Observation.
 pub fn observation() -> Value {
     json!({

@@ -216,6 +216,13 @@ fn audit_events_cannot_be_changed() {
 fn denied_access_and_searches_are_audited_without_query_values() {
     let (s, idp) = secured_server(Backend::Sqlite);
     let admin = idp.token("system/*.cruds");
+    let mut person = patient("Audited");
+    person["id"] = json!("p-1");
+    s.req(Method::PUT, "Patient/p-1")
+        .bearer_auth(&admin)
+        .fhir_json(&person)
+        .fetch()
+        .expect_status(201);
     let shot = id_of(
         &s.req(Method::POST, "Immunization")
             .bearer_auth(&admin)

@@ -234,7 +234,73 @@ fn references_to_the_wrong_type_are_refused() {
             outcome["issue"][0]["expression"][0],
             "Patient.managingOrganization.reference"
         );
-        body["managingOrganization"] = json!({"reference": "Organization/1"});
+        let organization = id_of(
+            &s.create(&json!({"resourceType": "Organization", "name": "Bệnh viện Bạch Mai"})),
+        );
+        body["managingOrganization"] = json!({"reference": format!("Organization/{organization}")});
         s.post("Patient", &body).expect_status(201);
     }
+}
+
+/// A write whose literal reference names a resource this server does not hold is a 422
+/// `HB-REFERENCE-UNKNOWN` (an Immunization for `Patient/does-not-exist` was stored and
+/// counted); resources written in the same transaction count, whatever the entry order;
+/// `validation.rules.HB-REFERENCE-UNKNOWN = off` turns the check off.
+#[test]
+fn references_to_unknown_resources_are_refused() {
+    for s in servers() {
+        let shot = |patient: &str| {
+            json!({"resourceType": "Immunization", "status": "completed",
+                "vaccineCode": {"text": "COVID-19"}, "occurrenceDateTime": "2021-07-01",
+                "patient": {"reference": patient}})
+        };
+        let outcome = s
+            .post("Immunization", &shot("Patient/does-not-exist"))
+            .expect_error(422);
+        assert_eq!(
+            code(&outcome),
+            "HB-REFERENCE-UNKNOWN",
+            "[{}] {outcome}",
+            s.backend
+        );
+        assert_eq!(
+            outcome["issue"][0]["expression"][0],
+            "Immunization.patient.reference"
+        );
+        let id = id_of(&s.create(&patient("Known")));
+        s.post("Immunization", &shot(&format!("Patient/{id}")))
+            .expect_status(201);
+        s.post("Immunization", &shot(&format!("{}/Patient/{id}", s.base)))
+            .expect_status(201);
+        // A transaction's own resources count, also when the reference comes first.
+        let person = "urn:uuid:2f3c0d5e-0000-4000-8000-0000000000bb";
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": shot(person), "request": {"method": "POST", "url": "Immunization"}},
+            {"fullUrl": person, "resource": patient("InBundle"), "request": {"method": "POST", "url": "Patient"}},
+        ]});
+        s.post("", &bundle).expect_status(200);
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": shot("Patient/does-not-exist"), "request": {"method": "POST", "url": "Immunization"}},
+            {"resource": patient("NotWritten"), "request": {"method": "POST", "url": "Patient"}},
+        ]});
+        s.post("", &bundle).expect_error(422);
+        let none = s.get("Patient?family=NotWritten").expect_status(200).json();
+        assert_eq!(
+            none["total"], 0,
+            "[{}] the failed transaction wrote",
+            s.backend
+        );
+    }
+    let relaxed = Server::start_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__VALIDATION__RULES__HB_REFERENCE_UNKNOWN", "off")],
+    );
+    relaxed
+        .post(
+            "Immunization",
+            &json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"text": "COVID-19"}, "occurrenceDateTime": "2021-07-01",
+            "patient": {"reference": "Patient/later"}}),
+        )
+        .expect_status(201);
 }

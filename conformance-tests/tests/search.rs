@@ -1200,6 +1200,7 @@ fn list_parameter() {
 fn token_above_and_below() {
     const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
     for s in servers() {
+        ensure_patient(&s, "p");
         let sys = unique_system();
         let condition = |n: &str, status: &str| {
             let mut c = json!({"resourceType": "Condition",
@@ -1297,6 +1298,7 @@ fn uuid_like(i: usize) -> String {
 #[test]
 fn contained_resources() {
     for s in servers() {
+        ensure_patient(&s, "p");
         let sys = unique_system();
         let medication = |local: &str, code: &str, form: &str| {
             json!({"resourceType": "Medication", "id": local,

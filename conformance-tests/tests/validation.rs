@@ -127,6 +127,7 @@ fn base_cardinality_and_required_bindings() {
 #[test]
 fn vietnamese_rules_stop_the_campaigns_errors() {
     let s = vn_server();
+    ensure_patient(&s, "someone");
     let cases = [
         // A man recorded with a woman's CCCD digit.
         (
@@ -272,6 +273,7 @@ fn policy_switches() {
             ("HEALTHBOOK__VALIDATION__RULES__VN_IMMUNIZATION", "off"),
         ],
     );
+    ensure_patient(&s, "someone");
     let landline = citizen("001090012345", "male", "1990-02-14", "024 3825 1234");
     let outcome = created_outcome(&s, &landline);
     assert_issue(&outcome, "VN-PHONE-MOBILE", "Patient.telecom[0].value");

@@ -150,6 +150,8 @@ pub fn channel(
                 base_url: base_url.trim_end_matches('/').to_owned(),
                 default_offset,
                 parameters,
+                // The record of what happened names resources that may be gone since.
+                check_references: false,
             },
             queue: rx,
             backlog,

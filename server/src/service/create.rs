@@ -142,6 +142,7 @@ pub(super) fn insert_version(
     resource: &Value,
 ) -> Result<StoredResource, ServiceError> {
     let (version, rows, stored) = new_version(ctx, (res_type, id, version_id), method, resource);
+    super::references::require(tx, ctx, res_type, resource);
     tx.insert(&version)?;
     tx.replace_index(res_type, id, &rows, version_id == 1)?;
     Ok(stored)

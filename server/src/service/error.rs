@@ -99,6 +99,21 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            StoreError::Missing(missing) => ServiceError::Rejected(
+                missing
+                    .into_iter()
+                    .map(|(path, key)| {
+                        let target = format!("{}/{}", key.res_type, key.res_id);
+                        super::validate::Issue::error(
+                            "not-found",
+                            "HB-REFERENCE-UNKNOWN",
+                            path,
+                            format!("{target} does not exist on this server; create it first, or send both in one transaction."),
+                            format!("{target} không có trên máy chủ này; hãy tạo nó trước, hoặc gửi cả hai trong một giao dịch (transaction)."),
+                        )
+                    })
+                    .collect(),
+            ),
             StoreError::Timeout(after) => ServiceError::new(
                 ErrorCode::Timeout,
                 format!(

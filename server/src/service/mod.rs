@@ -17,6 +17,7 @@ mod history;
 mod index;
 mod patch;
 mod read;
+mod references;
 mod reindex;
 pub mod search;
 pub mod search_parameters;
@@ -85,6 +86,7 @@ impl Service {
                 base_url: base_url.clone(),
                 default_offset,
                 parameters,
+                check_references: validator.enforces("base", "HB-REFERENCE-UNKNOWN"),
             }),
             base_url,
             audit,

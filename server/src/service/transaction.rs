@@ -388,9 +388,9 @@ fn run(
                 ));
             };
             let outcome = match identity {
-                Identity::New(id) => created.add(ctx, access, w, id),
+                Identity::New(id) => created.add(tx, ctx, access, w, id),
                 Identity::Existing(id) if new_by_put.contains(&(res_type_of(w), id.clone())) => {
-                    created.add(ctx, access, w, id)
+                    created.add(tx, ctx, access, w, id)
                 }
                 _ => apply(tx, (ctx, validator), access, w, identity),
             }
@@ -420,6 +420,7 @@ impl Created {
     /// existed, to be written at the next flush.
     fn add(
         &mut self,
+        tx: &mut Tx<'_>,
         ctx: &IndexContext,
         access: &Access,
         w: &Planned,
@@ -436,6 +437,7 @@ impl Created {
         };
         let at = (w.entry.target.res_type(), id, 1);
         let (version, rows, stored) = new_version(ctx, at, method, resource);
+        super::references::require(tx, ctx, w.entry.target.res_type(), resource);
         self.versions.push(version);
         self.rows.append(rows);
         Ok(EntryOutcome::Written(Written {

@@ -8,6 +8,10 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded; the caller may retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Resources a write names (with where) that the store does not hold
+    /// ([`Tx::require_existing`](super::Tx::require_existing)); nothing was written.
+    #[error("{} referenced resources do not exist", .0.len())]
+    Missing(Vec<(String, super::ResourceKey)>),
     /// A statement ran past the statement timeout and the database ended it.
     #[error("the statement ran longer than {0:?} and was cancelled")]
     Timeout(std::time::Duration),

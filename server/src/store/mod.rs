@@ -180,7 +180,14 @@ impl Store {
             let memos = &self.memos;
             let result = conn.conn.transaction::<T, TxFailure<E>, _>(|c| {
                 let mut tx = Tx::new(c, backend, memos);
-                f(&mut tx).map_err(TxFailure::Caller)
+                let value = f(&mut tx).map_err(TxFailure::Caller)?;
+                let missing = tx
+                    .missing_required()
+                    .map_err(|e| TxFailure::Caller(E::from(e)))?;
+                if !missing.is_empty() {
+                    return Err(TxFailure::Caller(E::from(StoreError::Missing(missing))));
+                }
+                Ok(value)
             });
             match result {
                 Ok(value) => {

@@ -14,7 +14,7 @@ use super::schema::{
     search_string, search_token, search_uri,
 };
 use super::search::SearchMemos;
-use super::{Backend, DbConnection, StoreError, CONTAINED_PARAM};
+use super::{Backend, DbConnection, ResourceKey, StoreError, CONTAINED_PARAM};
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend.
 macro_rules! on_backend {
@@ -50,6 +50,8 @@ pub struct Tx<'c> {
     backend: Backend,
     /// What searches of this store have learnt about its data.
     pub(super) memos: &'c SearchMemos,
+    /// Resources that must exist when the transaction commits, with where they are named.
+    required: Vec<(String, ResourceKey)>,
 }
 
 /// Which versions a history interaction lists (http.html#history).
@@ -79,7 +81,33 @@ impl<'c> Tx<'c> {
             conn,
             backend,
             memos,
+            required: Vec::new(),
         }
+    }
+
+    /// Asks that (type, id) exist when this transaction commits (`path` says where the
+    /// write names it): checked once, after every write of the transaction, so that
+    /// resources written in it count.
+    pub fn require_existing(&mut self, path: String, key: ResourceKey) {
+        self.required.push((path, key));
+    }
+
+    /// The required resources that do not exist, with where they are named.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub(super) fn missing_required(&mut self) -> Result<Vec<(String, ResourceKey)>, StoreError> {
+        let mut keys: Vec<ResourceKey> = self.required.iter().map(|(_, k)| k.clone()).collect();
+        keys.sort_by(|a, b| (&a.res_type, &a.res_id).cmp(&(&b.res_type, &b.res_id)));
+        keys.dedup();
+        let mut found = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            found.extend(self.existing(chunk)?);
+        }
+        Ok(std::mem::take(&mut self.required)
+            .into_iter()
+            .filter(|(_, k)| !found.contains(k))
+            .collect())
     }
 
     /// The current version of (type, id), deleted or not. `is_current` is written as a bare

@@ -37,6 +37,9 @@ pub struct IndexContext {
     pub default_offset: FixedOffset,
     /// The search parameters indexed (the standard ones and the store's custom ones).
     pub parameters: Registry,
+    /// Whether a write's literal references must name resources of the store
+    /// (`HB-REFERENCE-UNKNOWN`, `references.rs`).
+    pub check_references: bool,
 }
 
 /// Largest instant, the open end of a period.
@@ -775,6 +778,7 @@ mod tests {
             base_url: "https://hb.example/fhir".to_owned(),
             default_offset: FixedOffset::east_opt(7 * 3600).unwrap(),
             parameters: Registry::default(),
+            check_references: true,
         }
     }
 

@@ -230,6 +230,16 @@ impl Validator {
         issues
     }
 
+    /// Whether the policy leaves `rule` of `profile` on (error or warning).
+    pub fn enforces(&self, profile: &str, rule: &str) -> bool {
+        let action = self
+            .policy
+            .actions
+            .get(&rule_key(rule))
+            .or_else(|| self.policy.actions.get(&rule_key(profile)));
+        action != Some(&Action::Off)
+    }
+
     fn apply(&self, profile: &str, issues: Vec<Issue>) -> Vec<Issue> {
         issues
             .into_iter()
@@ -309,6 +319,7 @@ pub const RULES: &[&str] = &[
     "HB-PROFILE-TYPE",
     "HB-PROFILE-UNKNOWN",
     "HB-REFERENCE-TYPE",
+    "HB-REFERENCE-UNKNOWN",
     "HB-REQUIRED",
     "HB-SP-CODE",
     "HB-SP-EXPRESSION",
