@@ -276,3 +276,22 @@ fn deep_or_rootless_xml_is_a_400_and_the_server_stays_up() {
         s.get("metadata").expect_status(200);
     }
 }
+
+/// xml.html: FHIR XML elements carry `value`, `url` and `id` attributes only (outside the
+/// narrative's XHTML); another attribute is a 400, not dropped silently.
+#[test]
+fn unknown_xml_attributes_are_a_400() {
+    for s in servers() {
+        let post = |xml: &str| {
+            s.req(Method::POST, "Patient")
+                .header("Content-Type", FHIR_XML)
+                .header("Accept", FHIR_JSON)
+                .body(xml.to_owned())
+                .fetch()
+        };
+        post(r#"<Patient xmlns="http://hl7.org/fhir"><gender value="male" secret="1"/></Patient>"#)
+            .expect_error(400);
+        post(r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p class="note">An</p></div></text><name><family value="An"/><given value="Văn"/></name><gender value="male"/></Patient>"#)
+            .expect_status(201);
+    }
+}

@@ -1,5 +1,7 @@
 //! What an XML body must be before fhirbolt's reader sees it: one root element, nested at
-//! most [`MAX_DEPTH`] deep. fhirbolt reads XML recursively, so a few hundred nested
+//! most [`MAX_DEPTH`] deep, and no attributes FHIR XML does not have (xml.html: `value`,
+//! `url`, `id` and namespace declarations; the narrative's XHTML has its own, checked by
+//! txt-1), which fhirbolt would drop silently. fhirbolt reads XML recursively, so a few hundred nested
 //! elements (30 KB of `<extension url="x">`) overflowed a worker's stack and aborted the
 //! whole server; JSON gets the same bound from serde_json's recursion limit (128).
 
@@ -16,11 +18,20 @@ pub const MAX_DEPTH: usize = 128;
 pub(crate) fn check_shape(text: &str) -> Result<(), FormatError> {
     let mut reader = Reader::from_str(text);
     let (mut depth, mut roots) = (0usize, 0usize);
+    // The depth of the narrative's XHTML `div` while inside it.
+    let mut xhtml: Option<usize> = None;
     loop {
         match reader.read_event() {
-            Ok(Event::Start(_)) => {
+            Ok(Event::Start(e)) => {
                 if depth == 0 {
                     roots += 1;
+                }
+                if xhtml.is_none() {
+                    if is_xhtml(&e) {
+                        xhtml = Some(depth);
+                    } else {
+                        attributes(&e)?;
+                    }
                 }
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -30,8 +41,20 @@ pub(crate) fn check_shape(text: &str) -> Result<(), FormatError> {
                     ));
                 }
             }
-            Ok(Event::Empty(_)) if depth == 0 => roots += 1,
-            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Empty(e)) => {
+                if depth == 0 {
+                    roots += 1;
+                }
+                if xhtml.is_none() && !is_xhtml(&e) {
+                    attributes(&e)?;
+                }
+            }
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                if xhtml == Some(depth) {
+                    xhtml = None;
+                }
+            }
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(e) => {
@@ -45,6 +68,42 @@ pub(crate) fn check_shape(text: &str) -> Result<(), FormatError> {
             return Err(FormatError::general(
                 "The XML body has more than one root element; send one resource.",
                 "Nội dung XML có nhiều hơn một phần tử gốc; hãy gửi một tài nguyên.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An element in the XHTML namespace (the narrative's `div`).
+fn is_xhtml(e: &quick_xml::events::BytesStart<'_>) -> bool {
+    e.attributes()
+        .flatten()
+        .any(|a| a.key.as_ref() == b"xmlns" && a.value.as_ref() == b"http://www.w3.org/1999/xhtml")
+}
+
+/// The attributes of a FHIR XML element: `value`, `url`, `id`, namespace declarations
+/// (and `xsi:` schema hints).
+fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Result<(), FormatError> {
+    for attribute in e.attributes() {
+        let attribute = attribute.map_err(|err| {
+            FormatError::general(
+                format!("The XML body is not well-formed: {err}."),
+                format!("Nội dung XML không đúng cú pháp: {err}."),
+            )
+        })?;
+        let key = attribute.key.as_ref();
+        // `xsi:schemaLocation`: a schema hint some tools write, harmless.
+        if !(matches!(key, b"value" | b"url" | b"id")
+            || key.starts_with(b"xmlns")
+            || key.starts_with(b"xsi:"))
+        {
+            let (key, name) = (
+                String::from_utf8_lossy(key).into_owned(),
+                String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+            );
+            return Err(FormatError::general(
+                format!("<{name}> has the attribute '{key}', which FHIR XML does not have (xml.html: value, url, id)."),
+                format!("<{name}> có thuộc tính '{key}' không có trong FHIR XML (xml.html: value, url, id)."),
             ));
         }
     }
@@ -77,6 +136,17 @@ mod tests {
             let e = crate::parse_xml(nested(depth).as_bytes()).expect_err("too deep");
             assert!(e.message.contains("128 deep"), "{depth}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn only_fhir_attributes_outside_the_narrative() {
+        let ok = r#"<Patient xmlns="http://hl7.org/fhir"><id value="p"/><extension url="http://x"><valueString value="a"/></extension><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p class="x" style="color:red">a</p></div></text><name id="n1"><family value="An"/></name></Patient>"#;
+        assert!(check_shape(ok).is_ok());
+        let bad =
+            r#"<Patient xmlns="http://hl7.org/fhir"><gender value="male" secret="1"/></Patient>"#;
+        let e = check_shape(bad).expect_err("unknown attribute");
+        assert!(e.message.contains("'secret'"), "{}", e.message);
+        assert!(check_shape(r#"<Patient xmlns="http://hl7.org/fhir" foo="1"/>"#).is_err());
     }
 
     #[test]
