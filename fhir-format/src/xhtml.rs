@@ -180,7 +180,7 @@ fn element(e: &BytesStart<'_>) -> Result<(), (String, String)> {
     let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
     if !ELEMENTS.contains(&name.as_str()) {
         return Err((
-            format!("<{name}> is not allowed in a narrative (scripts, forms, frames, objects and styles sheets are not)"),
+            format!("<{name}> is not allowed in a narrative (scripts, forms, frames, objects and style sheets are not)"),
             format!("Không được dùng <{name}> trong phần mô tả (không được có script, form, frame, object hay stylesheet)"),
         ));
     }

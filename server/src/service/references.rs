@@ -1,4 +1,4 @@
-//! Referential integrity (http.html#2.21.0.13 leaves it to the server; issue 14): a
+//! Referential integrity (http.html#delete: servers may choose to enforce it; issue 14): a
 //! write's literal references (`Patient/123`, `Patient/123/_history/2`, or an absolute URL
 //! under this server's base) must name resources of the store, or resources written in
 //! the same database transaction (a transaction Bundle's entries). An Immunization for
