@@ -71,19 +71,32 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-/// Starts one fresh server per backend under test (SQLite, plus PostgreSQL when
-/// `TEST_DATABASE_URL` is set). Servers are started in parallel.
-pub fn servers() -> Vec<Server> {
-    let pg_url = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if pg_url.is_none() && std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
-        panic!("PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL");
+/// Whether PostgreSQL is under test (`TEST_DATABASE_URL` set). Without it, a test that
+/// needs PostgreSQL is skipped with a line on stderr, except in CI, where that is a failure.
+pub fn postgres_under_test(test: &str) -> bool {
+    let set = std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.trim().is_empty());
+    if !set {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")),
+            "PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL"
+        );
+        eprintln!("TEST_DATABASE_URL not set: {test} needs PostgreSQL");
     }
+    set
+}
+
+/// The backends under test: SQLite, plus PostgreSQL when `TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend::Sqlite];
-    if pg_url.is_some() {
+    if postgres_under_test("part of this test") {
         backends.push(Backend::Postgres);
     }
+    backends
+}
+
+/// Starts one fresh server per backend under test ([`backends`]), in parallel.
+pub fn servers() -> Vec<Server> {
+    let backends = backends();
     thread::scope(|s| {
         let handles: Vec<_> = backends
             .iter()
@@ -356,27 +369,10 @@ impl Server {
     /// SQLite server.
     pub fn db_sql(&self, sql: &str) -> String {
         let pg = self.pg.as_ref().expect("db_sql needs a PostgreSQL server");
-        let url = with_database(&pg.admin_url, &pg.name);
-        let out = Command::new("psql")
-            .args([
-                url.as_str(),
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-            ])
-            .arg(sql.replace("{db}", &pg.name))
-            .output()
-            .expect("run psql (is it installed?)");
-        assert!(
-            out.status.success(),
-            "psql `{sql}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        psql(
+            &with_database(&pg.admin_url, &pg.name),
+            &sql.replace("{db}", &pg.name),
+        )
     }
 
     /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it
@@ -505,9 +501,20 @@ impl Drop for PgDatabase {
     }
 }
 
-fn psql(url: &str, sql: &str) {
+/// Runs `sql` with psql on `url`; returns what it prints, unaligned, tuples only.
+fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("run psql (is it installed?)");
     assert!(
@@ -515,6 +522,15 @@ fn psql(url: &str, sql: &str) {
         "psql `{sql}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The Healthbook error code of an OperationOutcome's first issue (docs/ERRORS.md), or
+/// `""` when it has none.
+pub fn error_code(outcome: &Value) -> &str {
+    outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
 }
 
 /// Replaces the database name (URL path) of a `postgres://` URL, keeping any query.

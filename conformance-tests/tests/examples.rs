@@ -170,14 +170,6 @@ fn national(backend: Backend) -> Server {
     Server::start_with(backend, &[("HEALTHBOOK__VALIDATION__VN_CORE", "all")])
 }
 
-fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Sqlite];
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
-        out.push(Backend::Postgres);
-    }
-    out
-}
-
 /// README.md "Examples": create (conditional), read as XML, patch, history, two searches.
 #[test]
 fn readme_examples_work_as_written() {

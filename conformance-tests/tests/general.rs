@@ -35,11 +35,7 @@ fn errors_carry_operation_outcome() {
 #[test]
 fn own_statuses_and_error_codes() {
     fn code(resp: &Resp) -> String {
-        let body = resp.json();
-        body["issue"][0]["details"]["coding"][0]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error code: {body}"))
-            .to_owned()
+        error_code(&resp.json()).to_owned()
     }
     for s in servers() {
         let created = s.post("Foo", &json!({"resourceType": "Foo"}));

@@ -4,12 +4,6 @@
 
 use conformance_tests::*;
 
-fn code(outcome: &Value) -> &str {
-    outcome["issue"][0]["details"]["coding"][0]["code"]
-        .as_str()
-        .unwrap_or_default()
-}
-
 /// datatypes.html#string and #date: control characters, strings over 1 MB and the year
 /// 0000 are refused (they were a 500 on PostgreSQL, or stored).
 #[test]
@@ -32,7 +26,7 @@ fn bad_strings_and_dates_are_400_and_not_stored() {
         for (what, body) in cases {
             let outcome = s.post("Patient", &body).expect_error(400);
             assert_eq!(
-                code(&outcome),
+                error_code(&outcome),
                 "HB-FORMAT",
                 "[{}] {what}: {outcome}",
                 s.backend
@@ -226,7 +220,8 @@ fn references_to_the_wrong_type_are_refused() {
         body["managingOrganization"] = json!({"reference": "Observation/1"});
         let outcome = s.post("Patient", &body).expect_error(422);
         assert_eq!(
-            outcome["issue"][0]["details"]["coding"][0]["code"], "HB-REFERENCE-TYPE",
+            error_code(&outcome),
+            "HB-REFERENCE-TYPE",
             "[{}] {outcome}",
             s.backend
         );
@@ -258,7 +253,7 @@ fn references_to_unknown_resources_are_refused() {
             .post("Immunization", &shot("Patient/does-not-exist"))
             .expect_error(422);
         assert_eq!(
-            code(&outcome),
+            error_code(&outcome),
             "HB-REFERENCE-UNKNOWN",
             "[{}] {outcome}",
             s.backend

@@ -73,12 +73,7 @@ fn sigterm_drains_in_flight_requests() {
 /// is back.
 #[test]
 fn database_loss_gives_503_and_recovery() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL not set: the database-loss test needs PostgreSQL");
+    if !postgres_under_test("the database-loss test") {
         return;
     }
     let s = Server::start_with(
@@ -165,12 +160,7 @@ fn database_loss_gives_503_and_recovery() {
 /// write (they are not silently dropped, and shutdown does not wait forever for them).
 #[test]
 fn sigterm_during_an_outage_exits_on_time() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "PostgreSQL tests must not be skipped in CI: set TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL not set: the outage shutdown test needs PostgreSQL");
+    if !postgres_under_test("the outage shutdown test") {
         return;
     }
     let mut s = Server::start_with(

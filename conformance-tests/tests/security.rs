@@ -23,15 +23,6 @@ fn immunization_for(patient_id: &str) -> Value {
     })
 }
 
-/// The backends under test: SQLite, and PostgreSQL when `TEST_DATABASE_URL` is set.
-fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Sqlite];
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
-        out.push(Backend::Postgres);
-    }
-    out
-}
-
 fn create_with(s: &Server, token: &str, resource: &Value) -> String {
     let ty = resource["resourceType"].as_str().unwrap();
     id_of(

@@ -37,6 +37,9 @@ pub fn validation_outcome(issues: &[Issue], language: Language) -> Value {
     json!({"resourceType": "OperationOutcome", "issue": issues})
 }
 
+/// Seconds a 503 asks the client to wait before it retries.
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// An error answer: its code (which fixes status and issue type), message and location.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -46,7 +49,7 @@ pub struct ApiError {
     /// In Vietnamese, where the message has been translated.
     pub message_vi: Option<String>,
     pub expression: Option<Box<str>>,
-    /// Seconds, for 503.
+    /// Seconds: every 503 says when to come back (RFC 9110 §10.2.3).
     pub retry_after: Option<u32>,
     /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3).
     pub challenge: Option<Box<str>>,
@@ -55,14 +58,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error of `code` with the given description.
+    /// An error of `code` with the given description; a 503 asks to retry after 5 s.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
             message_vi: None,
             expression: None,
-            retry_after: None,
+            retry_after: (code.info().status == 503).then_some(RETRY_AFTER_SECS),
             challenge: None,
             validation: Box::default(),
         }
@@ -147,11 +150,7 @@ impl From<ServiceError> for ApiError {
                 code,
                 message,
                 path,
-            } => ApiError {
-                // Every 503 says when to come back.
-                retry_after: (code.info().status == 503).then_some(5),
-                ..ApiError::new(code, message).at(path)
-            },
+            } => ApiError::new(code, message).at(path),
             ServiceError::Format(e) => ApiError::from(e),
             ServiceError::Forbidden { scope } => {
                 let (message, challenge) = if scope.is_empty() {
@@ -215,13 +214,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unavailable(cause) => {
                 // The store logs the outage once; a line per request would flood the log.
                 tracing::debug!(error.cause = %cause, "database unavailable");
-                ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        ErrorCode::Unavailable,
-                        "The service is temporarily unavailable; retry after a few seconds.",
-                    )
-                }
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "The service is temporarily unavailable; retry after a few seconds.",
+                )
             }
             ServiceError::Conflict(cause) => {
                 tracing::info!(error.cause = %cause, "write conflict after retries");
@@ -280,13 +276,10 @@ impl From<crate::auth::AuthError> for ApiError {
             },
             AuthError::Unavailable(cause) => {
                 tracing::warn!(error.cause = %cause, "OpenID provider unavailable");
-                ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        ErrorCode::IdpUnavailable,
-                        "The access token cannot be checked right now; retry after a few seconds.",
-                    )
-                }
+                ApiError::new(
+                    ErrorCode::IdpUnavailable,
+                    "The access token cannot be checked right now; retry after a few seconds.",
+                )
             }
         }
     }

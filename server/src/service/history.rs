@@ -140,18 +140,14 @@ impl Service {
             before_seq: params.cursor,
             limit: count + 1,
         };
-        let instance = match &scope {
-            HistoryScope::Instance(t, id) => Some((t.clone(), id.clone())),
-            _ => None,
-        };
-        let of = instance.clone();
+        let instance = matches!(scope, HistoryScope::Instance(..));
         let (rows, total, current) = self
             .read_tx(move |tx| {
                 let rows = tx.history(&query)?;
                 let total = tx.history_total(&query)?;
-                let current = match &of {
-                    Some((t, id)) => tx.current(t, id)?,
-                    None => None,
+                let current = match &scope {
+                    HistoryScope::Instance(t, id) => tx.current(t, id)?,
+                    _ => None,
                 };
                 Ok((rows, total, current))
             })
@@ -164,7 +160,7 @@ impl Service {
         // A resource that never existed is not known; one that exists has a history, also
         // when `_since` leaves none of its versions on the page (an empty Bundle). A token
         // that may see none of it learns nothing either way.
-        if instance.is_some() {
+        if instance {
             let Some(current) = current.map(StoredResource::from) else {
                 return Err(not_found());
             };
@@ -172,7 +168,6 @@ impl Service {
                 return Err(not_found());
             }
         }
-        let instance = instance.is_some();
         let has_more = rows.len() as i64 > count;
         let rows_were_empty = rows.is_empty();
         let page: Vec<_> = rows.into_iter().take(count as usize).collect();

@@ -52,12 +52,15 @@ impl Registry {
     pub fn get(&self, res_type: &str, code: &str) -> Option<Param> {
         fhir_profiles::standard_search_parameter(res_type, code)
             .map(Param::Standard)
-            .or_else(|| {
-                self.custom()
-                    .iter()
-                    .find(|sp| sp.code == code && applies_to(sp, res_type))
-                    .map(|sp| Param::Custom(Arc::clone(sp)))
-            })
+            .or_else(|| self.custom_one(res_type, code))
+    }
+
+    /// The custom parameter `code` of `res_type`, if there is one.
+    pub fn custom_one(&self, res_type: &str, code: &str) -> Option<Param> {
+        self.custom()
+            .iter()
+            .find(|sp| sp.code == code && applies_to(sp, res_type))
+            .map(|sp| Param::Custom(Arc::clone(sp)))
     }
 
     /// The custom parameters that apply to `res_type`.

@@ -68,18 +68,30 @@ fn security(smart: &Value) -> Value {
 
 /// The CapabilityStatement of this build, with links under `base_url`.
 pub fn capability_statement(base_url: &str, parameters: &Registry) -> Value {
+    // What the route table offers, read once for every type.
+    let offers: Vec<Offers> = offered().collect();
+    let of_kind = |pick: fn(&Offers) -> Option<&'static str>| -> Vec<Value> {
+        offers
+            .iter()
+            .filter_map(pick)
+            .map(|code| json!({"code": code}))
+            .collect()
+    };
+    let type_interactions = of_kind(|o| match o {
+        Offers::Type(code) => Some(code),
+        _ => None,
+    });
+    let system_interactions = of_kind(|o| match o {
+        Offers::System(code) => Some(code),
+        _ => None,
+    });
     let resources: Vec<Value> = fhir_format::resource_types()
         .iter()
         .map(|t| {
             let mut resource = json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-                "interaction": offered()
-                    .filter_map(|o| match o {
-                        Offers::Type(code) => Some(json!({"code": code})),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
+                "interaction": type_interactions,
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
@@ -94,8 +106,9 @@ pub fn capability_statement(base_url: &str, parameters: &Registry) -> Value {
                     .map(|sp| json!({"name": sp.code, "definition": sp.url, "type": sp.kind}))
                     .collect::<Vec<_>>(),
             });
-            let mut operations: Vec<Value> = offered()
-                .filter_map(|o| match o {
+            let mut operations: Vec<Value> = offers
+                .iter()
+                .filter_map(|o| match *o {
                     Offers::Operation {
                         name,
                         definition,
@@ -135,12 +148,7 @@ pub fn capability_statement(base_url: &str, parameters: &Registry) -> Value {
         "rest": [{
             "mode": "server",
             "resource": resources,
-            "interaction": offered()
-                .filter_map(|o| match o {
-                    Offers::System(code) => Some(json!({"code": code})),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
+            "interaction": system_interactions,
         }],
     })
 }

@@ -23,12 +23,7 @@ pub fn supported_parameter(parameters: &Registry, res_type: &str, code: &str) ->
         .iter()
         .find(|sp| sp.code == code)
         .map(|sp| Param::Standard(sp))
-        .or_else(|| {
-            parameters
-                .custom_for(res_type)
-                .into_iter()
-                .find(|sp| sp.code == code)
-        })
+        .or_else(|| parameters.custom_one(res_type, code))
 }
 
 /// The standard part of [`supported_parameters`].
