@@ -375,6 +375,25 @@ impl Server {
         )
     }
 
+    /// Runs statements on the database under test beside the server, on either backend
+    /// (data shapes a test cannot make quickly through the API).
+    pub fn db_exec(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        match &self.pg {
+            Some(_) => {
+                self.db_sql(sql);
+            }
+            None => {
+                let path = self.dir.join("hb.db");
+                let mut conn = diesel::SqliteConnection::establish(&path.display().to_string())
+                    .expect("open the SQLite database under test");
+                conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+                    .unwrap_or_else(|e| panic!("SQLite: {e}\n{sql}"));
+            }
+        }
+    }
+
     /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it
     /// exited successfully.
     pub fn terminate(&mut self, within: Duration) -> bool {

@@ -1684,6 +1684,34 @@ fn search_cost_is_bounded() {
     }
 }
 
+/// SQLite has no statement timeout of its own: a search checks its deadline as it reads
+/// rows (`hb_in_time`), so a search past `database.statement_timeout_ms` ends with the same
+/// 503 `HB-TIMEOUT` as on PostgreSQL, and the server goes on answering (issue 14).
+#[test]
+fn a_search_past_the_statement_timeout_is_stopped_on_sqlite() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__DATABASE__STATEMENT_TIMEOUT_MS", "40")],
+    );
+    s.db_exec(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 200000) \
+         INSERT INTO search_string (res_type, res_id, param, norm, exact) \
+         SELECT 'Patient', 'p' || n, 'name', lower(hex(randomblob(16))), 'x' FROM g; \
+         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 200000) \
+         INSERT INTO resource_versions (res_type, res_id, version_id, is_current, deleted, method, last_updated, content) \
+         SELECT 'Patient', 'p' || n, 1, 1, 0, 'POST', n, '{\"resourceType\":\"Patient\"}' FROM g; \
+         ANALYZE;",
+    );
+    let query: Vec<String> = (0..40).map(|i| format!("name:contains=zz{i:02}")).collect();
+    let resp = s.get(&format!("Patient?{}", query.join("&")));
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(resp.header("retry-after").is_some());
+    assert_eq!(error_code(&resp.json()), "HB-TIMEOUT");
+    // A search within the time is answered, on the same connections.
+    s.get("Patient?_id=p1").expect_status(200);
+    s.get("metadata").expect_status(200);
+}
+
 /// A statement past `database.statement_timeout_ms` is ended by PostgreSQL itself: the
 /// request gets a 503 `HB-TIMEOUT` with Retry-After, and nothing is left running in the
 /// database (issue 14).

@@ -151,6 +151,8 @@ impl ManageConnection for Manager {
                      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                hb_in_time_utils::register_nondeterministic_impl(&mut conn, InTime)
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 DbConnection::Sqlite(conn)
             }
         };
@@ -175,6 +177,42 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut PooledDb) -> bool {
         std::thread::panicking() || conn.broken || conn.conn.is_broken()
     }
+}
+
+diesel::define_sql_function! {
+    /// True until `deadline` (ms since the epoch), then an error that ends the statement:
+    /// SQLite's statement timeout (`search/sql.rs` places it where statements read rows).
+    fn hb_in_time(deadline: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+}
+
+/// The answer of `hb_in_time` for one deadline.
+#[derive(Debug)]
+struct InTime(i64);
+
+impl diesel::serialize::ToSql<diesel::sql_types::Bool, diesel::sqlite::Sqlite> for InTime {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        if now_ms() > self.0 {
+            return Err("statement timeout".into());
+        }
+        out.set_value(1);
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The deadline of a statement that starts now and may run `timeout` (none for zero).
+pub(super) fn deadline(timeout: Duration) -> Option<i64> {
+    (!timeout.is_zero())
+        .then(|| now_ms().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)))
 }
 
 pub(super) fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {

@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod health;
+mod key;
 mod models;
 mod queries;
 mod schema;

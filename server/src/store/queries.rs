@@ -306,6 +306,8 @@ impl<'c> Tx<'c> {
                 }
             }};
         }
+        // Values past the databases' index limits are indexed by their keys (`key.rs`).
+        let rows = super::key::bounded(rows);
         replace!(search_token, &rows.tokens);
         replace!(search_string, &rows.strings);
         replace!(search_date, &rows.dates);

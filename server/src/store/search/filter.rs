@@ -7,6 +7,7 @@ use super::query::{
     NEAR_LONGITUDE,
 };
 use super::sql::Sql;
+use crate::store::key;
 
 /// `alias` is a current, live version of one of `types`.
 pub(super) fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
@@ -14,6 +15,7 @@ pub(super) fn current_of(sql: &mut Sql, alias: &str, types: &[String]) {
         "{alias}.is_current AND NOT {alias}.deleted AND {alias}.res_type IN "
     ));
     sql.list(types);
+    sql.deadline_check();
 }
 
 /// The contained resources of `types` as a table `alias` with the columns filters read:
@@ -268,14 +270,15 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
 
 /// ` AND <cond on x>`
 pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
+    sql.deadline_check();
     match cond {
         Cond::Any => {}
         Cond::Token { system, code } => {
             if let Some(code) = code {
-                sql.push(" AND x.code = ").text(code);
+                sql.push(" AND x.code = ").text(&key::exact(code));
             }
             if let Some(system) = system {
-                sql.push(" AND x.system = ").text(system);
+                sql.push(" AND x.system = ").text(&key::exact(system));
             }
         }
         Cond::TokenIn(codes) if codes.is_empty() => {
@@ -287,12 +290,17 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
                 if i > 0 {
                     sql.push(", ");
                 }
-                sql.push("(").text(system).push(", ").text(code).push(")");
+                sql.push("(")
+                    .text(&key::exact(system))
+                    .push(", ")
+                    .text(&key::exact(code))
+                    .push(")");
             }
             sql.push(")");
         }
         Cond::StringStarts(prefix) => {
             sql.value_sensitive = true;
+            let prefix = key::prefix(prefix);
             // A prefix is an index range in byte order (C collation).
             sql.push(" AND x.norm >= ")
                 .text(prefix)
@@ -301,7 +309,7 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
         }
         Cond::StringExact { norm, exact } => {
             sql.push(" AND x.norm = ")
-                .text(norm)
+                .text(&key::exact(norm))
                 .push(" AND x.exact = ")
                 .text(exact);
         }
@@ -319,10 +327,10 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
         Cond::Value { test, system, code } => {
             sql.value_sensitive = true;
             if let Some(code) = code {
-                sql.push(" AND x.code = ").text(code);
+                sql.push(" AND x.code = ").text(&key::exact(code));
             }
             if let Some(system) = system {
-                sql.push(" AND x.system = ").text(system);
+                sql.push(" AND x.system = ").text(&key::exact(system));
             }
             sql.push(" AND ");
             compare(sql, "x.value", "x.value", test.map(Bind::Float));
@@ -334,14 +342,15 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
             }
         }
         Cond::Url(url) => {
-            sql.push(" AND x.url = ").text(url);
+            sql.push(" AND x.url = ").text(&key::exact(url));
         }
         Cond::Uri { value, mode } => match mode {
             UriMode::Equal => {
-                sql.push(" AND x.uri = ").text(value);
+                sql.push(" AND x.uri = ").text(&key::exact(value));
             }
             UriMode::Below => {
                 sql.value_sensitive = true;
+                let value = key::prefix(value);
                 sql.push(" AND x.uri >= ")
                     .text(value)
                     .push(" AND x.uri < ")
@@ -356,6 +365,10 @@ pub(super) fn condition(sql: &mut Sql, cond: &Cond) {
                     .filter(|p| p.contains("://") && !p.ends_with(':') && !p.ends_with('/'))
                     .collect();
                 prefixes.push(value.clone());
+                let prefixes: Vec<String> = prefixes
+                    .iter()
+                    .map(|p| key::exact(p).into_owned())
+                    .collect();
                 sql.push(" AND x.uri IN ").list(&prefixes);
             }
         },

@@ -35,6 +35,13 @@ impl Sql {
         self
     }
 
+    /// A point where SQLite checks the statement's deadline, once per row it reaches (a
+    /// term that holds until then; nothing on PostgreSQL, whose `statement_timeout` ends
+    /// the statement itself).
+    pub(super) fn deadline_check(&mut self) -> &mut Self {
+        self.push(" AND \u{2}")
+    }
+
     pub(super) fn text(&mut self, value: &str) -> &mut Self {
         self.bind(Bind::Text(value.to_owned()))
     }
@@ -82,6 +89,9 @@ pub(super) fn cacheable(shapes: &Mutex<HashSet<u64>>, text: &str) -> bool {
 pub(super) struct Statement<'a> {
     pub(super) sql: &'a Sql,
     pub(super) cacheable: bool,
+    /// When SQLite ends the statement (ms since the epoch, `hb_in_time`); `None` checks
+    /// nothing.
+    pub(super) deadline: Option<i64>,
 }
 
 impl QueryId for Statement<'_> {
@@ -120,7 +130,19 @@ where
                     }
                 }
             }
-            out.push_sql(piece);
+            for (j, part) in piece.split('\u{2}').enumerate() {
+                if j > 0 {
+                    match &self.deadline {
+                        Some(deadline) => {
+                            out.push_sql("hb_in_time(");
+                            out.push_bind_param::<BigInt, i64>(deadline)?;
+                            out.push_sql(")");
+                        }
+                        None => out.push_sql("1 = 1"),
+                    }
+                }
+                out.push_sql(part);
+            }
         }
         Ok(())
     }
@@ -136,26 +158,30 @@ macro_rules! load {
         let sql = $sql;
         let shared = cacheable(&$tx.memos.shapes, &sql.text);
         let started = std::time::Instant::now();
+        let timeout = $tx.memos.statement_timeout;
         match &mut *$tx.conn {
             // PostgreSQL plans a cached statement once for all values (a generic plan);
             // where the values decide the plan, it prepares the statement with them.
             DbConnection::Postgres(c) => Statement {
                 cacheable: shared && !sql.value_sensitive,
                 sql: &sql,
+                deadline: None,
             }
             .load::<$row>(c),
-            // SQLite plans without looking at values: always cache.
+            // SQLite plans without looking at values: always cache. It has no statement
+            // timeout of its own: the statement checks its deadline as it reads rows.
             DbConnection::Sqlite(c) => Statement {
                 cacheable: shared,
                 sql: &sql,
+                deadline: crate::store::conn::deadline(timeout),
             }
             .load::<$row>(c),
         }
         .map_err(|e| {
             // PostgreSQL reports the cancellation as SQLSTATE 57014, which diesel does not
-            // pass on (and whose message `lc_messages` translates): a statement that fails
-            // after running as long as the timeout was ended by it.
-            let timeout = $tx.memos.statement_timeout;
+            // pass on (and whose message `lc_messages` translates), and SQLite as the error
+            // of `hb_in_time`: a statement that fails after running as long as the timeout
+            // was ended by it.
             match StoreError::from(e) {
                 StoreError::Fault(_) if !timeout.is_zero() && started.elapsed() >= timeout => {
                     StoreError::Timeout(timeout)
