@@ -42,6 +42,25 @@ fn strip_position(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
 }
 
+/// The deepest nesting of arrays and objects that reads back: serde_json's recursion limit.
+pub(crate) const MAX_DEPTH: usize = 127;
+
+/// How deeply `value` nests arrays and objects (a scalar is 0), without recursion.
+pub(crate) fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(d + 1);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
 /// The `resourceType` of a resource body.
 pub(crate) fn resource_type(value: &Value) -> Result<&str, FormatError> {
     let object = value.as_object().ok_or_else(|| {

@@ -83,6 +83,21 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
 /// # Errors
 /// A [`FormatError`] when the resource is not valid FHIR R4.
 pub fn normalize(resource: Value) -> Result<Value, FormatError> {
+    // A patch can nest values deeper than any body may (each adds up to the parse depth),
+    // and the stored resource must read back.
+    let depth = check::depth(&resource);
+    if depth > check::MAX_DEPTH {
+        return Err(FormatError::general(
+            format!(
+                "The resource nests {depth} levels deep; at most {} are allowed.",
+                check::MAX_DEPTH
+            ),
+            format!(
+                "Tài nguyên lồng {depth} cấp; tối đa {} cấp.",
+                check::MAX_DEPTH
+            ),
+        ));
+    }
     let resource_type = check::resource_type(&resource)?.to_owned();
     check::json_rules(&resource, &resource_type)?;
     let model = model_from_json(resource, &resource_type)?;
@@ -116,6 +131,14 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
             format!("XML FHIR không hợp lệ: {e}."),
         )
     })?;
+    // xml.html: elements appear in the documented order; fhirbolt reads them in any.
+    let canonical = fhirbolt::xml::to_string(&resource, None).map_err(|e| {
+        FormatError::general(
+            format!("Invalid FHIR XML: {e}."),
+            format!("XML FHIR không hợp lệ: {e}."),
+        )
+    })?;
+    xml::check_order(text, &canonical)?;
     let json = model_to_json(resource)?;
     let resource_type = check::resource_type(&json)?.to_owned();
     check::json_rules(&json, &resource_type)?;

@@ -182,6 +182,21 @@ fn primitive(value: &Value, type_code: &str, shown: &str) -> Result<(), FormatEr
         ("unsignedInt", Value::Number(n)) if n.as_i64().is_none_or(|v| v < 0) => {
             invalid(("it must be 0 or more", "phải từ 0 trở lên"))
         }
+        // datatypes.html#integer: a 32-bit signed integer (positiveInt and unsignedInt too).
+        ("integer" | "positiveInt" | "unsignedInt", Value::Number(n))
+            if n.as_i64().is_none_or(|v| i32::try_from(v).is_err()) =>
+        {
+            invalid((
+                "it must fit in 32 bits (at most 2,147,483,647)",
+                "phải nằm trong 32 bit (tối đa 2.147.483.647)",
+            ))
+        }
+        // A decimal past the range of a double (1e400, 10,000 digits) is infinite to
+        // every JSON reader that meets it, and cannot be searched.
+        ("decimal", Value::Number(n)) if n.as_f64().is_none_or(|f| !f.is_finite()) => invalid((
+            "it is outside the range of a double (about ±1.8e308)",
+            "nằm ngoài phạm vi số thực (khoảng ±1,8e308)",
+        )),
         (_, Value::String(text)) => {
             // datatypes.html#string: "Strings SHALL NOT contain Unicode character points
             // below 32, except for u0009 (horizontal tab), u0010 (carriage return) and u0013

@@ -208,3 +208,34 @@ fn strings_and_years_as_r4_defines_them() {
     assert_eq!(e.path.as_deref(), Some("Patient.birthDate"));
     assert!(parse_json(br#"{"resourceType":"Patient","birthDate":"0001-01-01"}"#).is_ok());
 }
+
+/// A resource a patch made may nest no deeper than a body may, so that what is stored reads
+/// back.
+#[test]
+fn normalize_bounds_the_depth_of_assembled_resources() {
+    let nested = |depth: usize| {
+        let mut value = serde_json::json!("x");
+        for _ in 0..depth {
+            value = serde_json::json!([value]);
+        }
+        value
+    };
+    // A patch adds at most a body's depth to a stored resource's, so 1,000 is past any.
+    for depth in [10usize, 126, 127, 128, 1_000] {
+        let resource = serde_json::json!({
+            "resourceType": "Basic", "code": {"text": "x"},
+            "extension": [{"url": "http://x", "valueString": "y"}],
+            "x": nested(depth.saturating_sub(1)),
+        });
+        let total = check::depth(&resource);
+        assert_eq!(total, depth.max(1), "{depth}");
+        if total <= check::MAX_DEPTH {
+            // It reads back.
+            let text = serde_json::to_string(&resource).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).expect("reads back");
+        } else {
+            let e = normalize(resource).expect_err("too deep");
+            assert!(e.message.contains("at most 127"), "{depth}: {}", e.message);
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! `url`, `id` and namespace declarations; the narrative's XHTML has its own, checked by
 //! txt-1), which fhirbolt would drop silently. fhirbolt reads XML recursively, so a few hundred nested
 //! elements (30 KB of `<extension url="x">`) overflowed a worker's stack and aborted the
-//! whole server; JSON gets the same bound from serde_json's recursion limit (128).
+//! whole server; JSON gets the same bound from serde_json's recursion limit (128). A DTD or
+//! a processing instruction is refused too: entities are how XML bombs and XXE work.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -56,6 +57,20 @@ pub(crate) fn check_shape(text: &str) -> Result<(), FormatError> {
                 }
             }
             Ok(Event::Eof) => break,
+            // A DTD declares entities (billion laughs, external files: XXE) and a
+            // processing instruction asks the reader to act; FHIR XML has neither.
+            Ok(Event::DocType(_)) => {
+                return Err(FormatError::general(
+                    "The XML body has a document type declaration (DTD); FHIR XML has none.",
+                    "Nội dung XML có khai báo kiểu tài liệu (DTD); XML FHIR không có.",
+                ))
+            }
+            Ok(Event::PI(_)) => {
+                return Err(FormatError::general(
+                    "The XML body has a processing instruction; FHIR XML has none.",
+                    "Nội dung XML có chỉ thị xử lý; XML FHIR không có.",
+                ))
+            }
             Ok(_) => {}
             Err(e) => {
                 return Err(FormatError::general(
@@ -72,6 +87,73 @@ pub(crate) fn check_shape(text: &str) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// The elements of a FHIR XML document in document order, each as its dotted path
+/// (`Patient.name.given`), leaving out the narrative's XHTML.
+fn element_paths(text: &str) -> Vec<String> {
+    let mut reader = Reader::from_str(text);
+    let (mut stack, mut paths) = (Vec::<String>::new(), Vec::new());
+    let mut xhtml: Option<usize> = None;
+    loop {
+        let (start, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (Some(e), false),
+            Ok(Event::Empty(e)) => (Some(e), true),
+            Ok(Event::End(_)) => {
+                stack.pop();
+                if xhtml == Some(stack.len()) {
+                    xhtml = None;
+                }
+                (None, false)
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => (None, false),
+        };
+        let Some(e) = start else { continue };
+        if xhtml.is_none() {
+            let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+            let path = match stack.last() {
+                Some(parent) => format!("{parent}.{name}"),
+                None => name,
+            };
+            paths.push(path.clone());
+            if is_xhtml(&e) && !empty {
+                xhtml = Some(stack.len());
+            }
+            if !empty {
+                stack.push(path);
+            }
+        } else if !empty {
+            stack.push(String::new());
+        }
+    }
+    paths
+}
+
+/// xml.html: "Elements must always appear in the order documented". `canonical` is what
+/// the R4 model writes for what was read from `text`; their elements must come in the same
+/// order.
+pub(crate) fn check_order(text: &str, canonical: &str) -> Result<(), FormatError> {
+    let (sent, model) = (element_paths(text), element_paths(canonical));
+    let Some(at) = sent.iter().zip(&model).position(|(a, b)| a != b) else {
+        return Ok(());
+    };
+    let (found, expected) = (&sent[at], &model[at]);
+    if model[at..].contains(found) {
+        Err(FormatError::general(
+            format!(
+                "The XML elements are out of order: '{found}' comes before '{expected}', which FHIR R4 puts first (xml.html: elements appear in the documented order)."
+            ),
+            format!(
+                "Các phần tử XML sai thứ tự: '{found}' đứng trước '{expected}', trong khi FHIR R4 đặt '{expected}' trước."
+            ),
+        ))
+    } else {
+        Err(FormatError::general(
+            format!("The XML element '{found}' is not read as FHIR R4."),
+            format!("Phần tử XML '{found}' không được đọc như FHIR R4."),
+        ))
+    }
 }
 
 /// An element in the XHTML namespace (the narrative's `div`).
@@ -157,5 +239,38 @@ mod tests {
             r#"<?xml version="1.0"?><!-- c --><Patient xmlns="http://hl7.org/fhir"/>"#
         )
         .is_ok());
+    }
+
+    #[test]
+    fn elements_in_the_documented_order() {
+        let ordered = r#"<Patient xmlns="http://hl7.org/fhir"><id value="p"/><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>b</p><b>a</b></div></text><active value="true"/><name><family value="An"/><given value="B"/><given value="C"/></name><gender value="male"/></Patient>"#;
+        crate::parse_xml(ordered.as_bytes()).expect("in order");
+        let swapped = r#"<Patient xmlns="http://hl7.org/fhir"><gender value="male"/><active value="true"/></Patient>"#;
+        let e = crate::parse_xml(swapped.as_bytes()).expect_err("out of order");
+        assert!(
+            e.message
+                .contains("'Patient.gender' comes before 'Patient.active'"),
+            "{}",
+            e.message
+        );
+        let nested = r#"<Patient xmlns="http://hl7.org/fhir"><name><given value="B"/><family value="An"/></name></Patient>"#;
+        let e = crate::parse_xml(nested.as_bytes()).expect_err("out of order");
+        assert!(e.message.contains("'Patient.name.given'"), "{}", e.message);
+    }
+
+    #[test]
+    fn no_dtd_entities_or_processing_instructions() {
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><Patient xmlns="http://hl7.org/fhir"><name><family value="&lol2;"/></name></Patient>"#;
+        let xxe = r#"<!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><name><family value="&x;"/></name></Patient>"#;
+        for dtd in [laughs, xxe] {
+            let e = crate::parse_xml(dtd.as_bytes()).expect_err("a DTD");
+            assert!(e.message.contains("DTD"), "{}", e.message);
+        }
+        let pi = r#"<?xml-stylesheet href="x.xsl"?><Patient xmlns="http://hl7.org/fhir"/>"#;
+        assert!(check_shape(pi).is_err());
+        // An entity that no DTD declares is not expanded either.
+        let undeclared =
+            r#"<Patient xmlns="http://hl7.org/fhir"><name><family value="&x;"/></name></Patient>"#;
+        assert!(crate::parse_xml(undeclared.as_bytes()).is_err());
     }
 }

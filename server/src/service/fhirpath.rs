@@ -24,11 +24,38 @@ pub enum Step {
 /// # Errors
 /// A message when the expression uses FHIRPath outside the supported subset.
 pub fn select(resource: &Value, expression: &str) -> Result<Vec<Pointer>, String> {
+    nesting(expression)?;
     let mut selected = Vec::new();
     for part in fhir_profiles::split_union(expression) {
         selected.extend(select_one(resource, part)?);
     }
     Ok(selected)
+}
+
+/// The deepest parenthesis nesting an expression may have. Evaluation recurses into
+/// parenthesised heads and `where(...)`, and finds each closing parenthesis by a scan, so
+/// an expression of 100,000 `(` would overflow the stack or run for minutes; the paths of
+/// the R4 search parameters nest 3 deep.
+pub const MAX_NESTING: usize = 32;
+
+fn nesting(expression: &str) -> Result<(), String> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in expression.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "The FHIRPath expression nests parentheses {deepest} deep; at most {MAX_NESTING} are read."
+        ));
+    }
+    Ok(())
 }
 
 /// The values `expression` selects (unknown FHIRPath selects nothing).
@@ -320,6 +347,37 @@ mod tests {
         json!({"resourceType":"Observation","status":"final","code":{"text":"x"},
             "subject":{"reference":"Patient/p1"},"performer":[{"reference":"Practitioner/d1"},{"reference":"http://x/fhir/Patient/p2"}],
             "valueQuantity":{"value":1},"effectiveDateTime":"2021-01-01"})
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_every_depth() {
+        let o = observation();
+        for depth in [10, 32, 33, 1_000, 100_000] {
+            let parens = format!(
+                "{}Observation.subject{}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            );
+            let wheres = format!(
+                "Observation.performer{}",
+                ".where(reference = 'x')".repeat(depth)
+            );
+            let nested_where = format!(
+                "Observation{}{}",
+                ".where(a".repeat(depth),
+                " = 1)".repeat(depth)
+            );
+            let parens = select(&o, &parens);
+            if depth <= MAX_NESTING {
+                assert_eq!(parens.expect("within the bound").len(), 1, "{depth}");
+            } else {
+                let e = parens.expect_err("too deep");
+                assert!(e.contains("at most 32"), "{depth}: {e}");
+                assert!(select(&o, &nested_where).is_err(), "{depth}");
+            }
+            // A long chain of steps is not nesting: it is read, step by step.
+            assert!(select(&o, &wheres).is_ok(), "{depth}");
+        }
     }
 
     #[test]

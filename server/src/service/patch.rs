@@ -62,7 +62,12 @@ impl Patch {
         fhirpath::parse(parameters).map(Patch::FhirPath)
     }
 
-    fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
+    /// Applies the patch to `resource` in place.
+    ///
+    /// # Errors
+    /// 422 when an operation cannot be applied (a path that is not there, a test that
+    /// fails).
+    pub fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
         match self {
             Patch::Json(patch) => {
                 json_patch::patch(resource, patch).map_err(|e| ServiceError::Refused {
