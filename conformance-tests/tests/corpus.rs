@@ -269,8 +269,9 @@ fn every_bad_request_is_a_4xx_outcome_stores_nothing_and_the_server_lives() {
     }
 }
 
-/// Requests that no client library sends, on a raw socket: the status the framework's
-/// parser gives, and the server goes on answering.
+/// Requests that no client library sends, on a raw socket: the status the HTTP parser
+/// gives, with an OperationOutcome (they had empty bodies: `http/wire.rs`), and the server
+/// goes on answering.
 #[test]
 fn malformed_http_is_refused_and_the_server_lives() {
     let head = |extra: &str| format!("GET /fhir/metadata HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
@@ -308,6 +309,11 @@ fn malformed_http_is_refused_and_the_server_lives() {
             400,
         ),
         (
+            "a head that never ends (5 s)",
+            b"GET /fhir/metadata HTTP/1.1\r\nHost: x\r\n".to_vec(),
+            408,
+        ),
+        (
             "unencoded UTF-8 in the request line",
             "GET /fhir/Patient?name=Trần HTTP/1.1\r\nHost: x\r\n\r\n"
                 .as_bytes()
@@ -331,6 +337,26 @@ fn malformed_http_is_refused_and_the_server_lives() {
             assert!(
                 line.starts_with(&format!("HTTP/1.1 {status}")),
                 "[{}] {name}: {line:?}",
+                s.backend
+            );
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/fhir+json"),
+                "[{}] {name}: {head}",
+                s.backend
+            );
+            let outcome: Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("[{}] {name}: {e}: {body:?}", s.backend));
+            let code = match status {
+                431 => "HB-HEAD-TOO-LARGE",
+                408 => "HB-HEAD-TIMEOUT",
+                _ => "HB-HTTP",
+            };
+            assert_eq!(
+                error_code(&outcome),
+                code,
+                "[{}] {name}: {outcome}",
                 s.backend
             );
             s.get("metadata").expect_status(200);

@@ -9,6 +9,7 @@ pub mod interaction;
 mod middleware;
 mod respond;
 pub mod routes;
+mod wire;
 
 pub use error::ApiError;
 pub use respond::AppState;
@@ -22,36 +23,128 @@ use actix_web::web;
 pub type Server = actix_web::dev::Server;
 
 /// Builds the HTTP server over `state` on `listener`: compression, the request context
-/// middleware, the routes; a graceful stop waits `shutdown_timeout_secs` at most.
+/// middleware, the routes; a graceful stop waits `shutdown_timeout_secs` at most. It is
+/// assembled from actix-web's parts as `HttpServer` assembles it (same timeouts), with each
+/// connection wrapped in [`wire::Wire`] so that the parser's own error answers carry an
+/// OperationOutcome.
 ///
 /// # Errors
-/// When the listener cannot be used.
+/// When the listener or the TLS files cannot be used.
 pub fn server(
     state: AppState,
     listener: std::net::TcpListener,
     settings: &crate::config::ServerSettings,
 ) -> std::io::Result<Server> {
+    use actix_http::error::DispatchError;
+    use actix_http::Protocol;
+    use actix_service::{fn_service, ServiceFactoryExt};
+    use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+    use actix_tls::accept::TlsError;
+    use actix_web::rt::net::TcpStream;
+    use wire::Wire;
+
     let state = web::Data::new(state);
     let origins = settings.cors_allowed_origins.clone();
-    let mut server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::Compress::default())
-            .wrap(cors(&origins))
-            .wrap(actix_web::middleware::from_fn(request_context))
-            .configure(routes)
-    })
-    .disable_signals()
-    .shutdown_timeout(settings.shutdown_timeout_secs);
-    server = if settings.tls.enabled() {
-        server.listen_rustls_0_23(listener, tls_config(&settings.tls)?)?
-    } else {
-        server.listen(listener)?
-    };
+    let address = listener.local_addr()?;
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout_secs);
     if settings.workers > 0 {
-        server = server.workers(settings.workers);
+        builder = builder.workers(settings.workers);
     }
-    Ok(server.run())
+    let shutdown = builder.graceful_shutdown_signal();
+    let http = move || (state.clone(), origins.clone(), shutdown.clone());
+    builder = match tls_config_of(settings)? {
+        None => builder.listen("healthbook", listener, move || {
+            fn_service(|io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok::<_, DispatchError>((
+                    Wire::new(io),
+                    Protocol::Http1,
+                    peer,
+                )))
+            })
+            .and_then({
+                let (state, origins, shutdown) = http();
+                http_service(state, &origins, shutdown, address)
+            })
+        })?,
+        Some(config) => builder.listen("healthbook", listener, move || {
+            Acceptor::new(config.clone())
+                .map_err(
+                    |e: TlsError<std::io::Error, std::convert::Infallible>| match e {
+                        TlsError::Tls(e) => DispatchError::Io(e),
+                        TlsError::Timeout => DispatchError::Io(std::io::ErrorKind::TimedOut.into()),
+                        TlsError::Service(never) => match never {},
+                    },
+                )
+                .and_then(fn_service(|io: TlsStream<TcpStream>| {
+                    let peer = io.get_ref().0.peer_addr().ok();
+                    std::future::ready(Ok::<_, DispatchError>((
+                        Wire::new(io),
+                        Protocol::Http1,
+                        peer,
+                    )))
+                }))
+                .and_then({
+                    let (state, origins, shutdown) = http();
+                    http_service(state, &origins, shutdown, address)
+                })
+        })?,
+    };
+    Ok(builder.run())
+}
+
+/// The App as an HTTP/1.1 service over connections of type `T`, with actix-web's defaults
+/// (`HttpServer`'s timeouts, its graceful stop of idle keep-alive connections).
+fn http_service<T>(
+    state: web::Data<AppState>,
+    origins: &[String],
+    shutdown: actix_server::GracefulShutdownSignal,
+    address: std::net::SocketAddr,
+) -> impl actix_service::ServiceFactory<
+    (T, actix_http::Protocol, Option<std::net::SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = actix_http::error::DispatchError,
+    InitError = (),
+>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    use actix_service::{map_config, IntoServiceFactory, ServiceFactoryExt};
+    use std::time::Duration;
+    let app = actix_web::App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::Compress::default())
+        .wrap(cors(origins))
+        .wrap(actix_web::middleware::from_fn(request_context))
+        .configure(routes);
+    actix_http::HttpService::build()
+        .graceful_shutdown_signal(move || {
+            let shutdown = shutdown.clone();
+            async move { shutdown.notified().await }
+        })
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(address)
+        .finish(map_config(
+            app.into_factory()
+                .map_err(|e: actix_web::Error| e.error_response()),
+            |()| actix_web::dev::AppConfig::default(),
+        ))
+}
+
+/// The TLS configuration, when `server.tls` is set.
+fn tls_config_of(
+    settings: &crate::config::ServerSettings,
+) -> std::io::Result<Option<rustls::ServerConfig>> {
+    if !settings.tls.enabled() {
+        return Ok(None);
+    }
+    let mut config = tls_config(&settings.tls)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(config))
 }
 
 /// A rustls server configuration from the PEM files of `server.tls`.

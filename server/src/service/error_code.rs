@@ -53,6 +53,12 @@ error_codes! {
         "The interaction needs a body and the request has none.";
     BodyIncomplete = "HB-BODY-INCOMPLETE", 400, "incomplete",
         "The client broke off while sending the body.";
+    Http = "HB-HTTP", 400, "structure",
+        "The request is not valid HTTP/1.1 (request line, a header, Content-Length or Transfer-Encoding); answered by the HTTP parser before any FHIR processing.";
+    HeadTooLarge = "HB-HEAD-TOO-LARGE", 431, "too-costly",
+        "The request line and headers are larger than 128 KB or more than 96 headers.";
+    HeadTimeout = "HB-HEAD-TIMEOUT", 408, "timeout",
+        "The request's head did not arrive within 5 seconds of the connection.";
     TooLarge = "HB-TOO-LARGE", 413, "too-costly",
         "The body is larger than `server.body_limit_bytes` (or `bundle.body_limit_bytes` for a Bundle).";
     UnsupportedMedia = "HB-UNSUPPORTED-MEDIA", 415, "not-supported",
