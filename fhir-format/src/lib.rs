@@ -131,13 +131,21 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
             format!("XML FHIR không hợp lệ: {e}."),
         )
     })?;
-    // xml.html: elements appear in the documented order; fhirbolt reads them in any.
-    let canonical = fhirbolt::xml::to_string(&resource, None).map_err(|e| {
-        FormatError::general(
-            format!("Invalid FHIR XML: {e}."),
-            format!("XML FHIR không hợp lệ: {e}."),
-        )
-    })?;
+    // xml.html: elements appear in the documented order; fhirbolt reads them in any. Its
+    // writer panics on some models its reader makes of broken input (found by fuzzing).
+    let canonical = catch_unwind(|| fhirbolt::xml::to_string(&resource, None))
+        .map_err(|_| {
+            FormatError::general(
+                "The XML body could not be read as a FHIR resource.",
+                "Không đọc được nội dung XML như một tài nguyên FHIR.",
+            )
+        })?
+        .map_err(|e| {
+            FormatError::general(
+                format!("Invalid FHIR XML: {e}."),
+                format!("XML FHIR không hợp lệ: {e}."),
+            )
+        })?;
     xml::check_order(text, &canonical)?;
     let json = model_to_json(resource)?;
     let resource_type = check::resource_type(&json)?.to_owned();
@@ -153,7 +161,13 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, FormatError> {
 pub fn json_to_xml(value: &Value) -> Result<String, FormatError> {
     let resource_type = check::resource_type(value)?.to_owned();
     let resource = model_from_json(value.clone(), &resource_type)?;
-    fhirbolt::xml::to_string(&resource, None).map_err(|e| {
+    let written = catch_unwind(|| fhirbolt::xml::to_string(&resource, None)).map_err(|_| {
+        FormatError::general(
+            "The resource cannot be written as XML.",
+            "Không thể ghi tài nguyên dưới dạng XML.",
+        )
+    })?;
+    written.map_err(|e| {
         FormatError::general(
             format!("The resource cannot be written as XML: {e}."),
             format!("Không thể ghi tài nguyên dưới dạng XML: {e}."),

@@ -239,3 +239,11 @@ fn normalize_bounds_the_depth_of_assembled_resources() {
         }
     }
 }
+
+/// Found by the `xml` fuzz target (fuzz/README.md): a NUL after `<` and a control
+/// character inside the root's name aborted the process.
+#[test]
+fn xml_with_control_characters_in_names_is_refused() {
+    let body = b"<\0<Pati\x03ent xmlns=\"http://hl7.org/fhir\"><";
+    assert!(parse_xml(body).is_err());
+}

@@ -166,6 +166,20 @@ fn is_xhtml(e: &quick_xml::events::BytesStart<'_>) -> bool {
 /// The attributes of a FHIR XML element: `value`, `url`, `id`, namespace declarations
 /// (and `xsi:` schema hints).
 fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Result<(), FormatError> {
+    // FHIR's element names are ASCII letters and digits (with a namespace prefix).
+    let name = e.name();
+    let name = name.as_ref();
+    if name.is_empty()
+        || !name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.'))
+    {
+        let shown = String::from_utf8_lossy(name).escape_debug().to_string();
+        return Err(FormatError::general(
+            format!("The XML element name '{shown}' is not a FHIR element name."),
+            format!("Tên phần tử XML '{shown}' không phải tên phần tử FHIR."),
+        ));
+    }
     for attribute in e.attributes() {
         let attribute = attribute.map_err(|err| {
             FormatError::general(
