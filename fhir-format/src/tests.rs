@@ -247,3 +247,92 @@ fn xml_with_control_characters_in_names_is_refused() {
     let body = b"<\0<Pati\x03ent xmlns=\"http://hl7.org/fhir\"><";
     assert!(parse_xml(body).is_err());
 }
+
+mod round_trip {
+    //! Property tests: any Patient or Observation of the shapes generated here, read from
+    //! JSON, written as XML and read again is the same resource; and written as JSON again
+    //! it reads back unchanged (the canonical form is a fixed point).
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use crate::{json_to_xml, parse_json, parse_xml};
+
+    /// Text FHIR strings may hold: no control characters but tab/CR/LF, not blank, and no
+    /// leading or trailing whitespace (json.html: such whitespace is not significant).
+    fn text() -> impl Strategy<Value = String> {
+        "[\\PC&&[^\\s]]([\\PC\t]{0,20}[\\PC&&[^\\s]])?"
+    }
+
+    fn date() -> impl Strategy<Value = String> {
+        (1900u32..2100, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
+    }
+
+    fn patient() -> impl Strategy<Value = Value> {
+        (
+            proptest::collection::vec((text(), proptest::collection::vec(text(), 1..3)), 1..3),
+            prop_oneof![Just("male"), Just("female"), Just("other"), Just("unknown")],
+            date(),
+            proptest::option::of(any::<bool>()),
+            proptest::collection::vec(("[0-9]{1,12}", text()), 0..3),
+        )
+            .prop_map(|(names, gender, birth, active, ids)| {
+                let mut p = json!({
+                    "resourceType": "Patient",
+                    "name": names.into_iter().map(|(family, given)| json!({"family": family, "given": given})).collect::<Vec<_>>(),
+                    "gender": gender,
+                    "birthDate": birth,
+                });
+                if let Some(active) = active {
+                    p["active"] = json!(active);
+                }
+                if !ids.is_empty() {
+                    p["identifier"] = ids
+                        .into_iter()
+                        .map(|(value, ext)| json!({"system": "urn:x", "value": value,
+                            "extension": [{"url": "http://x", "valueString": ext}]}))
+                        .collect();
+                }
+                p
+            })
+    }
+
+    fn observation() -> impl Strategy<Value = Value> {
+        (
+            text(),
+            -1_000_000i64..1_000_000,
+            0u32..4,
+            -2_000_000_000i64..2_000_000_000,
+        )
+            .prop_map(|(code, mantissa, scale, integer)| {
+                // A decimal as written, with its precision (`72.50` stays `72.50`).
+                let decimal: Value = serde_json::from_str(&format!(
+                    "{}{}",
+                    mantissa,
+                    if scale > 0 {
+                        format!(".{}", "0".repeat(scale as usize))
+                    } else {
+                        String::new()
+                    }
+                ))
+                .unwrap();
+                json!({
+                    "resourceType": "Observation", "status": "final",
+                    "code": {"text": code},
+                    "valueQuantity": {"value": decimal, "unit": "mg"},
+                    "component": [{"code": {"text": "n"}, "valueInteger": integer}],
+                })
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn json_xml_json(resource in prop_oneof![patient(), observation()]) {
+            let canonical = parse_json(&serde_json::to_vec(&resource).unwrap()).expect("valid");
+            let xml = json_to_xml(&canonical).expect("written as XML");
+            let again = parse_xml(xml.as_bytes()).expect("its XML reads back");
+            prop_assert_eq!(&again, &canonical, "{}", xml);
+            let rewritten = parse_json(&serde_json::to_vec(&canonical).unwrap()).expect("reads back");
+            prop_assert_eq!(rewritten, canonical);
+        }
+    }
+}
