@@ -70,7 +70,8 @@ done
 
 say "## batch of 100 Immunizations, bundles/s"
 post() { curl -fsS -X POST "$base/fhir/$1" -H 'Content-Type: application/fhir+json' -d @- ; }
-holder=$(echo '{"resourceType":"Patient","name":[{"family":"Batch"}]}' | post Patient | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# Patients as the national profile (validation.vn_core = all, the default) takes them.
+holder=$(echo '{"resourceType":"Patient","identifier":[{"system":"https://bench.example/uid","value":"batch"}],"name":[{"family":"Batch","given":["An"]}],"gender":"male","birthDate":"1990-02-14","telecom":[{"system":"phone","value":"+84912345678"}],"address":[{"city":"Hà Nội","country":"VN"}]}' | post Patient | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 for conns in 1 8; do
   run_wrk "batch-100" "$conns" bundle.lua BENCH_BUNDLE=batch BENCH_SIZE=100 BENCH_PATIENT="$holder"
 done
@@ -82,10 +83,10 @@ person() {
 import json, sys
 n = int(sys.argv[1])
 p = "urn:uuid:00000000-0000-4000-8000-000000000000"
-entries = [{"fullUrl": p, "resource": {"resourceType": "Patient", "name": [{"family": "Trần", "given": ["Thị", "Bình"]}], "gender": "female", "birthDate": "1985-03-02"}, "request": {"method": "POST", "url": "Patient"}}]
+entries = [{"fullUrl": p, "resource": {"resourceType": "Patient", "identifier": [{"system": "https://bench.example/uid", "value": f"person-{n}"}], "name": [{"family": "Trần", "given": ["Thị", "Bình"]}], "gender": "female", "birthDate": "1985-03-02", "telecom": [{"system": "phone", "value": "+84912345678"}], "address": [{"city": "Hà Nội", "country": "VN"}]}, "request": {"method": "POST", "url": "Patient"}}]
 for i in range(1, n):
     if i % 2:
-        r = {"resourceType": "Immunization", "status": "completed", "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]}, "patient": {"reference": p}, "occurrenceDateTime": "2021-08-01", "lotNumber": f"L{i}"}
+        r = {"resourceType": "Immunization", "identifier": [{"system": "https://bench.example/dose", "value": f"person-{n}-{i}"}], "status": "completed", "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]}, "patient": {"reference": p}, "occurrenceDateTime": "2021-08-01T09:00:00+07:00", "lotNumber": f"L{i}", "performer": [{"actor": {"display": "Trạm Y tế Phường 1"}}], "protocolApplied": [{"doseNumberPositiveInt": i % 3 + 1}]}
     else:
         r = {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "subject": {"reference": p}, "valueQuantity": {"value": 60 + i % 40, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
     entries.append({"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}", "resource": r, "request": {"method": "POST", "url": r["resourceType"]}})

@@ -118,6 +118,17 @@ pub fn shipped_named_queries() -> [&'static str; 1] {
     )]
 }
 
+/// The OperationDefinitions of Healthbook's own operations (`vn/`: the personal QR), as
+/// JSON.
+pub fn shipped_operations() -> [&'static str; 4] {
+    [
+        include_str!("../vn/OperationDefinition-qr-issue.json"),
+        include_str!("../vn/OperationDefinition-qr-revoke.json"),
+        include_str!("../vn/OperationDefinition-qr.json"),
+        include_str!("../vn/OperationDefinition-qr-resolve.json"),
+    ]
+}
+
 /// A COVID-19 vaccine of the national campaign (`vn/covid-19-vaccines.json`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -26,6 +26,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub qr: QrSettings,
 }
 
 /// `[server]`
@@ -198,6 +199,15 @@ pub struct IssuerSettings {
 pub enum AuthMode {
     None,
     Oidc,
+}
+
+/// `[qr]`: the personal health QR (docs/QR.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QrSettings {
+    /// Base64 of at least 32 random bytes: the secret the tokens' lookup hashes and sealed
+    /// copies are keyed with. Empty: the server makes one and keeps it in the database.
+    pub secret: String,
 }
 
 /// `[log]`

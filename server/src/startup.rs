@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
+use crate::service::qr::QrSecret;
 use crate::service::search_parameters::Registry;
 use crate::service::validate::{Language, Validator};
 use crate::service::Service;
@@ -106,7 +107,8 @@ impl Application {
                 Validator::new(settings.validation.policy(), offset, parameters.clone()),
                 parameters,
             ),
-        );
+        )
+        .with_qr_secret(QrSecret::new(&settings.qr.secret).map_err(anyhow::Error::msg)?);
         // The shipped profiles and the custom search parameters are in place before the
         // first request, unless the database is away (then once it is back).
         let profiles_pending = !reachable

@@ -112,7 +112,7 @@ async fn record_audit(
             .as_ref()
             .map(|t| t.id.clone())
             .or_else(|| path.get("id").map(str::to_owned)),
-        version_id: target.as_ref().map(|t| t.version_id),
+        version_id: target.as_ref().and_then(|t| t.version_id),
         patients: target.map(|t| t.patients).unwrap_or_default(),
         status: response.status().as_u16(),
         request_id: request_id.to_owned(),
@@ -125,7 +125,7 @@ async fn record_audit(
             access: access.clone(),
             res_type: Some(e.res_type),
             id: e.target.as_ref().map(|t| t.id.clone()),
-            version_id: e.target.as_ref().map(|t| t.version_id),
+            version_id: e.target.as_ref().and_then(|t| t.version_id),
             patients: e.target.map(|t| t.patients).unwrap_or_default(),
             status: e.status,
             request_id: request_id.to_owned(),

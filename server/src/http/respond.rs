@@ -59,7 +59,8 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes,
 pub struct AuditTarget {
     pub res_type: String,
     pub id: String,
-    pub version_id: i64,
+    /// The version read or written; `None` for an operation on the resource as a whole.
+    pub version_id: Option<i64>,
     pub patients: Vec<String>,
 }
 
@@ -73,7 +74,7 @@ impl AuditTarget {
         Self {
             res_type: r.res_type.clone(),
             id: r.id.clone(),
-            version_id: r.version_id,
+            version_id: Some(r.version_id),
             patients,
         }
     }

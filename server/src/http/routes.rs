@@ -7,8 +7,8 @@ use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
 use super::interaction::{
-    batch, capabilities, create, delete, everything, health, history, patch, read, reindex, search,
-    smart_configuration, update, validate, vread,
+    batch, capabilities, create, delete, everything, health, history, patch, qr, read, reindex,
+    search, smart_configuration, update, validate, vread,
 };
 use crate::service::audit::AuditedInteraction as A;
 // The HTTP methods of the table: FHIR's http-verb (the same as a Bundle entry's).
@@ -64,6 +64,28 @@ const EVERYTHING: Offers = Offers::Operation {
     on: Some("Patient"),
 };
 
+/// The personal QR operations (docs/QR.md), defined by Healthbook's OperationDefinitions.
+const QR_ISSUE: Offers = Offers::Operation {
+    name: "qr-issue",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/qr-issue",
+    on: Some("Patient"),
+};
+const QR_REVOKE: Offers = Offers::Operation {
+    name: "qr-revoke",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/qr-revoke",
+    on: Some("Patient"),
+};
+const QR_SHOW: Offers = Offers::Operation {
+    name: "qr",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/qr",
+    on: Some("Patient"),
+};
+const QR_RESOLVE: Offers = Offers::Operation {
+    name: "qr-resolve",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/qr-resolve",
+    on: Some("Patient"),
+};
+
 macro_rules! route_table {
     ($($verb:ident $path:literal => $handler:path, $audit:expr, [$($offers:expr),*];)*) => {
         /// Every FHIR route, in the order the router tries them.
@@ -93,6 +115,11 @@ route_table! {
     Get "/metadata" => capabilities::capabilities, None, [];
     Head "/metadata" => capabilities::capabilities, None, [];
     Get "/_history" => history::history_system, Some(A::HistorySystem), [Offers::System("history-system")];
+    Get "/Patient/$qr-resolve" => qr::resolve, Some(A::Operation), [QR_RESOLVE];
+    Post "/Patient/$qr-resolve" => qr::resolve_post, Some(A::Operation), [];
+    Post "/Patient/{id}/$qr-issue" => qr::issue, Some(A::Operation), [QR_ISSUE];
+    Post "/Patient/{id}/$qr-revoke" => qr::revoke, Some(A::Operation), [QR_REVOKE];
+    Get "/Patient/{id}/$qr" => qr::show, Some(A::Operation), [QR_SHOW];
     Get "/Patient/$everything" => everything::everything_type, Some(A::Operation), [EVERYTHING];
     Post "/Patient/$everything" => everything::everything_type_post, Some(A::Operation), [];
     Get "/Patient/{id}/$everything" => everything::everything_instance, Some(A::Operation), [];

@@ -78,6 +78,12 @@ error_codes! {
         "The URL names no FHIR R4 resource type.";
     NotFound = "HB-NOT-FOUND", 404, "not-found",
         "The resource or version is not known, or the id is not a FHIR id.";
+    QrUnknown = "HB-QR-UNKNOWN", 404, "not-found",
+        "The scanned personal QR code is unknown or no longer valid (revoked, rotated, expired), or the Patient has none.";
+    QrMisread = "HB-QR-MISREAD", 404, "not-found",
+        "The scanned code has the shape of a personal QR token but its check character does not match: a misread character; scan it again.";
+    QrOwner = "HB-QR-OWNER", 403, "forbidden",
+        "Only the person (their own `patient/` token) or a backend service (`system/`) may issue, show or revoke a personal QR.";
     Deleted = "HB-DELETED", 410, "deleted",
         "The resource was deleted; its history is still there (http.html#read).";
     NotAllowed = "HB-NOT-ALLOWED", 405, "not-supported",

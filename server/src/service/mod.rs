@@ -16,6 +16,7 @@ pub mod fhirpath;
 mod history;
 mod index;
 mod patch;
+pub mod qr;
 mod read;
 mod references;
 mod reindex;
@@ -64,6 +65,8 @@ pub struct Service {
     validator: Arc<validate::Validator>,
     /// What one search may ask for.
     limits: search::SearchLimits,
+    /// The secret of personal QR tokens.
+    qr: Arc<qr::QrSecret>,
 }
 
 impl Service {
@@ -92,7 +95,15 @@ impl Service {
             audit,
             validator: Arc::new(validator),
             limits,
+            qr: Arc::default(),
         }
+    }
+
+    /// The same service with the personal QR secret of the configuration.
+    #[must_use]
+    pub fn with_qr_secret(mut self, secret: qr::QrSecret) -> Self {
+        self.qr = Arc::new(secret);
+        self
     }
 
     /// Validates content about to be written (validate/), also against the

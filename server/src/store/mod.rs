@@ -7,6 +7,7 @@ mod error;
 mod health;
 mod key;
 mod models;
+mod qr;
 mod queries;
 mod schema;
 mod search;
@@ -17,6 +18,7 @@ pub use models::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewResourceVersion,
     NewStringRow, NewTokenRow, NewUriRow, ResourceRow,
 };
+pub use qr::QrRow;
 pub use queries::{HistoryQuery, Tx};
 pub use search::{
     Bind, Cond, Filter, KeyKind, KeyValue, Position, RangeTest, ResourceKey, SearchQuery,

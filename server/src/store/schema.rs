@@ -103,3 +103,22 @@ diesel::allow_tables_to_appear_in_same_query!(
     search_reference,
     search_uri,
 );
+
+diesel::table! {
+    /// The personal QR token of a Patient, by its keyed hash (`migrations/*/…_personal_qr`).
+    personal_qr (patient_id) {
+        patient_id -> Text,
+        lookup -> Text,
+        sealed -> Text,
+        issued_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Secrets the server made for itself.
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

@@ -5,15 +5,14 @@
 //! (operations.html#request). The answer is a `searchset` Bundle; its `next` links are
 //! GETs.
 
-use crate::service::ErrorCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::Value;
 
+use super::operation_params;
 use crate::http::error::ApiError;
-use crate::http::format::{parse_resource, query_params, Representation};
+use crate::http::format::{query_params, Representation};
 use crate::http::headers::prefer_handling_strict;
-use crate::http::respond::{read_body, AppState, AuditTarget};
+use crate::http::respond::{AppState, AuditTarget};
 use crate::service::Access;
 
 /// `GET [base]/Patient/[id]/$everything`
@@ -35,7 +34,7 @@ pub async fn everything_instance_post(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let params = posted_params(&req, payload, state.body_limit).await?;
+    let params = operation_params(&req, payload, state.body_limit, "$everything").await?;
     everything(&req, &access, &state, Some(path.into_inner()), params).await
 }
 
@@ -56,7 +55,7 @@ pub async fn everything_type_post(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let params = posted_params(&req, payload, state.body_limit).await?;
+    let params = operation_params(&req, payload, state.body_limit, "$everything").await?;
     everything(&req, &access, &state, None, params).await
 }
 
@@ -80,54 +79,4 @@ async fn everything(
         response.extensions_mut().insert(AuditTarget::of(&subject));
     }
     Ok(response)
-}
-
-/// The URL's parameters, then those of the body: a `Parameters` resource (each
-/// parameter's value as its string form) or a form.
-async fn posted_params(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<(String, String)>, ApiError> {
-    let mut params = query_params(req)?;
-    let body = read_body(payload, limit).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(params);
-    }
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if form {
-        params.extend(crate::service::search::params::query_pairs(&body)?);
-        return Ok(params);
-    }
-    let parameters = parse_resource(req, &body)?;
-    if parameters["resourceType"] != "Parameters" {
-        return Err(ApiError::new(
-            ErrorCode::ResourceType,
-            "POST $everything takes a Parameters resource (operations.html#request).",
-        ));
-    }
-    for p in parameters["parameter"].as_array().into_iter().flatten() {
-        let Some(name) = p["name"].as_str() else {
-            continue;
-        };
-        let value = p.as_object().and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.starts_with("value"))
-                .map(|(_, v)| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-        });
-        if let Some(value) = value {
-            params.push((name.to_owned(), value));
-        }
-    }
-    Ok(params)
 }

@@ -128,6 +128,36 @@ enum Total {
 }
 
 impl Service {
+    /// `Patient?identifier=<QR_SYSTEM>|<token>` (docs/QR.md): the personal QR is not an
+    /// identifier the Patient holds, so the pair becomes `_id` of the Patient the token
+    /// names (the self link then shows the id, never the token), or an id no resource can
+    /// have (longer than 64 characters) when it names none.
+    async fn qr_identifiers(
+        &self,
+        mut request: SearchRequest,
+    ) -> Result<SearchRequest, ServiceError> {
+        if !matches!(&request.scope, SearchScope::Type(t) if t == "Patient") {
+            return Ok(request);
+        }
+        let prefix = format!("{}|", super::qr::QR_SYSTEM);
+        for (name, value) in &mut request.params {
+            let Some(scanned) = value.strip_prefix(&prefix) else {
+                continue;
+            };
+            if name != "identifier" {
+                continue;
+            }
+            let id = match self.qr_patient(scanned).await {
+                Ok(id) => id,
+                Err(ServiceError::Refused { .. }) => "no-patient-has-this-personal-qr-".repeat(3),
+                Err(e) => return Err(e),
+            };
+            *name = "_id".to_owned();
+            *value = id;
+        }
+        Ok(request)
+    }
+
     /// A `searchset` Bundle (JSON).
     ///
     /// # Errors
@@ -138,6 +168,7 @@ impl Service {
         access: &Access,
         request: SearchRequest,
     ) -> Result<String, ServiceError> {
+        let request = self.qr_identifiers(request).await?;
         let mut plan = self.plan(&request)?;
         if let Some(c) = &mut plan.contained {
             access.require(Permission::Search, &c.res_type)?;

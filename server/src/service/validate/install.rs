@@ -23,7 +23,8 @@ impl Service {
         let mut profiles = Vec::new();
         let shipped = fhir_profiles::shipped_profiles()
             .into_iter()
-            .chain(fhir_profiles::shipped_named_queries());
+            .chain(fhir_profiles::shipped_named_queries())
+            .chain(fhir_profiles::shipped_operations());
         for text in shipped {
             let sd = fhir_format::parse_json(text.as_bytes())?;
             validated(&self.validator, &sd, &[])?;

@@ -1,0 +1,278 @@
+//! The personal health QR (issue 15): one token per Patient, issued, rotated, revoked and
+//! shown again by its owner, and resolved by a hospital's scan to the person.
+//!
+//! - The token (`token.rs`) is random and checked by a check character; its payload is
+//!   what the code holds.
+//! - The store keeps the token's keyed hash (the only thing a scan is looked up by, through
+//!   a unique index) and the token sealed for its owner (`keys.rs`); the Patient resource,
+//!   its history and its search index never hold it. `Patient?identifier=<QR_SYSTEM>|<token>`
+//!   is answered from the same lookup.
+//! - Who may do what: issue, rotate, revoke and show need the person's own `patient/` token
+//!   (a Patient scope on their compartment) or a `system/` scope on Patient; a scan needs a
+//!   read scope on Patient and answers the Patient under the read rule.
+
+mod keys;
+pub mod token;
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+
+use super::{ensure_id, Access, ErrorCode, Service, ServiceError, StoredResource};
+use crate::auth::{Permission, ScopeContext};
+pub use keys::QrKeys;
+use token::{Misread, Token};
+
+/// The identifier system of the personal QR token (`Patient?identifier=<this>|<token>`).
+pub const QR_SYSTEM: &str = "https://healthbook.example.org/fhir/sid/personal-qr";
+
+/// The name of the generated secret in the database.
+const SECRET_NAME: &str = "qr";
+
+/// The server's QR secret: the configured one, or the one kept in the database (made on
+/// first use), loaded once.
+#[derive(Debug, Default)]
+pub struct QrSecret {
+    configured: Option<Vec<u8>>,
+    keys: Mutex<Option<Arc<QrKeys>>>,
+}
+
+impl QrSecret {
+    /// `configured`: base64 of at least 32 bytes, or empty for one kept in the database.
+    ///
+    /// # Errors
+    /// A message when the configured secret is not base64 of at least 32 bytes.
+    pub fn new(configured: &str) -> Result<Self, String> {
+        let configured = configured.trim();
+        if configured.is_empty() {
+            return Ok(Self::default());
+        }
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(configured)
+            .map_err(|_| "qr.secret is not base64".to_owned())?;
+        if secret.len() < 32 {
+            return Err("qr.secret must hold at least 32 bytes".to_owned());
+        }
+        Ok(Self {
+            configured: Some(secret),
+            keys: Mutex::default(),
+        })
+    }
+}
+
+/// A Patient's current QR, as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct IssuedQr {
+    pub token: Token,
+    /// Milliseconds since the epoch.
+    pub issued_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+impl Service {
+    /// The QR keys, loading (or making) the stored secret on first use.
+    async fn qr_keys(&self) -> Result<Arc<QrKeys>, ServiceError> {
+        let loaded = self
+            .qr
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(keys) = loaded {
+            return Ok(keys);
+        }
+        let secret = match &self.qr.configured {
+            Some(secret) => secret.clone(),
+            None => {
+                let stored = self
+                    .write_tx(|tx| {
+                        Ok(tx.secret(SECRET_NAME, || {
+                            base64::engine::general_purpose::STANDARD.encode(keys::new_secret())
+                        })?)
+                    })
+                    .await?;
+                base64::engine::general_purpose::STANDARD
+                    .decode(stored)
+                    .map_err(|_| ServiceError::Fault("the stored QR secret is not base64".into()))?
+            }
+        };
+        let keys = Arc::new(QrKeys::from_secret(&secret));
+        *self
+            .qr
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    /// Issues a new QR for the Patient, replacing (rotating) the one it had: the old token
+    /// stops resolving when this commits.
+    ///
+    /// # Errors
+    /// 403 unless the request is the person's own or a backend service's, 404 for a Patient
+    /// the server does not hold.
+    pub async fn qr_issue(
+        &self,
+        access: &Access,
+        patient_id: String,
+        expires_at: Option<i64>,
+    ) -> Result<IssuedQr, ServiceError> {
+        owner_only(access, &patient_id, Permission::Update)?;
+        let keys = self.qr_keys().await?;
+        let token = Token::generate();
+        let row = crate::store::QrRow {
+            patient_id: patient_id.clone(),
+            lookup: keys.lookup(&token),
+            sealed: keys.seal(&token, &patient_id),
+            issued_at: chrono::Utc::now().timestamp_millis(),
+            expires_at,
+        };
+        let issued_at = row.issued_at;
+        self.write_tx(move |tx| {
+            if tx
+                .current("Patient", &row.patient_id)?
+                .is_none_or(|r| r.deleted)
+            {
+                return Err(ServiceError::not_found("There is no such Patient."));
+            }
+            tx.qr_put(&row)?;
+            Ok(())
+        })
+        .await?;
+        Ok(IssuedQr {
+            token,
+            issued_at,
+            expires_at,
+        })
+    }
+
+    /// Revokes the Patient's QR; whether there was one.
+    ///
+    /// # Errors
+    /// 403 unless the request is the person's own or a backend service's.
+    pub async fn qr_revoke(
+        &self,
+        access: &Access,
+        patient_id: String,
+    ) -> Result<bool, ServiceError> {
+        owner_only(access, &patient_id, Permission::Update)?;
+        self.write_tx(move |tx| Ok(tx.qr_delete(&patient_id)?))
+            .await
+    }
+
+    /// The Patient's current QR, for its owner.
+    ///
+    /// # Errors
+    /// 403 unless the request is the person's own or a backend service's, 404 when the
+    /// Patient has no valid QR.
+    pub async fn qr_current(
+        &self,
+        access: &Access,
+        patient_id: String,
+    ) -> Result<IssuedQr, ServiceError> {
+        owner_only(access, &patient_id, Permission::Read)?;
+        let keys = self.qr_keys().await?;
+        let id = patient_id.clone();
+        let row = self.read_tx(move |tx| tx.qr_of(&id)).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let row = row
+            .filter(|r| r.expires_at.is_none_or(|e| e > now))
+            .ok_or_else(|| {
+                ServiceError::new(
+                    ErrorCode::QrUnknown,
+                    "This Patient has no valid personal QR; issue one with $qr-issue.",
+                )
+            })?;
+        let token = keys.open(&row.sealed, &patient_id).map_err(|_| {
+            ServiceError::Fault("a stored QR does not open with this server's secret".into())
+        })?;
+        Ok(IssuedQr {
+            token,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// The id of the Patient a scanned code names (no access decision: the caller reads
+    /// the Patient under the read rule).
+    ///
+    /// # Errors
+    /// 404 `HB-QR-MISREAD` for a code whose check character fails (scan again), 404
+    /// `HB-QR-UNKNOWN` for one that is not a token, unknown, revoked or expired.
+    pub async fn qr_patient(&self, scanned: &str) -> Result<String, ServiceError> {
+        let token = Token::parse(scanned).map_err(|e| match e {
+            Misread::CheckFailed => ServiceError::new(
+                ErrorCode::QrMisread,
+                "The code was misread (its check character does not match): scan it again.",
+            ),
+            Misread::NotAToken => unknown(),
+        })?;
+        let keys = self.qr_keys().await?;
+        let lookup = keys.lookup(&token);
+        let row = self.read_tx(move |tx| tx.qr_find(&lookup)).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        row.filter(|r| r.expires_at.is_none_or(|e| e > now))
+            .map(|r| r.patient_id)
+            .ok_or_else(unknown)
+    }
+
+    /// `Patient/$qr-resolve`: the Patient a scanned code names, under the read rule.
+    ///
+    /// # Errors
+    /// As [`Service::qr_patient`], and as a read.
+    pub async fn qr_resolve(
+        &self,
+        access: &Access,
+        scanned: &str,
+    ) -> Result<StoredResource, ServiceError> {
+        access.require(Permission::Read, "Patient")?;
+        let id = self.qr_patient(scanned).await?;
+        // A Patient the token may not see answers as an unknown code, not as a 404 of
+        // a read that would tell that the code is valid.
+        self.read(access, "Patient".into(), id)
+            .await
+            .map_err(|e| match e {
+                ServiceError::Refused {
+                    code: ErrorCode::NotFound | ErrorCode::Deleted,
+                    ..
+                } => unknown(),
+                other => other,
+            })
+    }
+}
+
+fn unknown() -> ServiceError {
+    ServiceError::new(
+        ErrorCode::QrUnknown,
+        "The code is unknown or no longer valid.",
+    )
+}
+
+/// Issue, revoke and show belong to the person (a `patient/` token of theirs) and to
+/// backend services (`system/`); nobody else may read or change the token.
+fn owner_only(
+    access: &Access,
+    patient_id: &str,
+    permission: Permission,
+) -> Result<(), ServiceError> {
+    ensure_id(patient_id)?;
+    let Access::Token(principal) = access else {
+        return Ok(());
+    };
+    let allowed = principal.scopes.grants.iter().any(|g| {
+        g.allows(permission, "Patient")
+            && match g.context {
+                ScopeContext::System => true,
+                ScopeContext::Patient => principal.patient.as_deref() == Some(patient_id),
+                ScopeContext::User => false,
+            }
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(ServiceError::new(
+            ErrorCode::QrOwner,
+            "Only the person (with their own patient/ token) or a backend service (system/) may issue, show or revoke a personal QR.",
+        ))
+    }
+}
