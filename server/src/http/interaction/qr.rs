@@ -16,6 +16,7 @@ use super::operation_params;
 use crate::http::error::ApiError;
 use crate::http::format::{query_params, Representation};
 use crate::http::respond::{self, AppState, AuditTarget};
+use crate::service::qr::image as qr_image;
 use crate::service::qr::{IssuedQr, QR_SYSTEM};
 use crate::service::{instant, Access, ErrorCode};
 
@@ -71,17 +72,85 @@ pub async fn revoke(
     Ok(response)
 }
 
-/// `GET [base]/Patient/[id]/$qr`
+/// `GET [base]/Patient/[id]/$qr`: the current token as Parameters, or the code itself with
+/// `Accept: image/png` or `image/svg+xml` (`size`: pixels per module, default 8).
 pub async fn show(
     req: HttpRequest,
     access: Access,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let repr = Representation::negotiate(&req)?;
+    let image = image_format(&req);
+    let repr = match image {
+        Some(_) => None,
+        None => Some(Representation::negotiate(&req)?),
+    };
+    let size = module_pixels(&query_params(&req)?)?;
     let id = path.into_inner();
     let current = state.service.qr_current(&access, id.clone()).await?;
-    answer(&repr, &id, &current)
+    let Some(image) = image else {
+        return answer(repr.as_ref().expect("negotiated"), &id, &current);
+    };
+    let payload = current.token.payload();
+    let body = match image {
+        Image::Png => qr_image::png(&payload, size),
+        Image::Svg => qr_image::svg(&payload, size).into_bytes(),
+    };
+    let mut response = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, image.content_type()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body);
+    response.extensions_mut().insert(patient_target(&id));
+    Ok(response)
+}
+
+/// An image format of the code.
+#[derive(Debug, Clone, Copy)]
+enum Image {
+    Png,
+    Svg,
+}
+
+impl Image {
+    fn content_type(self) -> &'static str {
+        match self {
+            Image::Png => "image/png",
+            Image::Svg => "image/svg+xml",
+        }
+    }
+}
+
+/// The image format `Accept` asks for first, if any (FHIR formats otherwise).
+fn image_format(req: &HttpRequest) -> Option<Image> {
+    let accept = req.headers().get(header::ACCEPT)?.to_str().ok()?;
+    accept.split(',').find_map(
+        |item| match item.split(';').next().unwrap_or_default().trim() {
+            "image/png" => Some(Image::Png),
+            "image/svg+xml" => Some(Image::Svg),
+            _ => None,
+        },
+    )
+}
+
+/// The `size` parameter: pixels per module.
+fn module_pixels(params: &[(String, String)]) -> Result<u32, ApiError> {
+    let Some((_, text)) = params.iter().find(|(name, _)| name == "size") else {
+        return Ok(qr_image::DEFAULT_MODULE_PIXELS);
+    };
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| qr_image::MODULE_PIXELS.contains(n))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::OperationParameter,
+                format!(
+                    "size is the pixels per module, {} to {}: '{text}'.",
+                    qr_image::MODULE_PIXELS.start(),
+                    qr_image::MODULE_PIXELS.end()
+                ),
+            )
+            .at(Some("size".into()))
+        })
 }
 
 /// `GET [base]/Patient/$qr-resolve?code=...`

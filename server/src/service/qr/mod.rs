@@ -11,6 +11,7 @@
 //!   (a Patient scope on their compartment) or a `system/` scope on Patient; a scan needs a
 //!   read scope on Patient and answers the Patient under the read rule.
 
+pub mod image;
 mod keys;
 pub mod token;
 
