@@ -227,3 +227,50 @@ fn the_operations_are_defined_and_announced() {
         assert_eq!(definition["code"], name);
     }
 }
+
+/// A flood of unknown codes is someone scanning the token space: past
+/// `qr.max_failed_lookups_per_minute` the client's lookups (also a valid one, also by
+/// identifier) are 429 `HB-QR-TOO-MANY` with Retry-After, and audited as such.
+#[test]
+fn a_flood_of_misses_is_throttled() {
+    for backend in backends() {
+        let s = Server::start_with(
+            backend,
+            &[("HEALTHBOOK__QR__MAX_FAILED_LOOKUPS_PER_MINUTE", "3")],
+        );
+        let id = person(&s);
+        let (token, _) = issue(&s, &id);
+        for _ in 0..3 {
+            resolve(&s, "HB1:0000000000000000000000000000").expect_error(404);
+        }
+        let refused = resolve(&s, &token);
+        let retry_after: u32 = refused
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert_eq!(error_code(&refused.expect_error(429)), "HB-QR-TOO-MANY");
+        let search = s.get(&format!("Patient?identifier={QR_SYSTEM}|{token}"));
+        assert_eq!(error_code(&search.expect_error(429)), "HB-QR-TOO-MANY");
+        // The refusals are in the audit trail (written in the background: wait for it).
+        let audited = || {
+            let audit = s.get("AuditEvent?_count=1000").expect_status(200).json();
+            entries(&audit)
+                .iter()
+                .filter(|e| {
+                    e["resource"]["outcomeDesc"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("HTTP 429"))
+                })
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut refusals = audited();
+        while refusals < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            refusals = audited();
+        }
+        assert!(refusals >= 2, "[{}] {refusals} audited refusals", s.backend);
+    }
+}

@@ -208,6 +208,9 @@ pub struct QrSettings {
     /// Base64 of at least 32 random bytes: the secret the tokens' lookup hashes and sealed
     /// copies are keyed with. Empty: the server makes one and keeps it in the database.
     pub secret: String,
+    /// Unknown or misread codes a client may look up per minute before its lookups are
+    /// refused with 429 for the rest of the minute (0: no limit).
+    pub max_failed_lookups_per_minute: u32,
 }
 
 /// `[log]`

@@ -9,7 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
-use crate::service::qr::QrSecret;
+use crate::service::qr::PersonalQr;
 use crate::service::search_parameters::Registry;
 use crate::service::validate::{Language, Validator};
 use crate::service::Service;
@@ -108,7 +108,13 @@ impl Application {
                 parameters,
             ),
         )
-        .with_qr_secret(QrSecret::new(&settings.qr.secret).map_err(anyhow::Error::msg)?);
+        .with_personal_qr(
+            PersonalQr::new(
+                &settings.qr.secret,
+                settings.qr.max_failed_lookups_per_minute,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
         // The shipped profiles and the custom search parameters are in place before the
         // first request, unless the database is away (then once it is back).
         let profiles_pending = !reachable

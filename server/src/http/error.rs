@@ -226,6 +226,13 @@ impl From<ServiceError> for ApiError {
                     "The resource was changed by concurrent requests; retry the request.",
                 )
             }
+            ServiceError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    ErrorCode::QrTooMany,
+                    "Too many codes from this client were unknown or misread; wait before scanning again.",
+                )
+            },
             ServiceError::Fault(cause) => internal(&cause),
         }
     }

@@ -43,6 +43,10 @@ pub enum ServiceError {
     /// Concurrent writes won every retry (`HB-CONFLICT`, 409).
     #[error("a concurrent write conflicted: {0}")]
     Conflict(String),
+    /// Too many failed personal QR lookups from this client (`HB-QR-TOO-MANY`, 429): try
+    /// again after `retry_after` seconds.
+    #[error("too many failed QR lookups; retry after {retry_after} s")]
+    Throttled { retry_after: u32 },
     /// A bug or a broken database (`HB-INTERNAL`, 500): logged, never sent.
     #[error("internal failure: {0}")]
     Fault(String),
@@ -90,6 +94,7 @@ impl ServiceError {
             ServiceError::InEntry { source, .. } => source.code(),
             ServiceError::Unavailable(_) => ErrorCode::Unavailable,
             ServiceError::Conflict(_) => ErrorCode::Conflict,
+            ServiceError::Throttled { .. } => ErrorCode::QrTooMany,
             ServiceError::Fault(_) => ErrorCode::Internal,
         }
     }

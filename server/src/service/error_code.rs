@@ -82,6 +82,8 @@ error_codes! {
         "The scanned personal QR code is unknown or no longer valid (revoked, rotated, expired), or the Patient has none.";
     QrMisread = "HB-QR-MISREAD", 404, "not-found",
         "The scanned code has the shape of a personal QR token but its check character does not match: a misread character; scan it again.";
+    QrTooMany = "HB-QR-TOO-MANY", 429, "throttled",
+        "Too many personal QR lookups from this client failed within a minute (`qr.max_failed_lookups_per_minute`); Retry-After says when it may try again.";
     QrOwner = "HB-QR-OWNER", 403, "forbidden",
         "Only the person (their own `patient/` token) or a backend service (`system/`) may issue, show or revoke a personal QR.";
     Deleted = "HB-DELETED", 410, "deleted",

@@ -65,8 +65,8 @@ pub struct Service {
     validator: Arc<validate::Validator>,
     /// What one search may ask for.
     limits: search::SearchLimits,
-    /// The secret of personal QR tokens.
-    qr: Arc<qr::QrSecret>,
+    /// The secret of personal QR tokens and the failed lookups per client.
+    qr: Arc<qr::PersonalQr>,
 }
 
 impl Service {
@@ -99,10 +99,10 @@ impl Service {
         }
     }
 
-    /// The same service with the personal QR secret of the configuration.
+    /// The same service with the personal QR settings of the configuration.
     #[must_use]
-    pub fn with_qr_secret(mut self, secret: qr::QrSecret) -> Self {
-        self.qr = Arc::new(secret);
+    pub fn with_personal_qr(mut self, qr: qr::PersonalQr) -> Self {
+        self.qr = Arc::new(qr);
         self
     }
 

@@ -13,6 +13,7 @@
 
 pub mod image;
 mod keys;
+mod limit;
 pub mod token;
 
 use std::sync::{Arc, Mutex};
@@ -30,34 +31,61 @@ pub const QR_SYSTEM: &str = "https://healthbook.example.org/fhir/sid/personal-qr
 /// The name of the generated secret in the database.
 const SECRET_NAME: &str = "qr";
 
-/// The server's QR secret: the configured one, or the one kept in the database (made on
-/// first use), loaded once.
-#[derive(Debug, Default)]
-pub struct QrSecret {
+/// The personal QR state of a server: its secret (the configured one, or the one kept in
+/// the database, made on first use, loaded once) and the failed lookups per client.
+#[derive(Debug)]
+pub struct PersonalQr {
     configured: Option<Vec<u8>>,
     keys: Mutex<Option<Arc<QrKeys>>>,
+    limit: limit::LookupLimit,
 }
 
-impl QrSecret {
-    /// `configured`: base64 of at least 32 bytes, or empty for one kept in the database.
+impl Default for PersonalQr {
+    fn default() -> Self {
+        Self {
+            configured: None,
+            keys: Mutex::default(),
+            limit: limit::LookupLimit::new(DEFAULT_MAX_FAILED_LOOKUPS),
+        }
+    }
+}
+
+/// `qr.max_failed_lookups_per_minute` of `config/default.toml`.
+const DEFAULT_MAX_FAILED_LOOKUPS: u32 = 30;
+
+impl PersonalQr {
+    /// `secret`: base64 of at least 32 bytes, or empty for one kept in the database;
+    /// `max_failed`: failed lookups a client may make per minute (0: no limit).
     ///
     /// # Errors
     /// A message when the configured secret is not base64 of at least 32 bytes.
-    pub fn new(configured: &str) -> Result<Self, String> {
-        let configured = configured.trim();
-        if configured.is_empty() {
-            return Ok(Self::default());
-        }
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(configured)
-            .map_err(|_| "qr.secret is not base64".to_owned())?;
-        if secret.len() < 32 {
-            return Err("qr.secret must hold at least 32 bytes".to_owned());
-        }
+    pub fn new(secret: &str, max_failed: u32) -> Result<Self, String> {
+        let secret = secret.trim();
+        let configured = if secret.is_empty() {
+            None
+        } else {
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(secret)
+                .map_err(|_| "qr.secret is not base64".to_owned())?;
+            if secret.len() < 32 {
+                return Err("qr.secret must hold at least 32 bytes".to_owned());
+            }
+            Some(secret)
+        };
         Ok(Self {
-            configured: Some(secret),
+            configured,
             keys: Mutex::default(),
+            limit: limit::LookupLimit::new(max_failed),
         })
+    }
+}
+
+/// Whose failed lookups are counted together: the token's client (or subject); every
+/// request without a token (`auth.mode = none`, loopback only) is one client.
+fn client_of(access: &Access) -> String {
+    match access {
+        Access::Open => "anonymous".to_owned(),
+        Access::Token(p) => p.client_id.clone().unwrap_or_else(|| p.subject.clone()),
     }
 }
 
@@ -195,12 +223,25 @@ impl Service {
     }
 
     /// The id of the Patient a scanned code names (no access decision: the caller reads
-    /// the Patient under the read rule).
+    /// the Patient under the read rule). Failures count against the client's limit.
     ///
     /// # Errors
     /// 404 `HB-QR-MISREAD` for a code whose check character fails (scan again), 404
-    /// `HB-QR-UNKNOWN` for one that is not a token, unknown, revoked or expired.
-    pub async fn qr_patient(&self, scanned: &str) -> Result<String, ServiceError> {
+    /// `HB-QR-UNKNOWN` for one that is not a token, unknown, revoked or expired, 429
+    /// `HB-QR-TOO-MANY` for a client past its failed lookups.
+    pub async fn qr_patient(&self, access: &Access, scanned: &str) -> Result<String, ServiceError> {
+        let client = client_of(access);
+        if let Some(retry_after) = self.qr.limit.refused(&client) {
+            return Err(ServiceError::Throttled { retry_after });
+        }
+        let found = self.qr_lookup(scanned).await;
+        if matches!(found, Err(ServiceError::Refused { .. })) {
+            self.qr.limit.failed(&client);
+        }
+        found
+    }
+
+    async fn qr_lookup(&self, scanned: &str) -> Result<String, ServiceError> {
         let token = Token::parse(scanned).map_err(|e| match e {
             Misread::CheckFailed => ServiceError::new(
                 ErrorCode::QrMisread,
@@ -227,7 +268,7 @@ impl Service {
         scanned: &str,
     ) -> Result<StoredResource, ServiceError> {
         access.require(Permission::Read, "Patient")?;
-        let id = self.qr_patient(scanned).await?;
+        let id = self.qr_patient(access, scanned).await?;
         // A Patient the token may not see answers as an unknown code, not as a 404 of
         // a read that would tell that the code is valid.
         self.read(access, "Patient".into(), id)

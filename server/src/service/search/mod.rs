@@ -134,6 +134,7 @@ impl Service {
     /// have (longer than 64 characters) when it names none.
     async fn qr_identifiers(
         &self,
+        access: &Access,
         mut request: SearchRequest,
     ) -> Result<SearchRequest, ServiceError> {
         if !matches!(&request.scope, SearchScope::Type(t) if t == "Patient") {
@@ -147,8 +148,9 @@ impl Service {
             if name != "identifier" {
                 continue;
             }
-            let id = match self.qr_patient(scanned).await {
+            let id = match self.qr_patient(access, scanned).await {
                 Ok(id) => id,
+                // A throttled client is refused; an unknown token finds nobody.
                 Err(ServiceError::Refused { .. }) => "no-patient-has-this-personal-qr-".repeat(3),
                 Err(e) => return Err(e),
             };
@@ -168,7 +170,7 @@ impl Service {
         access: &Access,
         request: SearchRequest,
     ) -> Result<String, ServiceError> {
-        let request = self.qr_identifiers(request).await?;
+        let request = self.qr_identifiers(access, request).await?;
         let mut plan = self.plan(&request)?;
         if let Some(c) = &mut plan.contained {
             access.require(Permission::Search, &c.res_type)?;
