@@ -342,3 +342,59 @@ fn long_values_are_stored_and_found_exactly() {
         );
     }
 }
+
+/// Nothing from outside overflows a stack (issue 14): JSON Patch and FHIRPath Patch
+/// documents whose paths, expressions or values nest 10 to 100,000 deep are answered
+/// (applied, or a 4xx OperationOutcome), the resource stays readable, the server lives.
+#[test]
+fn patches_nested_at_any_depth_are_answered() {
+    for s in servers() {
+        let id = id_of(&s.create(&patient("Deep")));
+        let path = format!("Patient/{id}");
+        for depth in [10usize, 128, 1_000, 100_000] {
+            let pointer = "/extension/0".repeat(depth);
+            let value = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let documents = [
+                format!(r#"[{{"op":"add","path":"{pointer}","value":1}}]"#),
+                format!(r#"[{{"op":"add","path":"/extension","value":{value}}}]"#),
+            ];
+            for body in documents {
+                let resp = s
+                    .req(Method::PATCH, &path)
+                    .header("Content-Type", "application/json-patch+json")
+                    .body(body)
+                    .fetch();
+                assert!(
+                    (400..500).contains(&resp.status),
+                    "[{}] JSON Patch at depth {depth}: {}",
+                    s.backend,
+                    resp.status
+                );
+                assert_eq!(resp.json()["resourceType"], "OperationOutcome");
+            }
+            let expression = format!("{}Patient.name{}", "(".repeat(depth), ")".repeat(depth));
+            let fhirpath = json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+                {"name": "type", "valueCode": "delete"},
+                {"name": "path", "valueString": expression}]}]});
+            let resp = s
+                .req(Method::PATCH, &path)
+                .fhir_json(&fhirpath)
+                .fetch();
+            if depth <= 10 {
+                assert_eq!(resp.status, 200, "[{}] FHIRPath at depth {depth}", s.backend);
+                // Put the name back for the next round.
+                s.put(&path, &json!({"resourceType": "Patient", "id": id, "active": true,
+                    "name": [{"family": "Deep", "given": ["Test"]}], "gender": "male"}))
+                    .expect_status(200);
+            } else {
+                assert!(
+                    (400..500).contains(&resp.status),
+                    "[{}] FHIRPath at depth {depth}: {}",
+                    s.backend,
+                    resp.status
+                );
+            }
+            s.get(&path).expect_status(200);
+        }
+    }
+}
