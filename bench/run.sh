@@ -277,6 +277,22 @@ if [[ $seeded -ne $seed_count ]]; then
   exit 1
 fi
 say "seeded $seeded Patients in $(awk -v a="$seed_start" -v b="$seed_end" 'BEGIN { printf "%.1f", b - a }') s (sequential, 1 connection)"
+
+# A personal QR for each seeded Patient (the hospital-scan scenarios).
+qr_tokens=$tmp/qr.txt
+python3 - "$origin" "$ids" "$qr_tokens" <<'PY'
+import json, os, sys, urllib.request
+base, ids, out = sys.argv[1:4]
+headers = {"Accept": "application/fhir+json"}
+token = os.environ.get("BENCH_TOKEN")
+if token:
+    headers["Authorization"] = "Bearer " + token
+with open(ids) as f, open(out, "w") as o:
+    for pid in filter(None, (l.strip() for l in f)):
+        req = urllib.request.Request(f"{base}/fhir/Patient/{pid}/$qr-issue", method="POST", headers=headers)
+        p = json.load(urllib.request.urlopen(req))
+        o.write(next(x["valueString"] for x in p["parameter"] if x["name"] == "token") + "\n")
+PY
 say ""
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -288,6 +304,7 @@ run_wrk() {
   local name=$1 threads=$2 conns=$3 script=$4 log=$tmp/wrk-$1-$3.txt
   say "=== $name, $conns connection(s), ${duration}s ==="
   BENCH_SCENARIO=$name BENCH_CONNS=$conns BENCH_IDS=$ids BENCH_CC_RANGE=$cc_range \
+    BENCH_QR=$qr_tokens BENCH_QR_MODE=${name#qr-} \
     wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$lua_dir/$script" "$base" \
     >"$log" 2>&1 || {
     cat "$log" >&2
@@ -307,6 +324,8 @@ fi
 
 run_wrk get-by-id 1 1 get_by_id.lua
 run_wrk get-by-id 2 32 get_by_id.lua
+run_wrk qr-resolve 2 32 qr_lookup.lua
+run_wrk qr-identifier 2 32 qr_lookup.lua
 run_wrk create 2 32 create.lua
 run_wrk conditional-create 2 32 conditional_create.lua
 
