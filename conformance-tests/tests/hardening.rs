@@ -41,8 +41,9 @@ fn bad_strings_and_dates_are_400_and_not_stored() {
 }
 
 /// http.html#history: `_since` after the last version of an existing resource is an empty
-/// history (not a 404); `_at`, which is not offered, is a 400 rather than ignored; a
-/// `_sort` with empty keys is a 400.
+/// history (not a 404); `_at` lists the versions current at some time in its period
+/// (history.html; it used to be ignored, and the whole history came back), a malformed one
+/// is a 400; a `_sort` with empty keys is a 400.
 #[test]
 fn history_and_sort_parameters_are_not_ignored() {
     for s in servers() {
@@ -60,10 +61,51 @@ fn history_and_sort_parameters_are_not_ignored() {
             new_id()
         ))
         .expect_error(404);
-        let at = s
-            .get(&format!("Patient/{id}/_history?_at=2021"))
-            .expect_error(400);
-        assert_eq!(at["issue"][0]["expression"][0], "_at");
+        let first = s.read("Patient", &id);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut body = first.clone();
+        body["active"] = json!(false);
+        let second = s
+            .put(&format!("Patient/{id}"), &body)
+            .expect_status(200)
+            .json();
+        let versions = |at: &str| -> Vec<String> {
+            let url = reqwest::Url::parse_with_params(
+                &s.url(&format!("Patient/{id}/_history")),
+                &[("_at", at)],
+            )
+            .unwrap();
+            let bundle = s
+                .client
+                .get(url)
+                .header("Accept", "application/fhir+json")
+                .fetch();
+            entries(&bundle.expect_status(200).json())
+                .iter()
+                .map(|e| {
+                    e["resource"]["meta"]["versionId"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        let (t1, t2) = (
+            first["meta"]["lastUpdated"].as_str().unwrap().to_owned(),
+            second["meta"]["lastUpdated"].as_str().unwrap().to_owned(),
+        );
+        assert_eq!(versions(&t1), ["1"], "[{}] _at={t1}", s.backend);
+        assert_eq!(versions(&t2), ["2"], "[{}] _at={t2}", s.backend);
+        assert_eq!(versions("2099-01-01"), ["2"], "[{}]", s.backend);
+        assert!(versions("2001").is_empty(), "[{}]", s.backend);
+        let year = &t1[..4];
+        assert_eq!(versions(year), ["2", "1"], "[{}] _at={year}", s.backend);
+        for bad in ["_at=yesterday", "_at=2021&_at=2022"] {
+            let at = s
+                .get(&format!("Patient/{id}/_history?{bad}"))
+                .expect_error(400);
+            assert_eq!(at["issue"][0]["expression"][0], "_at");
+        }
         let sort = s.get("Patient?_sort=,,,").expect_error(400);
         assert_eq!(sort["issue"][0]["expression"][0], "_sort");
     }
@@ -376,16 +418,20 @@ fn patches_nested_at_any_depth_are_answered() {
             let fhirpath = json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
                 {"name": "type", "valueCode": "delete"},
                 {"name": "path", "valueString": expression}]}]});
-            let resp = s
-                .req(Method::PATCH, &path)
-                .fhir_json(&fhirpath)
-                .fetch();
+            let resp = s.req(Method::PATCH, &path).fhir_json(&fhirpath).fetch();
             if depth <= 10 {
-                assert_eq!(resp.status, 200, "[{}] FHIRPath at depth {depth}", s.backend);
+                assert_eq!(
+                    resp.status, 200,
+                    "[{}] FHIRPath at depth {depth}",
+                    s.backend
+                );
                 // Put the name back for the next round.
-                s.put(&path, &json!({"resourceType": "Patient", "id": id, "active": true,
-                    "name": [{"family": "Deep", "given": ["Test"]}], "gender": "male"}))
-                    .expect_status(200);
+                s.put(
+                    &path,
+                    &json!({"resourceType": "Patient", "id": id, "active": true,
+                    "name": [{"family": "Deep", "given": ["Test"]}], "gender": "male"}),
+                )
+                .expect_status(200);
             } else {
                 assert!(
                     (400..500).contains(&resp.status),

@@ -1,7 +1,7 @@
 //! FHIR history — https://hl7.org/fhir/R4/http.html#history
 //!
 //! Instance, type and system history as a Bundle of type `history`, newest version first,
-//! with `_count` and `_since`. Pages continue through a `next` link that carries a cursor
+//! with `_count`, `_since` and `_at` (the versions current at some time in a period). Pages continue through a `next` link that carries a cursor
 //! (the position of the last version shown), so paging never skips or repeats versions
 //! when writes happen in between and never scans past an offset.
 
@@ -34,6 +34,8 @@ pub enum HistoryScope {
 pub struct HistoryParams {
     count: Option<i64>,
     since: Option<(i64, String)>,
+    /// `_at` as written (read in the server's zone when it has none).
+    at: Option<String>,
     cursor: Option<i64>,
 }
 
@@ -67,15 +69,25 @@ impl HistoryParams {
                         )
                     })?);
                 }
-                // http.html#history: `_at` (the versions current at a time) and `_list`
-                // are not offered; ignoring them would answer another question.
-                "_at" | "_list" => {
+                // http.html#history: the versions current at some time in the period
+                // the date(Time) covers (`_at=2021` is the whole year).
+                "_at" => {
+                    let utc = chrono::FixedOffset::east_opt(0).expect("zero offset");
+                    if params.at.is_some() || super::index::date::range(&value, utc).is_none() {
+                        return Err(ServiceError::at(
+                            ErrorCode::SearchValue,
+                            "_at",
+                            "_at is one date or dateTime (2021, 2021-07-01, 2021-07-01T08:00:00+07:00).",
+                        ));
+                    }
+                    params.at = Some(value.into_owned());
+                }
+                // `_list` is not offered; ignoring it would answer another question.
+                "_list" => {
                     return Err(ServiceError::at(
                         ErrorCode::SearchParameter,
-                        name.as_ref(),
-                        format!(
-                            "{name} is not supported in a history here; use _since and _count."
-                        ),
+                        "_list",
+                        "_list is not supported in a history here; use _since, _at and _count.",
                     ))
                 }
                 _ => {}
@@ -137,6 +149,11 @@ impl Service {
             res_type,
             res_id,
             since: params.since.as_ref().map(|(ms, _)| *ms),
+            at: params
+                .at
+                .as_deref()
+                .and_then(|at| super::index::date::range(at, self.index.default_offset))
+                .map(|r| (r.lo, r.hi)),
             before_seq: params.cursor,
             limit: count + 1,
         };
@@ -185,6 +202,9 @@ impl Service {
         let mut common = vec![format!("_count={count}")];
         if let Some((_, since)) = &params.since {
             common.push(format!("_since={}", query_encode(since)));
+        }
+        if let Some(at) = &params.at {
+            common.push(format!("_at={}", query_encode(at)));
         }
         let link = |cursor: Option<i64>| {
             let mut q = common.clone();

@@ -40,8 +40,28 @@ macro_rules! history_filter {
         if let Some(since) = $query.since {
             q = q.filter(rv::last_updated.ge(since));
         }
+        // A version is current from its own time until the next version's: it was current
+        // during [lo, hi] when it began by hi and the next one (if any) came after lo.
+        if let Some((lo, hi)) = $query.at {
+            let next = NEXT_VERSION;
+            q = q.filter(
+                rv::last_updated.le(hi).and(
+                    rv::is_current.or(diesel::dsl::exists(
+                        next.filter(next.field(rv::res_type).eq(rv::res_type))
+                            .filter(next.field(rv::res_id).eq(rv::res_id))
+                            .filter(next.field(rv::version_id).eq(rv::version_id + 1))
+                            .filter(next.field(rv::last_updated).gt(lo)),
+                    )),
+                ),
+            );
+        }
         q
     }};
+}
+
+// The versions table again, for the version after one (`_at`).
+diesel::alias! {
+    const NEXT_VERSION: Alias<NextVersion> = rv as next_version;
 }
 
 /// A connection lent to the service for the span of one read or one transaction.
@@ -61,6 +81,8 @@ pub struct HistoryQuery {
     pub res_id: Option<String>,
     /// Only versions updated at or after this instant (ms since the epoch).
     pub since: Option<i64>,
+    /// Only versions that were current at some time in this closed range (`_at`).
+    pub at: Option<(i64, i64)>,
     /// Only versions written before this position (the paging cursor).
     pub before_seq: Option<i64>,
     pub limit: i64,
