@@ -100,6 +100,24 @@ fn walk_object<'a>(
     let entries: Vec<_> = entries.collect();
     for (name, value) in &entries {
         let here = format!("{path}.{name}");
+        // A resource inside a resource (contained, Bundle.entry.resource, a Parameters
+        // value) names an R4 type, or fhirbolt keeps it as an empty element that the XML
+        // writer turns into an unknown element (found by fuzzing).
+        if name.as_str() == "resourceType" {
+            match value {
+                Value::String(t) if crate::is_resource_type(t) => {}
+                _ => {
+                    let shown = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_owned);
+                    return Err(FormatError::at(
+                        here,
+                        format!("'{shown}' is not a FHIR R4 resource type."),
+                        format!("'{shown}' không phải là một loại tài nguyên FHIR R4."),
+                    ));
+                }
+            }
+        }
         if name.as_str() == "modifierExtension" {
             let url = value
                 .as_array()

@@ -336,3 +336,20 @@ mod round_trip {
         }
     }
 }
+
+/// Found by the `json` fuzz target: a contained resource of an unknown type was accepted
+/// and written to XML as an unknown element.
+#[test]
+fn contained_resources_of_unknown_types_are_refused() {
+    let body =
+        r#"{"resourceType":"Patient","contained":[{"resourceType":"OrganV"}],"active":true}"#;
+    let e = reject(body);
+    assert!(
+        e.message
+            .contains("'OrganV' is not a FHIR R4 resource type"),
+        "{}",
+        e.message
+    );
+    let ok = r##"{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"BV"}],"managingOrganization":{"reference":"#o"}}"##;
+    parse_json(ok.as_bytes()).expect("a known contained type");
+}

@@ -62,7 +62,7 @@ impl Patch {
         fhirpath::parse(parameters).map(Patch::FhirPath)
     }
 
-    /// Applies the patch to `resource` in place.
+    /// Applies the patch to `resource`: all of it, or (on an error) none of it.
     ///
     /// # Errors
     /// 422 when an operation cannot be applied (a path that is not there, a test that
@@ -70,11 +70,20 @@ impl Patch {
     pub fn apply(&self, resource: &mut Value) -> Result<(), ServiceError> {
         match self {
             Patch::Json(patch) => {
-                json_patch::patch(resource, patch).map_err(|e| ServiceError::Refused {
-                    code: ErrorCode::PatchFailed,
-                    message: format!("The JSON Patch cannot be applied: {e}."),
-                    path: None,
-                })
+                // json-patch's own all-or-nothing (`patch`) undoes the applied operations
+                // on a failure, and its undo panics on some documents (found by fuzzing:
+                // an add to `/name/0/given/-` followed by a failing move); a copy is
+                // patched instead and kept only when every operation applied.
+                let mut patched = resource.clone();
+                json_patch::patch_unsafe(&mut patched, patch).map_err(|e| {
+                    ServiceError::Refused {
+                        code: ErrorCode::PatchFailed,
+                        message: format!("The JSON Patch cannot be applied: {e}."),
+                        path: None,
+                    }
+                })?;
+                *resource = patched;
+                Ok(())
             }
             Patch::FhirPath(operations) => {
                 for (i, operation) in operations.iter().enumerate() {
@@ -177,4 +186,30 @@ pub(super) fn apply_patch(
     let mut written = put(tx, ctx, access, (res_type, id), &patched, if_match, "PATCH")?;
     written.issues = issues;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patient() -> Value {
+        serde_json::json!({"resourceType": "Patient", "id": "p", "active": true,
+            "name": [{"family": "Nguyễn", "given": ["An", "Văn"]}, {"text": "An"}],
+            "birthDate": "1990-01-02", "contact": [{"name": {"family": "Trần"}}]})
+    }
+
+    /// Found by the `patch` fuzz target (fuzz/README.md).
+    #[test]
+    fn json_patches_found_by_fuzzing_are_answered() {
+        let documents = [
+            r#"[{"op":"move","from":"/name/0","path":"/name/5"}]"#,
+            r#"[{"op":"replace","path":"/active","value":false},{"op":"add","path":"/name/0/given/-","value":"B"},{"op":"remove","path":"/contact"},{"op":"test","path":"/id","value":"p"},{"op":"move","from":"/name/0","path":"/name/5"},{"op":"copy","from":"/b,irthDate","path":"/deceasedDateTime"}]"#,
+        ];
+        for body in documents {
+            let patch = Patch::json_patch(body.as_bytes()).expect("a JSON Patch");
+            let mut resource = patient();
+            assert!(patch.apply(&mut resource).is_err(), "{body}");
+            assert_eq!(resource, patient(), "a failed patch changed nothing");
+        }
+    }
 }
