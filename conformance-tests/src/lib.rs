@@ -128,10 +128,13 @@ pub fn binary() -> PathBuf {
     path
 }
 
-/// A fresh HTTP client with the harness defaults.
+/// A fresh HTTP client with the harness defaults. Idle connections are dropped after 2 s,
+/// before the server's 5 s keep-alive closes them: a request sent on a connection the
+/// server is closing fails.
 pub fn client() -> Client {
     Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("build reqwest client")
 }

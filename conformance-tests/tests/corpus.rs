@@ -168,7 +168,7 @@ fn corpus(existing: &str) -> Vec<Case> {
         case("If-None-Exist that is not UTF-8", M::POST, "Patient", 400)
             .header("If-None-Exist", b"identifier=\xff".to_vec())
             .json(with(|_| {})),
-        case("_history?_at", M::GET, format!("Patient/{existing}/_history?_at=2020"), 400),
+        case("_history?_at that is no date", M::GET, format!("Patient/{existing}/_history?_at=yesterday"), 400),
         case("_sort=,,,", M::GET, "Patient?_sort=,,,", 400),
         case("a urn:uuid fullUrl that is no UUID", M::POST, "", 400).json(
             serde_json::to_vec(&json!({"resourceType": "Bundle", "type": "transaction",
@@ -213,6 +213,11 @@ fn corpus(existing: &str) -> Vec<Case> {
         case("an id of 65 characters", M::PUT, format!("Patient/{}", "a".repeat(65)), 400)
             .json(with(|p| p["id"] = json!("a".repeat(65)))),
         case("an unknown resource type", M::POST, "Patientx", 404).json(with(|_| {})),
+        case("a JSON Patch json-patch could not undo", M::PATCH, format!("Patient/{existing}"), 422)
+            .header("Content-Type", "application/json-patch+json")
+            .body(r#"[{"op":"add","path":"/name/0/given/-","value":"B"},{"op":"move","from":"/name/0","path":"/name/5"}]"#),
+        case("a contained resource of no known type", M::POST, "Patient", 400)
+            .json(r#"{"resourceType":"Patient","contained":[{"resourceType":"OrganV"}],"active":true}"#),
         case("a path that climbs out", M::GET, "Patient/..%2F..%2Fetc%2Fpasswd", 404),
     ]
 }
