@@ -203,15 +203,12 @@ impl Service {
         let keys = self.qr_keys().await?;
         let id = patient_id.clone();
         let row = self.read_tx(move |tx| tx.qr_of(&id)).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        let row = row
-            .filter(|r| r.expires_at.is_none_or(|e| e > now))
-            .ok_or_else(|| {
-                ServiceError::new(
-                    ErrorCode::QrUnknown,
-                    "This Patient has no valid personal QR; issue one with $qr-issue.",
-                )
-            })?;
+        let row = row.filter(valid_now).ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::QrUnknown,
+                "This Patient has no valid personal QR; issue one with $qr-issue.",
+            )
+        })?;
         let token = keys.open(&row.sealed, &patient_id).map_err(|_| {
             ServiceError::Fault("a stored QR does not open with this server's secret".into())
         })?;
@@ -230,35 +227,17 @@ impl Service {
     /// `HB-QR-UNKNOWN` for one that is not a token, unknown, revoked or expired, 429
     /// `HB-QR-TOO-MANY` for a client past its failed lookups.
     pub async fn qr_patient(&self, access: &Access, scanned: &str) -> Result<String, ServiceError> {
-        let client = client_of(access);
-        if let Some(retry_after) = self.qr.limit.refused(&client) {
-            return Err(ServiceError::Throttled { retry_after });
-        }
-        let found = self.qr_lookup(scanned).await;
-        if matches!(found, Err(ServiceError::Refused { .. })) {
-            self.qr.limit.failed(&client);
-        }
-        found
+        self.qr_counted(access, scanned, |service, lookup| async move {
+            let row = service.read_tx(move |tx| tx.qr_find(&lookup)).await?;
+            row.filter(valid_now)
+                .map(|r| r.patient_id)
+                .ok_or_else(unknown)
+        })
+        .await
     }
 
-    async fn qr_lookup(&self, scanned: &str) -> Result<String, ServiceError> {
-        let token = Token::parse(scanned).map_err(|e| match e {
-            Misread::CheckFailed => ServiceError::new(
-                ErrorCode::QrMisread,
-                "The code was misread (its check character does not match): scan it again.",
-            ),
-            Misread::NotAToken => unknown(),
-        })?;
-        let keys = self.qr_keys().await?;
-        let lookup = keys.lookup(&token);
-        let row = self.read_tx(move |tx| tx.qr_find(&lookup)).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        row.filter(|r| r.expires_at.is_none_or(|e| e > now))
-            .map(|r| r.patient_id)
-            .ok_or_else(unknown)
-    }
-
-    /// `Patient/$qr-resolve`: the Patient a scanned code names, under the read rule.
+    /// `Patient/$qr-resolve`: the Patient a scanned code names, under the read rule; the
+    /// lookup and the read share one connection.
     ///
     /// # Errors
     /// As [`Service::qr_patient`], and as a read.
@@ -268,19 +247,65 @@ impl Service {
         scanned: &str,
     ) -> Result<StoredResource, ServiceError> {
         access.require(Permission::Read, "Patient")?;
-        let id = self.qr_patient(access, scanned).await?;
-        // A Patient the token may not see answers as an unknown code, not as a 404 of
-        // a read that would tell that the code is valid.
-        self.read(access, "Patient".into(), id)
-            .await
-            .map_err(|e| match e {
-                ServiceError::Refused {
+        self.qr_counted(access, scanned, |service, lookup| async move {
+            let found = service
+                .read_found_by(access, "Patient", move |tx| {
+                    Ok(tx.qr_find(&lookup)?.filter(valid_now).map(|r| r.patient_id))
+                })
+                .await;
+            // A Patient the token may not see answers as an unknown code, not as a 404
+            // of a read that would tell that the code is valid.
+            match found {
+                Ok(Some(patient)) => Ok(patient),
+                Ok(None)
+                | Err(ServiceError::Refused {
                     code: ErrorCode::NotFound | ErrorCode::Deleted,
                     ..
-                } => unknown(),
-                other => other,
-            })
+                }) => Err(unknown()),
+                Err(other) => Err(other),
+            }
+        })
+        .await
     }
+
+    /// Runs `find` with the lookup key of a scanned code, within the client's limit of
+    /// failed lookups: a refusal (misread, unknown) counts.
+    async fn qr_counted<'a, T, F, Fut>(
+        &'a self,
+        access: &Access,
+        scanned: &str,
+        find: F,
+    ) -> Result<T, ServiceError>
+    where
+        F: FnOnce(&'a Service, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let client = client_of(access);
+        if let Some(retry_after) = self.qr.limit.refused(&client) {
+            return Err(ServiceError::Throttled { retry_after });
+        }
+        let found = match Token::parse(scanned) {
+            Err(Misread::CheckFailed) => Err(ServiceError::new(
+                ErrorCode::QrMisread,
+                "The code was misread (its check character does not match): scan it again.",
+            )),
+            Err(Misread::NotAToken) => Err(unknown()),
+            Ok(token) => {
+                let lookup = self.qr_keys().await?.lookup(&token);
+                find(self, lookup).await
+            }
+        };
+        if matches!(found, Err(ServiceError::Refused { .. })) {
+            self.qr.limit.failed(&client);
+        }
+        found
+    }
+}
+
+/// Whether a stored QR has not expired.
+fn valid_now(row: &crate::store::QrRow) -> bool {
+    row.expires_at
+        .is_none_or(|e| e > chrono::Utc::now().timestamp_millis())
 }
 
 fn unknown() -> ServiceError {
