@@ -218,6 +218,8 @@ fn corpus(existing: &str) -> Vec<Case> {
             .body(r#"[{"op":"add","path":"/name/0/given/-","value":"B"},{"op":"move","from":"/name/0","path":"/name/5"}]"#),
         case("a contained resource of no known type", M::POST, "Patient", 400)
             .json(r#"{"resourceType":"Patient","contained":[{"resourceType":"OrganV"}],"active":true}"#),
+        case("a contained resource with nothing but its type", M::POST, "Patient", 400)
+            .json(r#"{"resourceType":"Patient","contained":[{"resourceType":"Organization"}],"active":true}"#),
         case("a path that climbs out", M::GET, "Patient/..%2F..%2Fetc%2Fpasswd", 404),
     ]
 }

@@ -117,6 +117,15 @@ fn walk_object<'a>(
                     ));
                 }
             }
+            // A nested resource with nothing but its type says nothing (and fhirbolt's
+            // XML reader misreads what follows its empty element: found by fuzzing).
+            if entries.len() == 1 && path.contains(['.', '[']) {
+                return Err(FormatError::at(
+                    path,
+                    "A resource inside a resource needs content besides resourceType (json.html: no empty objects).",
+                    "Tài nguyên lồng bên trong cần có nội dung ngoài resourceType (json.html: không có đối tượng rỗng).",
+                ));
+            }
         }
         if name.as_str() == "modifierExtension" {
             let url = value

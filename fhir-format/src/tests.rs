@@ -350,6 +350,9 @@ fn contained_resources_of_unknown_types_are_refused() {
         "{}",
         e.message
     );
+    let empty =
+        reject(r#"{"resourceType":"Patient","contained":[{"resourceType":"Organization"}]}"#);
+    assert!(empty.message.contains("needs content"), "{}", empty.message);
     let ok = r##"{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"BV"}],"managingOrganization":{"reference":"#o"}}"##;
     parse_json(ok.as_bytes()).expect("a known contained type");
 }
