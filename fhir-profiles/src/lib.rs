@@ -118,14 +118,16 @@ pub fn shipped_named_queries() -> [&'static str; 1] {
     )]
 }
 
-/// The OperationDefinitions of Healthbook's own operations (`vn/`: the personal QR), as
-/// JSON.
-pub fn shipped_operations() -> [&'static str; 4] {
+/// The OperationDefinitions of Healthbook's own operations (`vn/`: the personal QR and
+/// its access grants), as JSON.
+pub fn shipped_operations() -> [&'static str; 6] {
     [
         include_str!("../vn/OperationDefinition-qr-issue.json"),
         include_str!("../vn/OperationDefinition-qr-revoke.json"),
         include_str!("../vn/OperationDefinition-qr.json"),
         include_str!("../vn/OperationDefinition-qr-resolve.json"),
+        include_str!("../vn/OperationDefinition-emergency-access.json"),
+        include_str!("../vn/OperationDefinition-consent-revoke.json"),
     ]
 }
 

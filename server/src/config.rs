@@ -27,6 +27,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub qr: QrSettings,
+    pub access: AccessSettings,
 }
 
 /// `[server]`
@@ -213,6 +214,27 @@ pub struct QrSettings {
     pub max_failed_lookups_per_minute: u32,
 }
 
+/// `[access]`: how far practitioners' `user/` scopes reach (docs/QR.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// `qr`: a practitioner sees and writes a person's compartment only under a grant (a
+    /// scan of the person's QR, or an emergency access); `open`: every record.
+    #[serde(deserialize_with = "choice")]
+    pub practitioner: PractitionerAccess,
+    /// Hours a scan's grant lasts.
+    pub grant_hours: u32,
+    /// Minutes an emergency access (break the glass) lasts.
+    pub emergency_minutes: u32,
+}
+
+/// `access.practitioner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PractitionerAccess {
+    Qr,
+    Open,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +285,13 @@ impl Choice for Action {
 impl Choice for AuthMode {
     const VALUES: &'static [(&'static str, Self)] =
         &[("none", AuthMode::None), ("oidc", AuthMode::Oidc)];
+}
+
+impl Choice for PractitionerAccess {
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("qr", PractitionerAccess::Qr),
+        ("open", PractitionerAccess::Open),
+    ];
 }
 
 impl Choice for LogFormat {
@@ -388,6 +417,8 @@ impl Settings {
             ("search.max_parameters", self.search.max_parameters),
             ("search.max_values", self.search.max_values),
             ("search.max_includes", self.search.max_includes),
+            ("access.grant_hours", self.access.grant_hours as usize),
+            ("access.emergency_minutes", self.access.emergency_minutes as usize),
         ] {
             if value == 0 {
                 return fail(key, "must be more than 0");

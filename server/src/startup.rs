@@ -9,6 +9,8 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
+use crate::config::PractitionerAccess;
+use crate::service::qr::grant::GrantRule;
 use crate::service::qr::PersonalQr;
 use crate::service::search_parameters::Registry;
 use crate::service::validate::{Language, Validator};
@@ -113,7 +115,12 @@ impl Application {
                 &settings.qr.secret,
                 settings.qr.max_failed_lookups_per_minute,
             )
-            .map_err(anyhow::Error::msg)?,
+            .map_err(anyhow::Error::msg)?
+            .with_grants(GrantRule::new(
+                settings.access.practitioner == PractitionerAccess::Qr,
+                settings.access.grant_hours,
+                settings.access.emergency_minutes,
+            )),
         );
         // The shipped profiles and the custom search parameters are in place before the
         // first request, unless the database is away (then once it is back).

@@ -1,4 +1,5 @@
-//! The [`Access`] of a request, from its `Authorization` header (RFC 6750). Every FHIR
+//! The [`Access`] of a request, from its `Authorization` header (RFC 6750) and, for a
+//! practitioner under the personal-QR rule, their access grants in force. Every FHIR
 //! handler takes it, so no path reaches the service without the one access decision.
 
 use std::future::Future;
@@ -33,7 +34,7 @@ impl FromRequest for Access {
                 .authenticate(authorization.as_deref())
                 .await
             {
-                Ok(Some(principal)) => Access::Token(Arc::clone(&principal)),
+                Ok(Some(principal)) => state.service.access_of(Arc::clone(&principal)).await?,
                 Ok(None) => Access::Open,
                 Err(e) => return Err(ApiError::from(e)),
             };

@@ -12,6 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage};
 
 use super::error::{ApiError, Localized};
+use super::interaction::qr::EmergencyAccess;
 use super::respond::{AppState, AuditTarget, BundleAudit};
 use crate::service::audit::{AuditEntry, AuditedInteraction};
 use crate::service::validate::Language;
@@ -116,6 +117,11 @@ async fn record_audit(
         patients: target.map(|t| t.patients).unwrap_or_default(),
         status: response.status().as_u16(),
         request_id: request_id.to_owned(),
+        emergency: response
+            .response()
+            .extensions()
+            .get::<EmergencyAccess>()
+            .map(|e| e.0.clone()),
     };
     state.service.audit(entry).await;
     // Each entry of a batch or transaction is audited as the request it stands for.
@@ -129,6 +135,7 @@ async fn record_audit(
             patients: e.target.map(|t| t.patients).unwrap_or_default(),
             status: e.status,
             request_id: request_id.to_owned(),
+            emergency: None,
         };
         state.service.audit(entry).await;
     }

@@ -85,6 +85,17 @@ const QR_RESOLVE: Offers = Offers::Operation {
     definition: "https://healthbook.example.org/fhir/OperationDefinition/qr-resolve",
     on: Some("Patient"),
 };
+/// The personal-QR rule's operations (docs/QR.md): break the glass, end a grant.
+const EMERGENCY_ACCESS: Offers = Offers::Operation {
+    name: "emergency-access",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/emergency-access",
+    on: Some("Patient"),
+};
+const GRANT_REVOKE: Offers = Offers::Operation {
+    name: "revoke",
+    definition: "https://healthbook.example.org/fhir/OperationDefinition/consent-revoke",
+    on: Some("Consent"),
+};
 
 macro_rules! route_table {
     ($($verb:ident $path:literal => $handler:path, $audit:expr, [$($offers:expr),*];)*) => {
@@ -119,6 +130,8 @@ route_table! {
     Post "/Patient/$qr-resolve" => qr::resolve_post, Some(A::Operation), [];
     Post "/Patient/{id}/$qr-issue" => qr::issue, Some(A::Operation), [QR_ISSUE];
     Post "/Patient/{id}/$qr-revoke" => qr::revoke, Some(A::Operation), [QR_REVOKE];
+    Post "/Patient/{id}/$emergency-access" => qr::emergency_access, Some(A::Operation), [EMERGENCY_ACCESS];
+    Post "/Consent/{id}/$revoke" => qr::grant_revoke, Some(A::Operation), [GRANT_REVOKE];
     Get "/Patient/{id}/$qr" => qr::show, Some(A::Operation), [QR_SHOW];
     Get "/Patient/$everything" => everything::everything_type, Some(A::Operation), [EVERYTHING];
     Post "/Patient/$everything" => everything::everything_type_post, Some(A::Operation), [];

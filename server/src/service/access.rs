@@ -8,8 +8,14 @@
 //!   it when one of the compartment's search parameters for its type references that
 //!   Patient (or it is that Patient). Reads of other resources are 404, so that existence is
 //!   not revealed; writes outside the compartment are 403.
-//! - `user/` scopes: a practitioner may see any record (the hospital scenario); the
-//!   personal-QR rule that narrows this will be added here.
+//! - `user/` scopes: with `access.practitioner = "open"`, any record. With `"qr"` (the
+//!   personal-QR rule, docs/QR.md), a practitioner sees and writes a person's compartment
+//!   only under an access grant in force ([`Reach::Granted`]: a scan of the person's QR, or
+//!   an emergency access); resources of types outside the Patient compartment
+//!   (Organization, Practitioner, Medication...) stay open. Reads of a record without a
+//!   grant are 403 `HB-QR-SCAN-REQUIRED`; searches, chains, `_has`, includes, bundles and
+//!   `$everything` only ever reach the granted compartments. A user whose `fhirUser` is a
+//!   Patient reaches their own compartment.
 //! - `system/` scopes: the backend client's registered policy, all records.
 //! - Granular scopes (`?category=...`) are honoured for token parameters: the resource must
 //!   carry the token.
@@ -21,7 +27,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fhirpath;
-use super::ServiceError;
+use super::{ErrorCode, ServiceError};
 use crate::auth::{Permission, Principal, ScopeContext};
 use crate::store::{Cond, Filter, Table};
 
@@ -30,8 +36,59 @@ use crate::store::{Cond, Filter, Table};
 pub enum Access {
     /// No authentication configured (loopback development use).
     Open,
-    /// A verified token.
-    Token(Arc<Principal>),
+    /// A verified token, and how far its `user/` scopes reach into people's records.
+    Token(Arc<Principal>, Reach),
+}
+
+/// How far `user/` scopes reach into people's records (Patient compartments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every record (`access.practitioner = "open"`).
+    Everyone,
+    /// Only the compartments of these Patients (`access.practitioner = "qr"`).
+    Granted(Arc<Granted>),
+}
+
+/// The Patients whose compartments a user's grants in force open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    /// Every granted Patient's id.
+    pub patients: Vec<String>,
+    /// Those granted by an emergency access (their audit records say so).
+    pub emergency: Vec<String>,
+}
+
+impl Reach {
+    /// Whether `user/` scopes reach `resource` (of `res_type`).
+    fn reaches(&self, resource: &Value, res_type: &str) -> bool {
+        match self {
+            Reach::Everyone => true,
+            Reach::Granted(granted) => {
+                !is_personal(res_type)
+                    || granted
+                        .patients
+                        .iter()
+                        .any(|p| in_patient_compartment(resource, res_type, p))
+            }
+        }
+    }
+
+    /// What a `user/` search of `res_type` must be narrowed to.
+    fn filter(&self, res_type: &str) -> Option<Filter> {
+        match self {
+            Reach::Granted(granted) if is_personal(res_type) => Some(compartments_of(
+                &[res_type.to_owned()],
+                &granted.patients,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whether resources of `res_type` belong to people's records (the Patient compartment
+/// has it), so that the personal-QR rule applies to them.
+pub fn is_personal(res_type: &str) -> bool {
+    res_type == "Patient" || fhir_profiles::patient_compartment_params(res_type).is_some()
 }
 
 impl Access {
@@ -42,7 +99,7 @@ impl Access {
     pub fn require(&self, permission: Permission, res_type: &str) -> Result<(), ServiceError> {
         match self {
             Access::Open => Ok(()),
-            Access::Token(p) => {
+            Access::Token(p, _) => {
                 let own_user = permission == Permission::Read
                     && fhir_user(p).is_some_and(|(user_type, _)| user_type == res_type);
                 if own_user
@@ -68,7 +125,7 @@ impl Access {
     pub fn require_any(&self, permission: Permission) -> Result<(), ServiceError> {
         match self {
             Access::Open => Ok(()),
-            Access::Token(p)
+            Access::Token(p, _)
                 if p.scopes
                     .grants
                     .iter()
@@ -76,7 +133,7 @@ impl Access {
             {
                 Ok(())
             }
-            Access::Token(_) => Err(ServiceError::Forbidden {
+            Access::Token(..) => Err(ServiceError::Forbidden {
                 scope: format!("*.{}", permission.letter()),
             }),
         }
@@ -84,7 +141,7 @@ impl Access {
 
     /// Whether this request may see (for reads) or change (for writes) `resource`.
     pub fn permits(&self, permission: Permission, resource: &Value) -> bool {
-        let Access::Token(principal) = self else {
+        let Access::Token(principal, reach) = self else {
             return true;
         };
         let res_type = resource
@@ -101,7 +158,8 @@ impl Access {
             grant.allows(permission, res_type)
                 && satisfies_constraint(resource, res_type, &grant.constraint)
                 && match grant.context {
-                    ScopeContext::User | ScopeContext::System => true,
+                    ScopeContext::System => true,
+                    ScopeContext::User => reach.reaches(resource, res_type),
                     ScopeContext::Patient => principal
                         .patient
                         .as_deref()
@@ -110,13 +168,60 @@ impl Access {
         })
     }
 
+    /// Why [`Access::permits`] said no to `resource`, as the answer to give: a practitioner
+    /// whose scopes would allow it but who has no grant for the person is told to scan
+    /// their QR (403 `HB-QR-SCAN-REQUIRED`); otherwise `hidden` (a 404 for reads, so that
+    /// existence is not revealed; a 403 for writes).
+    pub fn refusal(
+        &self,
+        permission: Permission,
+        resource: &Value,
+        hidden: ServiceError,
+    ) -> ServiceError {
+        let Access::Token(principal, Reach::Granted(_)) = self else {
+            return hidden;
+        };
+        let res_type = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let held_back = is_personal(res_type)
+            && principal.scopes.grants.iter().any(|grant| {
+                grant.context == ScopeContext::User
+                    && grant.allows(permission, res_type)
+                    && satisfies_constraint(resource, res_type, &grant.constraint)
+            });
+        if held_back {
+            scan_required()
+        } else {
+            hidden
+        }
+    }
+
+    /// The Patients whose records this request reaches by an emergency access (its audit
+    /// record says so).
+    pub fn emergency(&self) -> &[String] {
+        match self {
+            Access::Token(_, Reach::Granted(granted)) => &granted.emergency,
+            _ => &[],
+        }
+    }
+
     /// Whether results must be filtered one by one (a restricted token), so that totals
     /// would reveal what is hidden.
     pub fn is_restricted(&self, res_type: Option<&str>) -> bool {
         match self {
             Access::Open => false,
-            Access::Token(p) => !p.scopes.grants.iter().any(|g| {
-                !matches!(g.context, ScopeContext::Patient)
+            Access::Token(p, reach) => !p.scopes.grants.iter().any(|g| {
+                let unconfined = match g.context {
+                    ScopeContext::Patient => false,
+                    ScopeContext::System => true,
+                    ScopeContext::User => match reach {
+                        Reach::Everyone => true,
+                        Reach::Granted(_) => res_type.is_some_and(|t| !is_personal(t)),
+                    },
+                };
+                unconfined
                     && g.constraint.is_empty()
                     && g.allows(Permission::Search, res_type.unwrap_or("*"))
                     && (res_type.is_some() || g.resource_type.is_none())
@@ -131,7 +236,7 @@ impl Access {
     /// count what the token may see; `None` when the token may search the whole type.
     /// The caller has checked [`Access::require`] for search first.
     pub fn search_filter(&self, res_type: &str) -> Option<Filter> {
-        let Access::Token(principal) = self else {
+        let Access::Token(principal, reach) = self else {
             return None;
         };
         let mut alternatives = Vec::new();
@@ -144,11 +249,13 @@ impl Access {
                 .iter()
                 .map(|(param, wanted)| constraint_filter(res_type, param, wanted))
                 .collect();
-            if grant.context == ScopeContext::Patient {
-                match principal.patient.as_deref() {
+            match grant.context {
+                ScopeContext::Patient => match principal.patient.as_deref() {
                     Some(patient) => parts.push(compartment_filter(res_type, patient)),
                     None => continue,
-                }
+                },
+                ScopeContext::User => parts.extend(reach.filter(res_type)),
+                ScopeContext::System => {}
             }
             if parts.is_empty() {
                 return None;
@@ -238,6 +345,14 @@ impl Access {
     }
 }
 
+/// 403 `HB-QR-SCAN-REQUIRED`.
+pub fn scan_required() -> ServiceError {
+    ServiceError::new(
+        ErrorCode::QrScanRequired,
+        "This person's record opens to a practitioner when their personal QR is scanned (Patient/$qr-resolve), or by an emergency access (Patient/{id}/$emergency-access).",
+    )
+}
+
 /// The resources of `res_type` in the compartment of `Patient/patient`, through the
 /// reference index of the compartment's parameters (compartmentdefinition-patient.html).
 pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {
@@ -247,9 +362,14 @@ pub fn compartment_filter(res_type: &str, patient: &str) -> Filter {
 /// The resources of any of `types` in the compartment of `Patient/patient` (the Patient
 /// itself included when `types` holds Patient): one filter over every type.
 pub fn compartment_of(types: &[String], patient: &str) -> Filter {
+    compartments_of(types, &[patient.to_owned()])
+}
+
+/// The resources of any of `types` in the compartment of any of `patients`.
+pub fn compartments_of(types: &[String], patients: &[String]) -> Filter {
     Filter::Compartment {
         target_type: "Patient".to_owned(),
-        target_id: patient.to_owned(),
+        target_ids: patients.to_vec(),
         members: types
             .iter()
             .flat_map(|t| {
@@ -400,6 +520,10 @@ mod tests {
     use serde_json::json;
 
     fn token(scope: &str, patient: Option<&str>) -> Access {
+        token_reaching(scope, patient, Reach::Everyone)
+    }
+
+    fn token_reaching(scope: &str, patient: Option<&str>, reach: Reach) -> Access {
         Access::Token(Arc::new(Principal {
             issuer: "i".into(),
             subject: "s".into(),
@@ -408,7 +532,7 @@ mod tests {
             patient: patient.map(str::to_owned),
             fhir_user: None,
             expires_at: i64::MAX,
-        }))
+        }), reach)
     }
 
     fn immunization(patient: &str) -> Value {
@@ -453,7 +577,7 @@ mod tests {
             patient: None,
             fhir_user: Some("https://x/fhir/Practitioner/d1".into()),
             expires_at: i64::MAX,
-        }));
+        }), Reach::Everyone);
         assert!(a.require(Permission::Read, "Practitioner").is_ok());
         assert!(a.permits(
             Permission::Read,
@@ -465,6 +589,36 @@ mod tests {
         ));
         assert!(a.require(Permission::Update, "Practitioner").is_err());
         assert!(a.require(Permission::Read, "Patient").is_err());
+    }
+
+    #[test]
+    fn user_scopes_under_the_qr_rule_reach_granted_compartments_only() {
+        let granted = Reach::Granted(Arc::new(Granted {
+            patients: vec!["p1".into()],
+            emergency: Vec::new(),
+        }));
+        let a = token_reaching("user/*.cruds", None, granted);
+        assert!(a.permits(Permission::Read, &immunization("p1")));
+        assert!(a.permits(Permission::Create, &immunization("p1")));
+        assert!(!a.permits(Permission::Read, &immunization("p2")));
+        assert!(!a.permits(Permission::Update, &immunization("p2")));
+        assert!(a.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p1"})));
+        assert!(!a.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p2"})));
+        // Outside people's records the user scopes reach as before.
+        assert!(a.permits(Permission::Read, &json!({"resourceType":"Organization","id":"o"})));
+        // A personal resource that names nobody is in no granted compartment.
+        assert!(!a.permits(Permission::Read, &json!({"resourceType":"Immunization"})));
+        assert!(a.is_restricted(Some("Immunization")));
+        assert!(a.is_restricted(None));
+        assert!(!a.is_restricted(Some("Organization")));
+        assert!(a.search_filter("Organization").is_none());
+        assert!(a.search_filter("Immunization").is_some());
+        let nobody = token_reaching("user/*.rs", None, Reach::Granted(Arc::default()));
+        assert!(!nobody.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p1"})));
+        // System scopes are not narrowed.
+        let system = token_reaching("system/*.rs", None, Reach::Granted(Arc::default()));
+        assert!(system.permits(Permission::Read, &immunization("p2")));
+        assert!(!system.is_restricted(Some("Immunization")));
     }
 
     #[test]

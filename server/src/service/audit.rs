@@ -99,6 +99,9 @@ pub struct AuditEntry {
     pub patients: Vec<String>,
     pub status: u16,
     pub request_id: String,
+    /// The stated reason, when the request was itself an emergency access (break the
+    /// glass).
+    pub emergency: Option<String>,
 }
 
 /// The sending side of the audit queue. Cheap to clone.
@@ -276,7 +279,7 @@ fn audit_event(entry: &AuditEntry) -> Value {
     };
     let mut agent = json!({"requestor": true});
     match &entry.access {
-        Some(Access::Token(p)) => {
+        Some(Access::Token(p, _)) => {
             agent["who"] = match &p.fhir_user {
                 Some(user) => json!({"reference": user}),
                 None => json!({"identifier": {"system": p.issuer, "value": p.subject}}),
@@ -330,6 +333,21 @@ fn audit_event(entry: &AuditEntry) -> Value {
     if !entities.is_empty() {
         event["entity"] = Value::Array(entities);
     }
+    // Break the glass (docs/QR.md): the emergency access itself, with its reason, and every
+    // request that reaches a person's record through one, carry the purpose ETREAT.
+    let under_emergency = entry.access.as_ref().is_some_and(|a| {
+        a.emergency()
+            .iter()
+            .any(|p| entry.patients.iter().any(|q| q == p))
+    });
+    if entry.emergency.is_some() || under_emergency {
+        let mut purpose = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT", "display": "Emergency Treatment"}]});
+        if let Some(reason) = &entry.emergency {
+            purpose["text"] = json!(format!("Emergency access: {reason}"));
+        }
+        event["purposeOfEvent"] = json!([purpose]);
+        event["agent"][0]["purposeOfUse"] = json!([{"coding": purpose["coding"].clone()}]);
+    }
     event
 }
 
@@ -350,7 +368,13 @@ mod tests {
             expires_at: i64::MAX,
         };
         for (access, status) in [
-            (Some(Access::Token(Arc::new(principal))), 200),
+            (
+                Some(Access::Token(
+                    Arc::new(principal),
+                    crate::service::access::Reach::Everyone,
+                )),
+                200,
+            ),
             (None, 401),
             (Some(Access::Open), 404),
         ] {
@@ -363,6 +387,7 @@ mod tests {
                 patients: vec!["p1".into()],
                 status,
                 request_id: "r1".into(),
+                emergency: (status == 200).then(|| "unconscious, no relatives".to_owned()),
             });
             let parsed =
                 fhir_format::parse_json(event.to_string().as_bytes()).expect("valid R4 AuditEvent");

@@ -36,7 +36,7 @@ impl Service {
             .map(|q| Criteria::parse(&self.parse_context(), &res_type, q))
             .transpose()?;
         if !access.permits(Permission::Create, &resource) {
-            return Err(outside_compartment());
+            return Err(access.refusal(Permission::Create, &resource, outside_compartment()));
         }
         let access = access.clone();
         let ctx = Arc::clone(&self.index);
@@ -82,6 +82,7 @@ pub(super) fn check_create(
 ) -> Result<(), ServiceError> {
     ensure_type(res_type)?;
     ensure_body_type(res_type, resource)?;
+    super::qr::grant::ensure_unmarked(res_type, resource)?;
     access.require(Permission::Create, res_type)
 }
 

@@ -91,13 +91,14 @@ pub(super) fn remove(
     id: &str,
 ) -> Result<Option<i64>, ServiceError> {
     tx.lock(resource_lock_key(res_type, id))?;
+    super::qr::grant::ensure_not_recorded(tx, res_type, id)?;
     let Some(current) = tx.current(res_type, id)?.filter(|r| !r.deleted) else {
         return Ok(None);
     };
-    if let Access::Token(_) = access {
+    if let Access::Token(..) = access {
         let existing = StoredResource::from(current.clone()).json()?;
         if !access.permits(Permission::Delete, &existing) {
-            return Err(outside_compartment());
+            return Err(access.refusal(Permission::Delete, &existing, outside_compartment()));
         }
     }
     if !tx.retire(res_type, id, current.version_id)? {

@@ -86,6 +86,12 @@ error_codes! {
         "Too many personal QR lookups from this client failed within a minute (`qr.max_failed_lookups_per_minute`); Retry-After says when it may try again.";
     QrOwner = "HB-QR-OWNER", 403, "forbidden",
         "Only the person (their own `patient/` token) or a backend service (`system/`) may issue, show or revoke a personal QR.";
+    QrScanRequired = "HB-QR-SCAN-REQUIRED", 403, "forbidden",
+        "A practitioner reaches a person's record only after scanning their personal QR (`Patient/$qr-resolve`) or under an emergency access (`Patient/{id}/$emergency-access`), while `access.practitioner = qr`.";
+    QrPractitioner = "HB-QR-PRACTITIONER", 403, "forbidden",
+        "A scan or an emergency access opens a record to a practitioner: the token needs `user/` scopes and a `fhirUser` that is a Practitioner or PractitionerRole.";
+    GrantManaged = "HB-GRANT-MANAGED", 422, "business-rule",
+        "The Consent records an access grant of the personal-QR rule: the server writes it; end it with `Consent/{id}/$revoke`.";
     Deleted = "HB-DELETED", 410, "deleted",
         "The resource was deleted; its history is still there (http.html#read).";
     NotAllowed = "HB-NOT-ALLOWED", 405, "not-supported",

@@ -148,6 +148,7 @@ pub(super) fn apply_patch(
     if_match: Option<i64>,
 ) -> Result<Written, ServiceError> {
     tx.lock(resource_lock_key(res_type, id))?;
+    super::qr::grant::ensure_not_recorded(tx, res_type, id)?;
     let content = match tx.current(res_type, id)? {
         None => {
             return Err(ServiceError::not_found(format!(
@@ -178,7 +179,7 @@ pub(super) fn apply_patch(
     // same order every writer uses, so no two writers deadlock for long).
     lock_all(tx, identifier_keys(res_type, &patched))?;
     if !access.permits(Permission::Update, &patched) {
-        return Err(outside_compartment());
+        return Err(access.refusal(Permission::Update, &patched, outside_compartment()));
     }
     let profiles =
         super::validate::posted_profiles(tx, &super::validate::posted_profile_urls(&patched))?;

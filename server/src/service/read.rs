@@ -126,13 +126,15 @@ fn present(
     } else {
         Some(&version)
     };
-    let visible = match (access, shown) {
-        (Access::Open, _) => true,
-        (_, Some(r)) => access.permits(Permission::Read, &r.json()?),
-        (_, None) => false,
-    };
-    if !visible {
-        return Err(not_found());
+    match (access, shown) {
+        (Access::Open, _) => {}
+        (_, Some(r)) => {
+            let content = r.json()?;
+            if !access.permits(Permission::Read, &content) {
+                return Err(access.refusal(Permission::Read, &content, not_found()));
+            }
+        }
+        (_, None) => return Err(not_found()),
     }
     if version.deleted {
         return Err(ServiceError::gone(res_type, id));

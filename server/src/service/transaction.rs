@@ -433,7 +433,11 @@ impl Created {
         } else if access.permits(Permission::Create, resource) {
             "POST"
         } else {
-            return Err(outside_compartment());
+            return Err(access.refusal(
+                Permission::Create,
+                resource,
+                outside_compartment(),
+            ));
         };
         let at = (w.entry.target.res_type(), id, 1);
         let (version, rows, stored) = new_version(ctx, at, method, resource);

@@ -200,11 +200,13 @@ pub(super) fn put(
     if_match: Option<i64>,
     method: &str,
 ) -> Result<Written, ServiceError> {
+    super::qr::grant::ensure_unmarked(res_type, resource)?;
+    super::qr::grant::ensure_not_recorded(tx, res_type, id)?;
     let current = tx.current(res_type, id)?;
-    if let (Access::Token(_), Some(row)) = (access, current.as_ref().filter(|r| !r.deleted)) {
+    if let (Access::Token(..), Some(row)) = (access, current.as_ref().filter(|r| !r.deleted)) {
         let existing = StoredResource::from(row.clone()).json()?;
         if !access.permits(Permission::Update, &existing) {
-            return Err(outside_compartment());
+            return Err(access.refusal(Permission::Update, &existing, outside_compartment()));
         }
     }
     if let Some(expected) = if_match {
@@ -258,6 +260,6 @@ pub(super) fn writable(access: &Access, resource: &Value) -> Result<(), ServiceE
     if access.permits(Permission::Update, resource) {
         Ok(())
     } else {
-        Err(outside_compartment())
+        Err(access.refusal(Permission::Update, resource, outside_compartment()))
     }
 }

@@ -4,6 +4,7 @@
 
 mod conn;
 mod error;
+mod grants;
 mod health;
 mod key;
 mod models;
@@ -18,6 +19,7 @@ pub use models::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewResourceVersion,
     NewStringRow, NewTokenRow, NewUriRow, ResourceRow,
 };
+pub use grants::GrantRow;
 pub use qr::QrRow;
 pub use queries::{HistoryQuery, Tx};
 pub use search::{

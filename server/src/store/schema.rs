@@ -116,6 +116,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Access grants of the personal-QR rule (`migrations/*/…_access_grants`).
+    access_grants (consent_id) {
+        consent_id -> Text,
+        patient_id -> Text,
+        grantee -> Text,
+        kind -> Text,
+        starts_at -> BigInt,
+        ends_at -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Secrets the server made for itself.
     server_secrets (name) {
         name -> Text,

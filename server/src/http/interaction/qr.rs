@@ -4,7 +4,10 @@
 //! - `POST [base]/Patient/[id]/$qr-issue`: issue or rotate; answers the token and payload.
 //! - `POST [base]/Patient/[id]/$qr-revoke`: the token stops resolving.
 //! - `GET [base]/Patient/[id]/$qr`: the current token again, for its owner.
-//! - `GET|POST [base]/Patient/$qr-resolve?code=`: the Patient a scanned code names.
+//! - `GET|POST [base]/Patient/$qr-resolve?code=`: the Patient a scanned code names; a
+//!   practitioner's scan grants them the person's record.
+//! - `POST [base]/Patient/[id]/$emergency-access?reason=`: break the glass.
+//! - `POST [base]/Consent/[id]/$revoke`: ends the access grant the Consent records.
 //!
 //! Answers that hold a token are `Cache-Control: no-store`: it is a credential.
 
@@ -44,26 +47,34 @@ pub async fn issue(
                 .timestamp_millis(),
         ),
     };
+    let revoke_grants = revoke_grants(&params)?;
     let id = path.into_inner();
     let issued = state
         .service
-        .qr_issue(&access, id.clone(), expires_at)
+        .qr_issue(&access, id.clone(), expires_at, revoke_grants)
         .await?;
     answer(&repr, &id, &issued)
 }
 
-/// `POST [base]/Patient/[id]/$qr-revoke`
+/// `POST [base]/Patient/[id]/$qr-revoke` (parameter `revoke-grants`, optional).
 pub async fn revoke(
     req: HttpRequest,
     access: Access,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let repr = Representation::negotiate(&req)?;
+    let params = operation_params(&req, payload, state.body_limit, "$qr-revoke").await?;
+    let revoke_grants = revoke_grants(&params)?;
     let id = path.into_inner();
-    let revoked = state.service.qr_revoke(&access, id.clone()).await?;
+    let (revoked, ended) = state
+        .service
+        .qr_revoke(&access, id.clone(), revoke_grants)
+        .await?;
     let mut parameters = json!({"resourceType": "Parameters", "parameter": [
         {"name": "revoked", "valueBoolean": revoked},
+        {"name": "grants-ended", "valueInteger": ended},
     ]});
     let mut response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, repr.content_type()))
@@ -194,6 +205,86 @@ async fn resolve_with(
         })?;
     let patient = state.service.qr_resolve(access, &code).await?;
     respond::resource(&patient, &repr)
+}
+
+/// `POST [base]/Patient/[id]/$emergency-access` (parameter `reason`): break the glass;
+/// answers the Consent that records the grant. The AuditEvent of the request is flagged
+/// as an emergency access with the reason.
+pub async fn emergency_access(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(&req)?;
+    let params = operation_params(&req, payload, state.body_limit, "$emergency-access").await?;
+    let reason = params
+        .into_iter()
+        .find(|(name, _)| name == "reason")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let id = path.into_inner();
+    let consent = state
+        .service
+        .emergency_access(&access, id.clone(), reason.clone())
+        .await?;
+    let mut response = respond_json(&repr, consent)?;
+    response.extensions_mut().insert(patient_target(&id));
+    response
+        .extensions_mut()
+        .insert(EmergencyAccess(reason.trim().to_owned()));
+    Ok(response)
+}
+
+/// `POST [base]/Consent/[id]/$revoke`: ends the access grant; answers the Consent.
+pub async fn grant_revoke(
+    req: HttpRequest,
+    access: Access,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let repr = Representation::negotiate(&req)?;
+    let id = path.into_inner();
+    let consent = state.service.grant_revoke(&access, id.clone()).await?;
+    let patient = consent
+        .pointer("/patient/reference")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("Patient/"))
+        .map(str::to_owned);
+    let mut response = respond_json(&repr, consent)?;
+    response.extensions_mut().insert(AuditTarget {
+        res_type: "Consent".into(),
+        id,
+        version_id: None,
+        patients: patient.into_iter().collect(),
+    });
+    Ok(response)
+}
+
+/// The stated reason of an emergency access, for the request's AuditEvent.
+#[derive(Debug, Clone)]
+pub struct EmergencyAccess(pub String);
+
+fn respond_json(repr: &Representation, mut resource: Value) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, repr.content_type()))
+        .body(repr.render_value(&mut resource)?))
+}
+
+/// `revoke-grants` of `$qr-issue` and `$qr-revoke`: true ends the grants earlier scans
+/// made.
+fn revoke_grants(params: &[(String, String)]) -> Result<bool, ApiError> {
+    match params.iter().find(|(name, _)| name == "revoke-grants") {
+        None => Ok(false),
+        Some((_, v)) if v == "true" => Ok(true),
+        Some((_, v)) if v == "false" => Ok(false),
+        Some((_, v)) => Err(ApiError::new(
+            ErrorCode::OperationParameter,
+            format!("revoke-grants is true or false: '{v}'."),
+        )
+        .at(Some("revoke-grants".into()))),
+    }
 }
 
 /// The Parameters of an issued or shown QR.

@@ -11,6 +11,7 @@
 //!   (a Patient scope on their compartment) or a `system/` scope on Patient; a scan needs a
 //!   read scope on Patient and answers the Patient under the read rule.
 
+pub mod grant;
 pub mod image;
 mod keys;
 mod limit;
@@ -38,6 +39,8 @@ pub struct PersonalQr {
     configured: Option<Vec<u8>>,
     keys: Mutex<Option<Arc<QrKeys>>>,
     limit: limit::LookupLimit,
+    /// The personal-QR rule for practitioners.
+    grants: grant::GrantRule,
 }
 
 impl Default for PersonalQr {
@@ -46,6 +49,7 @@ impl Default for PersonalQr {
             configured: None,
             keys: Mutex::default(),
             limit: limit::LookupLimit::new(DEFAULT_MAX_FAILED_LOOKUPS),
+            grants: grant::GrantRule::default(),
         }
     }
 }
@@ -76,7 +80,15 @@ impl PersonalQr {
             configured,
             keys: Mutex::default(),
             limit: limit::LookupLimit::new(max_failed),
+            grants: grant::GrantRule::default(),
         })
+    }
+
+    /// The same with the personal-QR rule for practitioners (`[access]`).
+    #[must_use]
+    pub fn with_grants(mut self, rule: grant::GrantRule) -> Self {
+        self.grants = rule;
+        self
     }
 }
 
@@ -85,7 +97,7 @@ impl PersonalQr {
 fn client_of(access: &Access) -> String {
     match access {
         Access::Open => "anonymous".to_owned(),
-        Access::Token(p) => p.client_id.clone().unwrap_or_else(|| p.subject.clone()),
+        Access::Token(p, _) => p.client_id.clone().unwrap_or_else(|| p.subject.clone()),
     }
 }
 
@@ -135,7 +147,8 @@ impl Service {
     }
 
     /// Issues a new QR for the Patient, replacing (rotating) the one it had: the old token
-    /// stops resolving when this commits.
+    /// stops resolving when this commits. With `revoke_grants`, the access grants earlier
+    /// scans made end too (grant.rs).
     ///
     /// # Errors
     /// 403 unless the request is the person's own or a backend service's, 404 for a Patient
@@ -145,6 +158,7 @@ impl Service {
         access: &Access,
         patient_id: String,
         expires_at: Option<i64>,
+        revoke_grants: bool,
     ) -> Result<IssuedQr, ServiceError> {
         owner_only(access, &patient_id, Permission::Update)?;
         let keys = self.qr_keys().await?;
@@ -157,6 +171,7 @@ impl Service {
             expires_at,
         };
         let issued_at = row.issued_at;
+        let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
             if tx
                 .current("Patient", &row.patient_id)?
@@ -165,6 +180,9 @@ impl Service {
                 return Err(ServiceError::not_found("There is no such Patient."));
             }
             tx.qr_put(&row)?;
+            if revoke_grants {
+                grant::end_scan_grants(tx, &ctx, &row.patient_id)?;
+            }
             Ok(())
         })
         .await?;
@@ -175,7 +193,8 @@ impl Service {
         })
     }
 
-    /// Revokes the Patient's QR; whether there was one.
+    /// Revokes the Patient's QR (and with `revoke_grants` the grants scans made); whether
+    /// there was one, and how many grants ended.
     ///
     /// # Errors
     /// 403 unless the request is the person's own or a backend service's.
@@ -183,10 +202,20 @@ impl Service {
         &self,
         access: &Access,
         patient_id: String,
-    ) -> Result<bool, ServiceError> {
+        revoke_grants: bool,
+    ) -> Result<(bool, usize), ServiceError> {
         owner_only(access, &patient_id, Permission::Update)?;
-        self.write_tx(move |tx| Ok(tx.qr_delete(&patient_id)?))
-            .await
+        let ctx = Arc::clone(&self.index);
+        self.write_tx(move |tx| {
+            let revoked = tx.qr_delete(&patient_id)?;
+            let ended = if revoke_grants {
+                grant::end_scan_grants(tx, &ctx, &patient_id)?
+            } else {
+                0
+            };
+            Ok((revoked, ended))
+        })
+        .await
     }
 
     /// The Patient's current QR, for its owner.
@@ -220,20 +249,52 @@ impl Service {
     }
 
     /// The id of the Patient a scanned code names (no access decision: the caller reads
-    /// the Patient under the read rule). Failures count against the client's limit.
+    /// the Patient under the read rule), and the access of the rest of the request: a
+    /// practitioner's scan grants them the person's record (grant.rs). Failures count
+    /// against the client's limit.
     ///
     /// # Errors
     /// 404 `HB-QR-MISREAD` for a code whose check character fails (scan again), 404
     /// `HB-QR-UNKNOWN` for one that is not a token, unknown, revoked or expired, 429
-    /// `HB-QR-TOO-MANY` for a client past its failed lookups.
-    pub async fn qr_patient(&self, access: &Access, scanned: &str) -> Result<String, ServiceError> {
-        self.qr_counted(access, scanned, |service, lookup| async move {
-            let row = service.read_tx(move |tx| tx.qr_find(&lookup)).await?;
-            row.filter(valid_now)
-                .map(|r| r.patient_id)
-                .ok_or_else(unknown)
-        })
-        .await
+    /// `HB-QR-TOO-MANY` for a client past its failed lookups, 403 `HB-QR-PRACTITIONER` for
+    /// a `user/` token that is not a practitioner's.
+    pub async fn qr_patient(
+        &self,
+        access: &Access,
+        scanned: &str,
+    ) -> Result<(String, Access), ServiceError> {
+        let grantee = Service::scan_grantee(access)?;
+        let rule = self.qr.grants;
+        let ctx = Arc::clone(&self.index);
+        let patient = self
+            .qr_counted(access, scanned, |service, lookup| async move {
+                let row = match grantee {
+                    None => service.read_tx(move |tx| tx.qr_find(&lookup)).await?,
+                    Some(grantee) => {
+                        service
+                            .write_tx(move |tx| {
+                                let Some(row) = tx.qr_find(&lookup)?.filter(valid_now) else {
+                                    return Ok(None);
+                                };
+                                if tx
+                                    .current("Patient", &row.patient_id)?
+                                    .is_none_or(|r| r.deleted)
+                                {
+                                    return Ok(None);
+                                }
+                                grant::grant_scan(tx, &ctx, rule, &grantee, &row.patient_id)?;
+                                Ok(Some(row))
+                            })
+                            .await?
+                    }
+                };
+                row.filter(valid_now)
+                    .map(|r| r.patient_id)
+                    .ok_or_else(unknown)
+            })
+            .await?;
+        let access = grant::with_patient(access, &patient);
+        Ok((patient, access))
     }
 
     /// `Patient/$qr-resolve`: the Patient a scanned code names, under the read rule; the
@@ -247,6 +308,11 @@ impl Service {
         scanned: &str,
     ) -> Result<StoredResource, ServiceError> {
         access.require(Permission::Read, "Patient")?;
+        if Service::scan_grantee(access)?.is_some() {
+            // A practitioner's scan: the grant, then the Patient under it.
+            let (patient, granted) = self.qr_patient(access, scanned).await?;
+            return self.read(&granted, "Patient".to_owned(), patient).await;
+        }
         self.qr_counted(access, scanned, |service, lookup| async move {
             let found = service
                 .read_found_by(access, "Patient", move |tx| {
@@ -323,7 +389,7 @@ fn owner_only(
     permission: Permission,
 ) -> Result<(), ServiceError> {
     ensure_id(patient_id)?;
-    let Access::Token(principal) = access else {
+    let Access::Token(principal, _) = access else {
         return Ok(());
     };
     let allowed = principal.scopes.grants.iter().any(|g| {

@@ -132,14 +132,18 @@ impl Service {
     /// identifier the Patient holds, so the pair becomes `_id` of the Patient the token
     /// names (the self link then shows the id, never the token), or an id no resource can
     /// have (longer than 64 characters) when it names none.
+    ///
+    /// A practitioner's scan grants them the person's record (qr/grant.rs): the access of
+    /// the rest of the search is returned with the request.
     async fn qr_identifiers(
         &self,
         access: &Access,
         mut request: SearchRequest,
-    ) -> Result<SearchRequest, ServiceError> {
+    ) -> Result<(SearchRequest, Option<Access>), ServiceError> {
         if !matches!(&request.scope, SearchScope::Type(t) if t == "Patient") {
-            return Ok(request);
+            return Ok((request, None));
         }
+        let mut granted = None;
         let prefix = format!("{}|", super::qr::QR_SYSTEM);
         for (name, value) in &mut request.params {
             let Some(scanned) = value.strip_prefix(&prefix) else {
@@ -148,8 +152,11 @@ impl Service {
             if name != "identifier" {
                 continue;
             }
-            let id = match self.qr_patient(access, scanned).await {
-                Ok(id) => id,
+            let id = match self.qr_patient(granted.as_ref().unwrap_or(access), scanned).await {
+                Ok((id, after)) => {
+                    granted = Some(after);
+                    id
+                }
                 // A throttled client is refused; an unknown token finds nobody.
                 Err(ServiceError::Refused { .. }) => "no-patient-has-this-personal-qr-".repeat(3),
                 Err(e) => return Err(e),
@@ -157,7 +164,7 @@ impl Service {
             *name = "_id".to_owned();
             *value = id;
         }
-        Ok(request)
+        Ok((request, granted))
     }
 
     /// A `searchset` Bundle (JSON).
@@ -170,7 +177,8 @@ impl Service {
         access: &Access,
         request: SearchRequest,
     ) -> Result<String, ServiceError> {
-        let request = self.qr_identifiers(access, request).await?;
+        let (request, granted) = self.qr_identifiers(access, request).await?;
+        let access = granted.as_ref().unwrap_or(access);
         let mut plan = self.plan(&request)?;
         if let Some(c) = &mut plan.contained {
             access.require(Permission::Search, &c.res_type)?;
@@ -353,7 +361,7 @@ pub(super) fn shaped<'a>(shape: &Shape, content: &'a str) -> Cow<'a, str> {
 pub(super) fn readable(access: &Access, row: &SearchRow) -> bool {
     match access {
         Access::Open => true,
-        Access::Token(_) => serde_json::from_str::<Value>(&row.content)
+        Access::Token(..) => serde_json::from_str::<Value>(&row.content)
             .is_ok_and(|json| access.permits(Permission::Read, &json)),
     }
 }

@@ -337,7 +337,7 @@ pub(super) fn merged(narrowed: Vec<Filter>) -> Filter {
             _ => None,
         }
     }
-    let mut target: Option<(String, String)> = None;
+    let mut target: Option<(String, Vec<String>)> = None;
     let mut members = Vec::new();
     let mut itself = false;
     for f in &narrowed {
@@ -346,14 +346,14 @@ pub(super) fn merged(narrowed: Vec<Filter>) -> Filter {
         };
         let Some(Filter::Compartment {
             target_type,
-            target_id,
+            target_ids,
             members: m,
             itself: i,
         }) = parts.get(1).and_then(compartment)
         else {
             return Filter::Or(narrowed);
         };
-        let this = (target_type.clone(), target_id.clone());
+        let this = (target_type.clone(), target_ids.clone());
         if parts.len() != 2 || target.as_ref().is_some_and(|t| *t != this) {
             return Filter::Or(narrowed);
         }
@@ -362,9 +362,9 @@ pub(super) fn merged(narrowed: Vec<Filter>) -> Filter {
         itself |= *i;
     }
     match target {
-        Some((target_type, target_id)) => Filter::Compartment {
+        Some((target_type, target_ids)) => Filter::Compartment {
             target_type,
-            target_id,
+            target_ids,
             members,
             itself,
         },

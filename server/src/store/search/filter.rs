@@ -93,11 +93,11 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
         }
         Filter::Compartment {
             target_type,
-            target_id,
+            target_ids,
             members,
             itself,
         } => {
-            if members.is_empty() && !itself {
+            if (members.is_empty() && !itself) || target_ids.is_empty() {
                 sql.push("1 = 0");
                 return;
             }
@@ -106,10 +106,16 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
                 sql.push(
                     "SELECT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ",
                 )
-                .text(target_type)
-                .push(" AND x.target_id = ")
-                .text(target_id)
-                .push(" AND (x.res_type, x.param) IN (VALUES ");
+                .text(target_type);
+                match target_ids.as_slice() {
+                    [one] => {
+                        sql.push(" AND x.target_id = ").text(one);
+                    }
+                    many => {
+                        sql.push(" AND x.target_id IN ").list(many);
+                    }
+                }
+                sql.push(" AND (x.res_type, x.param) IN (VALUES ");
                 for (i, (t, p)) in members.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
@@ -122,10 +128,12 @@ pub(super) fn filter(sql: &mut Sql, alias: &str, types: &[String], f: &Filter) {
                 }
             }
             if *itself {
-                sql.push("SELECT ")
-                    .text(target_type)
-                    .push(", ")
-                    .text(target_id);
+                for (i, id) in target_ids.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(" UNION ALL ");
+                    }
+                    sql.push("SELECT ").text(target_type).push(", ").text(id);
+                }
             }
             sql.push(")");
         }

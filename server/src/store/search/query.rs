@@ -185,13 +185,13 @@ pub enum Filter {
         types: Vec<String>,
         filter: Box<Filter>,
     },
-    /// In the compartment of `target_type/target_id` (compartmentdefinition.html): one of
-    /// the `members` (type, reference parameter) points at it, or (with `itself`) it is
-    /// that resource. One lookup of the reverse reference index, whatever the number of
-    /// types.
+    /// In the compartment of `target_type/<one of target_ids>`
+    /// (compartmentdefinition.html): one of the `members` (type, reference parameter)
+    /// points at it, or (with `itself`) it is that resource. One lookup of the reverse
+    /// reference index, whatever the number of types. No ids: nothing.
     Compartment {
         target_type: String,
-        target_id: String,
+        target_ids: Vec<String>,
         members: Vec<(String, String)>,
         itself: bool,
     },
