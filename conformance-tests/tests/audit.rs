@@ -7,7 +7,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conformance_tests::idp::{secured_server, TokenOptions};
+use conformance_tests::idp::{secured_server, secured_server_with, TokenOptions};
 use conformance_tests::*;
 
 /// The AuditEvents visible to `token` (or without a token), all pages.
@@ -84,7 +84,11 @@ fn requests_leave_audit_events_that_survive_shutdown() {
 /// patient sees it with `patient/AuditEvent.rs`, and sees no event about another patient.
 #[test]
 fn patient_sees_who_looked_at_their_record() {
-    let (s, idp) = secured_server(Backend::Sqlite);
+    // user/ scopes reach every record here; the personal-QR rule is qr_access.rs's.
+    let (s, idp) = secured_server_with(
+        Backend::Sqlite,
+        &[("HEALTHBOOK__ACCESS__PRACTITIONER", "open")],
+    );
     let admin = idp.token("system/*.cruds");
     let create = |resource: &Value| {
         let ty = resource["resourceType"].as_str().unwrap();

@@ -117,11 +117,15 @@ fn es256_and_rs256_tokens_verify() {
     }
 }
 
+/// `access.practitioner = "open"`: user/ scopes reach every record (the rule of the
+/// personal QR is tested in qr_access.rs).
+const OPEN: &[(&str, &str)] = &[("HEALTHBOOK__ACCESS__PRACTITIONER", "open")];
+
 /// Scope letters per interaction (c r u d s); v1 `write` does not imply read; a missing
 /// scope is 403 `insufficient_scope` naming the scope needed.
 #[test]
 fn scopes_limit_interactions() {
-    let (s, idp) = secured_server(Backend::Sqlite);
+    let (s, idp) = secured_server_with(Backend::Sqlite, OPEN);
     let admin = idp.token("system/*.cruds");
     let id = create_with(&s, &admin, &patient("Scoped"));
 
@@ -859,7 +863,9 @@ enum Expect {
 /// the own patient's and on another patient's data answers exactly as the scope allows.
 /// Reads of what a patient token may not see are 404 (existence is not revealed), reads
 /// of a type the token has no scope for are 403, writes outside the compartment are 403,
-/// and no answer, not even an error, carries the other patient's data.
+/// and no answer, not even an error, carries the other patient's data. Practitioners
+/// (`user/`, under the personal-QR rule) reach only the record of the person whose QR they
+/// scanned: every other record is 403 and absent from their searches.
 #[test]
 fn access_matrix_shows_no_leaks() {
     use Expect::{Ids, Status};
@@ -885,6 +891,26 @@ fn access_matrix_shows_no_leaks() {
         my_vitals_body["code"]["text"] = json!("mine");
         let my_vitals = create_with(&s, &admin, &my_vitals_body);
         let their_lab = create_with(&s, &admin, &lab(&other, "laboratory"));
+        // A doctor scans my personal QR (docs/QR.md); another never scanned anything.
+        let scanned = "Practitioner/doc-who-scanned";
+        let issued = bearer(&s, Method::POST, &format!("Patient/{me}/$qr-issue"), &admin)
+            .fetch()
+            .expect_status(200)
+            .json();
+        let payload = issued["parameter"][1]["valueString"].as_str().unwrap();
+        let scanner = idp.token_with(
+            "user/Patient.rs",
+            &TokenOptions {
+                fhir_user: Some(scanned),
+                ..Default::default()
+            },
+        );
+        let url =
+            reqwest::Url::parse_with_params(&s.url("Patient/$qr-resolve"), &[("code", payload)])
+                .unwrap();
+        let found = s.client.get(url).bearer_auth(&scanner).fetch();
+        assert_eq!(found.status, 200, "[{}] scan: {}", s.backend, found.text());
+        assert_eq!(found.json()["id"], me.as_str());
 
         let shots = format!("Immunization?_id={my_shot},{their_shot}");
         let labs = format!("Observation?_id={my_lab},{my_vitals},{their_lab}");
@@ -908,6 +934,7 @@ fn access_matrix_shows_no_leaks() {
         struct Row<'a> {
             scope: &'a str,
             patient: Option<&'a str>,
+            fhir_user: Option<&'a str>,
             reads: Vec<u16>,
             searches: Vec<Expect>,
             /// create own, create other's, update other's
@@ -917,6 +944,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "patient/*.read",
                 patient: Some(&me),
+                fhir_user: None,
                 reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
                 searches: vec![
                     ids(&[&my_shot]),
@@ -928,6 +956,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "patient/*.rs",
                 patient: Some(&me),
+                fhir_user: None,
                 reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
                 searches: vec![
                     ids(&[&my_shot]),
@@ -939,6 +968,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "patient/*.cruds",
                 patient: Some(&me),
+                fhir_user: None,
                 reads: vec![200, 404, 200, 404, 404, 200, 200, 404],
                 searches: vec![
                     ids(&[&my_shot]),
@@ -950,6 +980,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "patient/Immunization.rs",
                 patient: Some(&me),
+                fhir_user: None,
                 reads: vec![403, 403, 200, 404, 404, 403, 403, 403],
                 searches: vec![ids(&[&my_shot]), Status(403), Status(403)],
                 writes: [403, 403, 403],
@@ -957,6 +988,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
                 patient: Some(&me),
+                fhir_user: None,
                 reads: vec![403, 403, 403, 403, 403, 200, 404, 404],
                 searches: vec![Status(403), ids(&[&my_lab]), Status(403)],
                 writes: [403, 403, 403],
@@ -965,40 +997,76 @@ fn access_matrix_shows_no_leaks() {
                 // A patient scope without a patient in context opens nothing.
                 scope: "patient/*.rs",
                 patient: None,
+                fhir_user: None,
                 reads: vec![404; 8],
                 searches: vec![ids(&[]), ids(&[]), ids(&[])],
                 writes: [403, 403, 403],
             },
             Row {
+                // The practitioner who scanned my QR: my record, nobody else's.
                 scope: "user/*.read",
                 patient: None,
-                reads: all(8),
+                fhir_user: Some(scanned),
+                reads: vec![200, 403, 200, 403, 403, 200, 200, 403],
                 searches: vec![
-                    ids(&[&my_shot, &their_shot]),
-                    ids(&[&my_lab, &my_vitals, &their_lab]),
-                    ids(&[&me, &other]),
+                    ids(&[&my_shot]),
+                    ids(&[&my_lab, &my_vitals]),
+                    ids(&[&me]),
                 ],
+                writes: [403, 403, 403],
+            },
+            Row {
+                scope: "user/*.cruds",
+                patient: None,
+                fhir_user: Some(scanned),
+                reads: vec![200, 403, 200, 403, 403, 200, 200, 403],
+                searches: vec![
+                    ids(&[&my_shot]),
+                    ids(&[&my_lab, &my_vitals]),
+                    ids(&[&me]),
+                ],
+                writes: [201, 403, 403],
+            },
+            Row {
+                // A practitioner who scanned nothing reaches no record.
+                scope: "user/*.cruds",
+                patient: None,
+                fhir_user: Some("Practitioner/doc-without-scan"),
+                reads: vec![403; 8],
+                searches: vec![ids(&[]), ids(&[]), ids(&[])],
+                writes: [403, 403, 403],
+            },
+            Row {
+                // Nor does a user token that names no practitioner.
+                scope: "user/*.read",
+                patient: None,
+                fhir_user: None,
+                reads: vec![403; 8],
+                searches: vec![ids(&[]), ids(&[]), ids(&[])],
                 writes: [403, 403, 403],
             },
             Row {
                 scope: "user/Immunization.rs",
                 patient: None,
-                reads: vec![403, 403, 200, 200, 200, 403, 403, 403],
-                searches: vec![ids(&[&my_shot, &their_shot]), Status(403), Status(403)],
+                fhir_user: Some(scanned),
+                reads: vec![403, 403, 200, 403, 403, 403, 403, 403],
+                searches: vec![ids(&[&my_shot]), Status(403), Status(403)],
                 writes: [403, 403, 403],
             },
             Row {
                 // v1 `write` does not imply read (scopes-and-launch-context.html#scopes-for-requesting-clinical-data).
                 scope: "user/*.write",
                 patient: None,
+                fhir_user: Some(scanned),
                 reads: vec![403; 8],
                 searches: vec![Status(403), Status(403), Status(403)],
-                writes: [201, 201, 200],
+                writes: [201, 403, 403],
             },
             Row {
                 // `r` without `s`: read by id, but no search.
                 scope: "system/Patient.r",
                 patient: None,
+                fhir_user: None,
                 reads: vec![200, 200, 403, 403, 403, 403, 403, 403],
                 searches: vec![Status(403), Status(403), Status(403)],
                 writes: [403, 403, 403],
@@ -1006,6 +1074,7 @@ fn access_matrix_shows_no_leaks() {
             Row {
                 scope: "system/*.cruds",
                 patient: None,
+                fhir_user: None,
                 reads: all(8),
                 searches: vec![
                     ids(&[&my_shot, &their_shot]),
@@ -1021,13 +1090,17 @@ fn access_matrix_shows_no_leaks() {
                 row.scope,
                 &TokenOptions {
                     patient: row.patient,
+                    fhir_user: row.fhir_user,
                     ..Default::default()
                 },
             );
-            let patient_context = row.scope.starts_with("patient/");
-            let who = format!("[{}] {} (patient {:?})", s.backend, row.scope, row.patient);
+            let confined = !row.scope.starts_with("system/");
+            let who = format!(
+                "[{}] {} (patient {:?}, fhirUser {:?})",
+                s.backend, row.scope, row.patient, row.fhir_user
+            );
             let check_body = |what: &str, resp: &Resp| {
-                if patient_context {
+                if confined {
                     assert!(
                         !resp.text().contains(secret),
                         "{who}: {what} leaked the other patient's data: {}",
@@ -1105,7 +1178,7 @@ fn access_matrix_shows_no_leaks() {
 #[test]
 fn chains_and_has_reach_only_what_the_token_may_see() {
     for backend in backends() {
-        let (s, idp) = secured_server(backend);
+        let (s, idp) = secured_server_with(backend, OPEN);
         let admin = idp.token("system/*.cruds");
         let person = create_with(&s, &admin, &patient("Kín-Đáo"));
         let shot = create_with(&s, &admin, &immunization_for(&person));

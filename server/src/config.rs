@@ -418,7 +418,10 @@ impl Settings {
             ("search.max_values", self.search.max_values),
             ("search.max_includes", self.search.max_includes),
             ("access.grant_hours", self.access.grant_hours as usize),
-            ("access.emergency_minutes", self.access.emergency_minutes as usize),
+            (
+                "access.emergency_minutes",
+                self.access.emergency_minutes as usize,
+            ),
         ] {
             if value == 0 {
                 return fail(key, "must be more than 0");

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::config::PractitionerAccess;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
-use crate::config::PractitionerAccess;
 use crate::service::qr::grant::GrantRule;
 use crate::service::qr::PersonalQr;
 use crate::service::search_parameters::Registry;

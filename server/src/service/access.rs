@@ -56,15 +56,21 @@ pub struct Granted {
     pub patients: Vec<String>,
     /// Those granted by an emergency access (their audit records say so).
     pub emergency: Vec<String>,
+    /// How long a grant this user gets while the request runs (registering a new Patient)
+    /// lasts, in ms.
+    pub grant_ms: i64,
 }
 
 impl Reach {
-    /// Whether `user/` scopes reach `resource` (of `res_type`).
-    fn reaches(&self, resource: &Value, res_type: &str) -> bool {
+    /// Whether `user/` scopes reach `resource` (of `res_type`) for `permission`. A new
+    /// Patient may always be registered (its registrant is granted its record as it is
+    /// written: qr/grant.rs).
+    fn reaches(&self, permission: Permission, resource: &Value, res_type: &str) -> bool {
         match self {
             Reach::Everyone => true,
             Reach::Granted(granted) => {
                 !is_personal(res_type)
+                    || (permission == Permission::Create && res_type == "Patient")
                     || granted
                         .patients
                         .iter()
@@ -76,10 +82,9 @@ impl Reach {
     /// What a `user/` search of `res_type` must be narrowed to.
     fn filter(&self, res_type: &str) -> Option<Filter> {
         match self {
-            Reach::Granted(granted) if is_personal(res_type) => Some(compartments_of(
-                &[res_type.to_owned()],
-                &granted.patients,
-            )),
+            Reach::Granted(granted) if is_personal(res_type) => {
+                Some(compartments_of(&[res_type.to_owned()], &granted.patients))
+            }
             _ => None,
         }
     }
@@ -159,7 +164,7 @@ impl Access {
                 && satisfies_constraint(resource, res_type, &grant.constraint)
                 && match grant.context {
                     ScopeContext::System => true,
-                    ScopeContext::User => reach.reaches(resource, res_type),
+                    ScopeContext::User => reach.reaches(permission, resource, res_type),
                     ScopeContext::Patient => principal
                         .patient
                         .as_deref()
@@ -524,15 +529,18 @@ mod tests {
     }
 
     fn token_reaching(scope: &str, patient: Option<&str>, reach: Reach) -> Access {
-        Access::Token(Arc::new(Principal {
-            issuer: "i".into(),
-            subject: "s".into(),
-            client_id: None,
-            scopes: Scopes::parse(scope),
-            patient: patient.map(str::to_owned),
-            fhir_user: None,
-            expires_at: i64::MAX,
-        }), reach)
+        Access::Token(
+            Arc::new(Principal {
+                issuer: "i".into(),
+                subject: "s".into(),
+                client_id: None,
+                scopes: Scopes::parse(scope),
+                patient: patient.map(str::to_owned),
+                fhir_user: None,
+                expires_at: i64::MAX,
+            }),
+            reach,
+        )
     }
 
     fn immunization(patient: &str) -> Value {
@@ -569,15 +577,18 @@ mod tests {
 
     #[test]
     fn fhir_user_reads_own_resource_only() {
-        let a = Access::Token(Arc::new(Principal {
-            issuer: "i".into(),
-            subject: "s".into(),
-            client_id: None,
-            scopes: Scopes::parse("openid fhirUser"),
-            patient: None,
-            fhir_user: Some("https://x/fhir/Practitioner/d1".into()),
-            expires_at: i64::MAX,
-        }), Reach::Everyone);
+        let a = Access::Token(
+            Arc::new(Principal {
+                issuer: "i".into(),
+                subject: "s".into(),
+                client_id: None,
+                scopes: Scopes::parse("openid fhirUser"),
+                patient: None,
+                fhir_user: Some("https://x/fhir/Practitioner/d1".into()),
+                expires_at: i64::MAX,
+            }),
+            Reach::Everyone,
+        );
         assert!(a.require(Permission::Read, "Practitioner").is_ok());
         assert!(a.permits(
             Permission::Read,
@@ -596,16 +607,32 @@ mod tests {
         let granted = Reach::Granted(Arc::new(Granted {
             patients: vec!["p1".into()],
             emergency: Vec::new(),
+            grant_ms: 1000,
         }));
         let a = token_reaching("user/*.cruds", None, granted);
         assert!(a.permits(Permission::Read, &immunization("p1")));
         assert!(a.permits(Permission::Create, &immunization("p1")));
         assert!(!a.permits(Permission::Read, &immunization("p2")));
         assert!(!a.permits(Permission::Update, &immunization("p2")));
-        assert!(a.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p1"})));
-        assert!(!a.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p2"})));
+        // A new person may be registered; changing another is held back.
+        assert!(a.permits(Permission::Create, &json!({"resourceType":"Patient"})));
+        assert!(!a.permits(
+            Permission::Update,
+            &json!({"resourceType":"Patient","id":"p2"})
+        ));
+        assert!(a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Patient","id":"p1"})
+        ));
+        assert!(!a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Patient","id":"p2"})
+        ));
         // Outside people's records the user scopes reach as before.
-        assert!(a.permits(Permission::Read, &json!({"resourceType":"Organization","id":"o"})));
+        assert!(a.permits(
+            Permission::Read,
+            &json!({"resourceType":"Organization","id":"o"})
+        ));
         // A personal resource that names nobody is in no granted compartment.
         assert!(!a.permits(Permission::Read, &json!({"resourceType":"Immunization"})));
         assert!(a.is_restricted(Some("Immunization")));
@@ -614,7 +641,10 @@ mod tests {
         assert!(a.search_filter("Organization").is_none());
         assert!(a.search_filter("Immunization").is_some());
         let nobody = token_reaching("user/*.rs", None, Reach::Granted(Arc::default()));
-        assert!(!nobody.permits(Permission::Read, &json!({"resourceType":"Patient","id":"p1"})));
+        assert!(!nobody.permits(
+            Permission::Read,
+            &json!({"resourceType":"Patient","id":"p1"})
+        ));
         // System scopes are not narrowed.
         let system = token_reaching("system/*.rs", None, Reach::Granted(Arc::default()));
         assert!(system.permits(Permission::Read, &immunization("p2")));

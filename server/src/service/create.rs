@@ -62,6 +62,9 @@ impl Service {
             // http.html#create: an id in the body SHALL be ignored; the server assigns one.
             let id = uuid::Uuid::new_v4().to_string();
             let stored = insert_version(tx, &ctx, &res_type, &id, 1, "POST", &resource)?;
+            if res_type == "Patient" {
+                super::qr::grant::register(tx, &ctx, &access, &id)?;
+            }
             Ok(Written {
                 resource: stored,
                 created: true,

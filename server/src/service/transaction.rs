@@ -376,6 +376,21 @@ fn run(
     // Then the creates, then the updates and patches (http.html#trules). New resources
     // are written together, a few statements for many entries.
     let new_by_put = never_written(tx, &writes)?;
+    // A practitioner who registers a person here reaches their record in the rest of the
+    // Bundle (the visit's Immunizations) and after it (qr/grant.rs).
+    let registered: Vec<String> = writes
+        .iter()
+        .zip(&identities)
+        .filter_map(|(w, identity)| match identity {
+            Some(Identity::New(id)) if res_type_of(w) == "Patient" => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let granted = super::qr::grant::with_patients(access, &registered);
+    let access = &granted;
+    for id in &registered {
+        super::qr::grant::register(tx, ctx, access, id)?;
+    }
     let mut created = Created::default();
     for rank in [1, 2] {
         for (i, w) in writes.iter().enumerate() {
@@ -433,11 +448,7 @@ impl Created {
         } else if access.permits(Permission::Create, resource) {
             "POST"
         } else {
-            return Err(access.refusal(
-                Permission::Create,
-                resource,
-                outside_compartment(),
-            ));
+            return Err(access.refusal(Permission::Create, resource, outside_compartment()));
         };
         let at = (w.entry.target.res_type(), id, 1);
         let (version, rows, stored) = new_version(ctx, at, method, resource);

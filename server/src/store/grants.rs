@@ -39,9 +39,11 @@ impl Tx<'_> {
     /// # Errors
     /// Database failures.
     pub fn grant_put(&mut self, row: &GrantRow) -> Result<(), StoreError> {
-        on_backend!(&mut *self.conn, |c| diesel::insert_into(access_grants::table)
-            .values(row)
-            .execute(c))?;
+        on_backend!(&mut *self.conn, |c| diesel::insert_into(
+            access_grants::table
+        )
+        .values(row)
+        .execute(c))?;
         Ok(())
     }
 

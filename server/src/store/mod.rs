@@ -15,11 +15,11 @@ mod search;
 
 pub use conn::{Backend, DbConnection};
 pub use error::StoreError;
+pub use grants::GrantRow;
 pub use models::{
     IndexRows, NewDateRow, NewNumberRow, NewQuantityRow, NewReferenceRow, NewResourceVersion,
     NewStringRow, NewTokenRow, NewUriRow, ResourceRow,
 };
-pub use grants::GrantRow;
 pub use qr::QrRow;
 pub use queries::{HistoryQuery, Tx};
 pub use search::{

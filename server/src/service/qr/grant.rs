@@ -17,9 +17,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::super::access::{Granted, Reach};
+use super::super::create::insert_version;
 use super::super::index::{resource_lock_key, IndexContext};
 use super::super::stored::{instant, now_ms};
-use super::super::create::insert_version;
 use super::super::{ensure_id, fhirpath, Access, ErrorCode, Service, ServiceError};
 use crate::auth::{Permission, Principal, ScopeContext};
 use crate::store::{GrantRow, Tx};
@@ -63,8 +63,12 @@ impl GrantRule {
 /// What made a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantKind {
+    /// A scan of the person's QR.
     Scan,
+    /// Break the glass.
     Emergency,
+    /// The practitioner registered the person (created the Patient).
+    Registration,
 }
 
 impl GrantKind {
@@ -72,6 +76,7 @@ impl GrantKind {
         match self {
             GrantKind::Scan => "qr",
             GrantKind::Emergency => "emergency",
+            GrantKind::Registration => "registration",
         }
     }
 }
@@ -96,13 +101,17 @@ impl Service {
             Some(("Patient", id)) => Granted {
                 patients: vec![id.to_owned()],
                 emergency: Vec::new(),
+                grant_ms: 0,
             },
             Some((t @ ("Practitioner" | "PractitionerRole"), id)) => {
                 let grantee = format!("{t}/{id}");
                 let rows = self
                     .read_tx(move |tx| tx.grants_of_grantee(&grantee, now_ms()))
                     .await?;
-                let mut granted = Granted::default();
+                let mut granted = Granted {
+                    grant_ms: self.qr.grants.scan_ms,
+                    ..Granted::default()
+                };
                 for row in rows {
                     if row.kind == GrantKind::Emergency.code() {
                         granted.emergency.push(row.patient_id.clone());
@@ -144,7 +153,10 @@ impl Service {
         let rule = self.qr.grants;
         let ctx = Arc::clone(&self.index);
         self.write_tx(move |tx| {
-            if tx.current("Patient", &patient_id)?.is_none_or(|r| r.deleted) {
+            if tx
+                .current("Patient", &patient_id)?
+                .is_none_or(|r| r.deleted)
+            {
                 return Err(ServiceError::not_found("There is no such Patient."));
             }
             let grant = Grant {
@@ -169,11 +181,10 @@ impl Service {
         let Access::Token(principal, Reach::Granted(_)) = access else {
             return Ok(None);
         };
-        let reads_everyone = principal
-            .scopes
-            .grants
-            .iter()
-            .any(|g| g.context == ScopeContext::System && g.allows(Permission::Read, "Patient"));
+        let reads_everyone =
+            principal.scopes.grants.iter().any(|g| {
+                g.context == ScopeContext::System && g.allows(Permission::Read, "Patient")
+            });
         if reads_everyone {
             return Ok(None);
         }
@@ -195,7 +206,8 @@ impl Service {
         let ctx = Arc::clone(&self.index);
         let access = access.clone();
         self.write_tx(move |tx| {
-            let not_found = || ServiceError::not_found("No access grant is recorded by this Consent.");
+            let not_found =
+                || ServiceError::not_found("No access grant is recorded by this Consent.");
             let row = tx.grant(&consent_id)?.ok_or_else(not_found)?;
             let consent = tx
                 .current("Consent", &consent_id)?
@@ -256,11 +268,20 @@ pub(super) fn grant_scan(
 
 /// The access of a request after its scan granted `patient_id`.
 pub(super) fn with_patient(access: &Access, patient_id: &str) -> Access {
+    with_patients(access, std::slice::from_ref(&patient_id.to_owned()))
+}
+
+/// The access of a request that registers (creates) the Patients `patient_ids`: it reaches
+/// their records for the rest of the request (a transaction's Immunizations of a new
+/// person).
+pub(in crate::service) fn with_patients(access: &Access, patient_ids: &[String]) -> Access {
     match access {
-        Access::Token(principal, Reach::Granted(granted)) => {
+        Access::Token(principal, Reach::Granted(granted)) if !patient_ids.is_empty() => {
             let mut granted = Granted::clone(granted);
-            if !granted.patients.iter().any(|p| p == patient_id) {
-                granted.patients.push(patient_id.to_owned());
+            for id in patient_ids {
+                if !granted.patients.contains(id) {
+                    granted.patients.push(id.clone());
+                }
             }
             Access::Token(Arc::clone(principal), Reach::Granted(Arc::new(granted)))
         }
@@ -268,12 +289,42 @@ pub(super) fn with_patient(access: &Access, patient_id: &str) -> Access {
     }
 }
 
+/// The grant a practitioner gets to the record of the Patient they register (create), in
+/// the create's transaction: without it they could not record the visit that follows.
+/// Nothing for requests the rule does not narrow.
+///
+/// # Errors
+/// Store failures.
+pub(in crate::service) fn register(
+    tx: &mut Tx<'_>,
+    ctx: &IndexContext,
+    access: &Access,
+    patient_id: &str,
+) -> Result<(), ServiceError> {
+    let Access::Token(_, Reach::Granted(granted)) = access else {
+        return Ok(());
+    };
+    let Ok(grantee) = practitioner(access) else {
+        return Ok(());
+    };
+    let grant = Grant {
+        patient_id,
+        grantee: &grantee,
+        kind: GrantKind::Registration,
+        reason: None,
+    };
+    grant.write(tx, ctx, now_ms(), granted.grant_ms).map(|_| ())
+}
+
 /// Refuses a client's Consent marked as a grant's ([`GRANT_SYSTEM`] in `policyRule`):
 /// only the server records grants.
 ///
 /// # Errors
 /// 422 `HB-GRANT-MANAGED`.
-pub(in crate::service) fn ensure_unmarked(res_type: &str, resource: &Value) -> Result<(), ServiceError> {
+pub(in crate::service) fn ensure_unmarked(
+    res_type: &str,
+    resource: &Value,
+) -> Result<(), ServiceError> {
     let marked = res_type == "Consent"
         && resource
             .pointer("/policyRule/coding")
@@ -373,7 +424,8 @@ impl Grant<'_> {
         if let (Some(row), None) = (held, self.reason) {
             tx.lock(resource_lock_key("Consent", &row.consent_id))?;
             tx.grant_set_end(&row.consent_id, now, ends_at.max(row.ends_at))?;
-            let consent = self.consent(tx, &row.consent_id, row.starts_at, ends_at.max(row.ends_at))?;
+            let consent =
+                self.consent(tx, &row.consent_id, row.starts_at, ends_at.max(row.ends_at))?;
             return write_consent(tx, ctx, &row.consent_id, &consent);
         }
         let consent_id = uuid::Uuid::new_v4().to_string();
@@ -404,14 +456,21 @@ impl Grant<'_> {
                 .filter(|r| !r.deleted)
                 .and_then(|r| r.content)
                 .and_then(|c| serde_json::from_str::<Value>(&c).ok())
-                .and_then(|role| role.pointer("/organization/reference").and_then(Value::as_str).map(str::to_owned));
+                .and_then(|role| {
+                    role.pointer("/organization/reference")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
             if let Some(organization) = organization {
-                actors.push(json!({"role": recipient_role(), "reference": {"reference": organization}}));
+                actors.push(
+                    json!({"role": recipient_role(), "reference": {"reference": organization}}),
+                );
             }
         }
         let (rule, purpose, how) = match self.kind {
             GrantKind::Scan => ("qr-scan", "TREAT", "a scan of the person's personal QR"),
             GrantKind::Emergency => ("emergency", "ETREAT", "an emergency access"),
+            GrantKind::Registration => ("registration", "TREAT", "registering the person"),
         };
         let mut text = format!(
             "Access to this record for {} by {how}, from {} until {}.",
@@ -467,7 +526,12 @@ fn recipient_role() -> Value {
 
 /// Ends a grant at `now`: the row and the Consent's next version (`inactive`, the period
 /// ended). Returns the Consent.
-fn end(tx: &mut Tx<'_>, ctx: &IndexContext, row: &GrantRow, now: i64) -> Result<Value, ServiceError> {
+fn end(
+    tx: &mut Tx<'_>,
+    ctx: &IndexContext,
+    row: &GrantRow,
+    now: i64,
+) -> Result<Value, ServiceError> {
     tx.lock(resource_lock_key("Consent", &row.consent_id))?;
     tx.grant_set_end(&row.consent_id, now, now)?;
     let mut consent = tx
@@ -512,5 +576,7 @@ fn write_consent(
 
 /// Text as XHTML character data.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -152,7 +152,10 @@ impl Service {
             if name != "identifier" {
                 continue;
             }
-            let id = match self.qr_patient(granted.as_ref().unwrap_or(access), scanned).await {
+            let id = match self
+                .qr_patient(granted.as_ref().unwrap_or(access), scanned)
+                .await
+            {
                 Ok((id, after)) => {
                     granted = Some(after);
                     id
