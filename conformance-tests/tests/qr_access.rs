@@ -227,11 +227,21 @@ fn a_practitioner_reaches_a_record_only_after_scanning_the_qr() {
             (24 * 60 - 1..=24 * 60 + 1).contains(&hours),
             "[{b}] {start} .. {end}"
         );
-        // A second scan extends the grant: still one Consent, a newer version.
+        // Scanning again within the hour changes nothing; later, it extends the grant:
+        // still one Consent, a newer version.
+        scan(&s, &doc, &payload).expect_status(200);
+        assert_eq!(
+            consents(&s, &admin, &me)[0]["meta"]["versionId"],
+            "1",
+            "[{b}]"
+        );
+        s.db_exec("UPDATE access_grants SET ends_at = ends_at - 7200000");
         scan(&s, &doc, &payload).expect_status(200);
         let again = consents(&s, &admin, &me);
         assert_eq!(again.len(), 1, "[{b}]");
         assert_eq!(again[0]["meta"]["versionId"], "2");
+        assert_eq!(again[0]["provision"]["period"]["start"], start);
+        assert_ne!(again[0]["provision"]["period"]["end"], end);
 
         // By identifier, as any FHIR client would: a second practitioner, a PractitionerRole
         // of the hospital (the Consent names the organization too).

@@ -423,9 +423,13 @@ impl Grant<'_> {
             .find(|r| r.grantee == self.grantee && r.kind == self.kind.code());
         if let (Some(row), None) = (held, self.reason) {
             tx.lock(resource_lock_key("Consent", &row.consent_id))?;
-            tx.grant_set_end(&row.consent_id, now, ends_at.max(row.ends_at))?;
-            let consent =
-                self.consent(tx, &row.consent_id, row.starts_at, ends_at.max(row.ends_at))?;
+            if ends_at - row.ends_at < EXTEND_AFTER_MS {
+                // Extended within the hour: no new Consent version for every scan.
+                return current_consent(tx, &row.consent_id);
+            }
+            tx.grant_set_end(&row.consent_id, now, ends_at)?;
+            let actors = actors(tx, self.grantee)?;
+            let consent = self.consent(&row.consent_id, (row.starts_at, ends_at), actors);
             return write_consent(tx, ctx, &row.consent_id, &consent);
         }
         let consent_id = uuid::Uuid::new_v4().to_string();
@@ -437,36 +441,13 @@ impl Grant<'_> {
             starts_at: now,
             ends_at,
         })?;
-        let consent = self.consent(tx, &consent_id, now, ends_at)?;
+        let actors = actors(tx, self.grantee)?;
+        let consent = self.consent(&consent_id, (now, ends_at), actors);
         write_consent(tx, ctx, &consent_id, &consent)
     }
 
-    /// The Consent that records this grant.
-    fn consent(
-        &self,
-        tx: &mut Tx<'_>,
-        id: &str,
-        start: i64,
-        end: i64,
-    ) -> Result<Value, ServiceError> {
-        let mut actors = vec![actor(tx, self.grantee)?];
-        if let Some(("PractitionerRole", role_id)) = fhirpath::reference_target(self.grantee) {
-            let organization = tx
-                .current("PractitionerRole", role_id)?
-                .filter(|r| !r.deleted)
-                .and_then(|r| r.content)
-                .and_then(|c| serde_json::from_str::<Value>(&c).ok())
-                .and_then(|role| {
-                    role.pointer("/organization/reference")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                });
-            if let Some(organization) = organization {
-                actors.push(
-                    json!({"role": recipient_role(), "reference": {"reference": organization}}),
-                );
-            }
-        }
+    /// The Consent that records this grant, from `start` to `end` (ms), to `actors`.
+    fn consent(&self, id: &str, (start, end): (i64, i64), actors: Vec<Value>) -> Value {
         let (rule, purpose, how) = match self.kind {
             GrantKind::Scan => ("qr-scan", "TREAT", "a scan of the person's personal QR"),
             GrantKind::Emergency => ("emergency", "ETREAT", "an emergency access"),
@@ -503,21 +484,50 @@ impl Grant<'_> {
             // The person presented their code: they are the one who consents.
             consent["performer"] = json!([{"reference": format!("Patient/{}", self.patient_id)}]);
         }
-        Ok(consent)
+        consent
     }
 }
 
-/// The grantee as a Consent actor: a literal reference when the server holds the resource
-/// (a reference to one it does not hold would be refused), else its logical form.
-fn actor(tx: &mut Tx<'_>, grantee: &str) -> Result<Value, ServiceError> {
+/// A scan extends its practitioner's grant only when the last extension is an hour old or
+/// more: scanning the same person again and again writes no new Consent versions.
+const EXTEND_AFTER_MS: i64 = 3_600_000;
+
+/// The Consent actors of a grant: the grantee, as a literal reference when the server holds
+/// the resource (a reference to one it does not hold would be refused), else in logical
+/// form; and the organization of a PractitionerRole.
+fn actors(tx: &mut Tx<'_>, grantee: &str) -> Result<Vec<Value>, ServiceError> {
     let (res_type, id) = fhirpath::reference_target(grantee).unwrap_or(("Practitioner", grantee));
-    let held = tx.current(res_type, id)?.is_some_and(|r| !r.deleted);
-    let reference = if held {
+    let held = tx
+        .current(res_type, id)?
+        .filter(|r| !r.deleted)
+        .and_then(|r| r.content)
+        .and_then(|c| serde_json::from_str::<Value>(&c).ok());
+    let reference = if held.is_some() {
         json!({"reference": grantee})
     } else {
         json!({"type": res_type, "display": grantee})
     };
-    Ok(json!({"role": recipient_role(), "reference": reference}))
+    let mut actors = vec![json!({"role": recipient_role(), "reference": reference})];
+    let organization = held
+        .filter(|_| res_type == "PractitionerRole")
+        .and_then(|role| {
+            role.pointer("/organization/reference")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    if let Some(organization) = organization {
+        actors.push(json!({"role": recipient_role(), "reference": {"reference": organization}}));
+    }
+    Ok(actors)
+}
+
+/// The current content of a grant's Consent.
+fn current_consent(tx: &mut Tx<'_>, id: &str) -> Result<Value, ServiceError> {
+    tx.current("Consent", id)?
+        .filter(|r| !r.deleted)
+        .and_then(|r| r.content)
+        .and_then(|c| serde_json::from_str::<Value>(&c).ok())
+        .ok_or_else(|| ServiceError::Fault("a grant's Consent is missing".into()))
 }
 
 fn recipient_role() -> Value {
@@ -534,12 +544,7 @@ fn end(
 ) -> Result<Value, ServiceError> {
     tx.lock(resource_lock_key("Consent", &row.consent_id))?;
     tx.grant_set_end(&row.consent_id, now, now)?;
-    let mut consent = tx
-        .current("Consent", &row.consent_id)?
-        .filter(|r| !r.deleted)
-        .and_then(|r| r.content)
-        .and_then(|c| serde_json::from_str::<Value>(&c).ok())
-        .ok_or_else(|| ServiceError::Fault("a grant's Consent is missing".into()))?;
+    let mut consent = current_consent(tx, &row.consent_id)?;
     if row.ends_at <= now {
         return Ok(consent); // it had ended already
     }
@@ -579,4 +584,44 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::validate::{Severity, Validator};
+
+    /// Every kind of grant is recorded as a Consent that is valid R4 (the model reads it,
+    /// the base rules pass) with a safe narrative, whatever the stated reason holds.
+    #[test]
+    fn grant_consents_are_valid_r4() {
+        for (kind, reason) in [
+            (GrantKind::Scan, None),
+            (GrantKind::Registration, None),
+            (
+                GrantKind::Emergency,
+                Some("<script>alert(1)</script> & no card"),
+            ),
+        ] {
+            let grant = Grant {
+                patient_id: "p1",
+                grantee: "PractitionerRole/r1",
+                kind,
+                reason,
+            };
+            let actors = vec![
+                json!({"role": recipient_role(), "reference": {"reference": "PractitionerRole/r1"}}),
+                json!({"role": recipient_role(), "reference": {"type": "Organization", "display": "x"}}),
+            ];
+            let consent = grant.consent("c1", (0, 3_600_000), actors);
+            fhir_format::parse_json(consent.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+            let issues = Validator::default().validate_against(&consent, now_ms(), None, &[]);
+            assert!(
+                issues.iter().all(|i| i.severity != Severity::Error),
+                "{kind:?}: {issues:?}"
+            );
+            assert!(!consent.to_string().contains("<script>"));
+        }
+    }
 }
