@@ -32,7 +32,7 @@ fn blocks(text: &str, lang: &str, after: &str) -> Vec<String> {
 }
 
 /// The commands of a shell block, each as its words: quotes ('...', "...", which may span
-/// lines) and `\` line continuations, which is all the examples use.
+/// lines), `\` line continuations and comment lines, which is all the examples use.
 fn commands(block: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut command = Vec::new();
@@ -41,6 +41,13 @@ fn commands(block: &str) -> Vec<Vec<String>> {
     let mut chars = block.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
+            '#' if !started && command.is_empty() => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        break;
+                    }
+                }
+            }
             '\'' | '"' => {
                 started = true;
                 for q in chars.by_ref() {
@@ -84,6 +91,8 @@ struct Curl {
     url: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// `-o`: the file the answer goes to.
+    output: Option<String>,
 }
 
 /// The `curl` commands of a shell block (other lines, such as `B=...`, are settings).
@@ -97,6 +106,7 @@ fn curls(block: &str) -> Vec<Curl> {
                 url: String::new(),
                 headers: Vec::new(),
                 body: None,
+                output: None,
             };
             let mut i = 1;
             while i < words.len() {
@@ -115,6 +125,10 @@ fn curls(block: &str) -> Vec<Curl> {
                     "-d" => {
                         i += 1;
                         curl.body = Some(words[i].clone());
+                    }
+                    "-o" => {
+                        i += 1;
+                        curl.output = Some(words[i].clone());
                     }
                     url => curl.url = url.to_owned(),
                 }
@@ -248,5 +262,110 @@ fn custom_search_parameter_example_works() {
         let s = national(backend);
         s.post("SearchParameter", &parameter).expect_status(201);
         s.get("Patient?ethnicity=kinh").expect_status(200);
+    }
+}
+
+/// README.md "The hospital flow" with the real IdP of the security tests: the person's app
+/// issues and shows the QR, the doctor is refused before the scan, scans, gets the whole
+/// record, records a dose, breaks the glass; the person lists the grants and reads, and
+/// ends one. `$ID`, `$PERSON`, `$DOCTOR`, `$CONSENT`, the payload and `@dose.json` are
+/// filled in as a reader would.
+#[test]
+fn readme_hospital_flow_works_as_written() {
+    use conformance_tests::idp::{secured_server, TokenOptions};
+    let readme = doc("README.md");
+    let flow = curls(&blocks(&readme, "sh", "## The hospital flow")[0]);
+    assert_eq!(flow.len(), 10, "the hospital flow was not read: {flow:?}");
+    for backend in backends() {
+        let (s, idp) = secured_server(backend);
+        let admin = idp.token("system/*.cruds");
+        let id = id_of(
+            &s.req(Method::POST, "Patient")
+                .bearer_auth(&admin)
+                .fhir_json(&patient("Bệnh-Nhân"))
+                .fetch()
+                .expect_status(201)
+                .json(),
+        );
+        let person = idp.token_with(
+            "patient/*.cruds",
+            &TokenOptions {
+                patient: Some(&id),
+                ..Default::default()
+            },
+        );
+        let doctor = idp.token_with(
+            "user/*.cruds",
+            &TokenOptions {
+                fhir_user: Some("Practitioner/bac-si-an"),
+                ..Default::default()
+            },
+        );
+        let dose = json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}]},
+            "patient": {"reference": format!("Patient/{id}")}, "occurrenceDateTime": "2021-09-01",
+            "lotNumber": "FK1234"});
+        let mut payload = String::new();
+        let mut consent = String::new();
+        for (i, c) in flow.iter().enumerate() {
+            let fill = |text: &str| {
+                text.replace("\\$", "$")
+                    .replace("$B", &s.base)
+                    .replace("https://fhir.example.org/fhir", &s.base)
+                    .replace("$ID", &id)
+                    .replace("$PERSON", &person)
+                    .replace("$DOCTOR", &doctor)
+                    .replace("$CONSENT", &consent)
+                    .replace("HB1:5MPFHC4S271KHFPAGHZPRD1HH9F", &payload)
+            };
+            let url = fill(&c.url);
+            let mut req = s.client.request(
+                Method::from_bytes(c.method.as_bytes()).expect("a method"),
+                &url,
+            );
+            for (k, v) in &c.headers {
+                req = req.header(k, fill(v));
+            }
+            match c.body.as_deref() {
+                Some("@dose.json") => req = req.body(dose.to_string()),
+                Some(body) => req = req.body(fill(body)),
+                None => {}
+            }
+            let resp = req.fetch();
+            let expected = if url.ends_with(&format!("/Patient/{id}")) {
+                403
+            } else {
+                200
+            };
+            let ok = match expected {
+                403 => resp.status == 403,
+                _ => (200..300).contains(&resp.status),
+            };
+            assert!(
+                ok,
+                "[{}] step {i}: {} {url}: {} {}",
+                s.backend,
+                c.method,
+                resp.status,
+                resp.text()
+            );
+            if c.output.is_some() {
+                assert_eq!(resp.header("content-type").as_deref(), Some("image/png"));
+            }
+            if url.ends_with("$qr-issue") {
+                payload = resp.json()["parameter"][1]["valueString"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            }
+            if url.contains("/Consent?") {
+                consent = id_of(&resp.json()["entry"][0]["resource"]);
+            }
+        }
+        assert!(
+            !consent.is_empty() && !payload.is_empty(),
+            "[{}]",
+            s.backend
+        );
     }
 }
