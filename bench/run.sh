@@ -10,6 +10,7 @@
 #   CC_RANGE     distinct identifier values of the conditional-create scenario (default 5000)
 #   WARMUP       seconds of unrecorded GET load before measuring (default 3; 0 = none)
 #   PAUSE        seconds of idle between scenarios (default 2)
+#   SCENARIOS    the scenarios to run, in this order, comma-separated (default: all, as below)
 #   PORT         server port (default: a free random port)
 #   PGHOST PGPORT PGUSER   PostgreSQL admin connection (default 127.0.0.1, 5432, postgres)
 #   SKIP_BUILD=1 use target/release/healthbook as it is (default: cargo build --release first)
@@ -320,19 +321,48 @@ run_wrk() {
   summary+=("$(grep '^RESULT ' "$log" | tail -n 1)")
   say ""
   sleep "$pause"
+  audit_drained
+}
+
+# Every request leaves an AuditEvent, written in batches behind the answers: a scenario
+# can end with thousands still queued, which the next scenario would pay for. On
+# PostgreSQL, wait (up to 120 s) until the count of written AuditEvents stops growing.
+audit_drained() {
+  [[ $backend == postgres ]] || return 0
+  local last=-1 now waited=0
+  while [[ $waited -lt 120 ]]; do
+    now=$(psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d "$pg_db" -Atc \
+      "SELECT count(*) FROM resource_versions WHERE res_type = 'AuditEvent'")
+    [[ $now == "$last" ]] && return 0
+    last=$now
+    sleep 1
+    waited=$((waited + 1))
+  done
+  say "(audit events still being written after 120 s)"
 }
 
 if [[ $warmup -gt 0 ]]; then
   BENCH_IDS=$ids wrk -t2 -c32 -d"${warmup}s" -s "$lua_dir/get_by_id.lua" "$base" >/dev/null 2>&1 || true
   sleep 1
+  audit_drained
 fi
 
-run_wrk get-by-id 1 1 get_by_id.lua
-run_wrk get-by-id 2 32 get_by_id.lua
-run_wrk qr-resolve 2 32 qr_lookup.lua
-run_wrk qr-identifier 2 32 qr_lookup.lua
-run_wrk create 2 32 create.lua
-run_wrk conditional-create 2 32 conditional_create.lua
+scenarios=${SCENARIOS:-get-by-id-1,get-by-id,qr-resolve,qr-identifier,create,conditional-create}
+IFS=, read -ra scenario_list <<<"$scenarios"
+for scenario in "${scenario_list[@]}"; do
+  case $scenario in
+    get-by-id-1) run_wrk get-by-id 1 1 get_by_id.lua ;;
+    get-by-id) run_wrk get-by-id 2 32 get_by_id.lua ;;
+    qr-resolve) run_wrk qr-resolve 2 32 qr_lookup.lua ;;
+    qr-identifier) run_wrk qr-identifier 2 32 qr_lookup.lua ;;
+    create) run_wrk create 2 32 create.lua ;;
+    conditional-create) run_wrk conditional-create 2 32 conditional_create.lua ;;
+    *)
+      echo "error: unknown scenario '$scenario'" >&2
+      exit 2
+      ;;
+  esac
+done
 
 say "=== summary ($backend, nproc $(nproc), commit $commit) ==="
 for line in "${summary[@]}"; do

@@ -161,6 +161,16 @@ fn rotate_revoke_expire_and_show_again() {
         s.req(Method::POST, "Patient/nobody-here/$qr-issue")
             .fetch()
             .expect_error(404);
+        // The code of a deleted Patient is unknown (not a 410 that would tell it was valid).
+        let gone = person(&s);
+        let (token, _) = issue(&s, &gone);
+        s.delete(&format!("Patient/{gone}")).expect_status(204);
+        assert_eq!(
+            error_code(&resolve(&s, &token).expect_error(404)),
+            "HB-QR-UNKNOWN",
+            "[{}]",
+            s.backend
+        );
     }
 }
 

@@ -64,38 +64,6 @@ impl Service {
     }
 }
 
-impl Service {
-    /// The current version of the `res_type` whose id `find` gives (`None` when it gives
-    /// none), looked up and read on one connection: a personal QR scan is its lookup and
-    /// then a read.
-    ///
-    /// # Errors
-    /// As [`Service::read`].
-    pub(super) async fn read_found_by<F>(
-        &self,
-        access: &Access,
-        res_type: &'static str,
-        find: F,
-    ) -> Result<Option<StoredResource>, ServiceError>
-    where
-        F: FnOnce(&mut Tx<'_>) -> Result<Option<String>, StoreError> + Send + 'static,
-    {
-        access.require(Permission::Read, res_type)?;
-        let found = self
-            .read_tx(move |tx| {
-                let Some(id) = find(tx)? else {
-                    return Ok(None);
-                };
-                let row = tx.current(res_type, &id)?;
-                Ok(Some((id, with_last_content(tx, row)?)))
-            })
-            .await?;
-        found
-            .map(|(id, found)| present(access, found, res_type, &id))
-            .transpose()
-    }
-}
-
 /// A version, and for a deletion the version before it, whose content decides who may
 /// learn that the resource existed.
 type Found = Option<(StoredResource, Option<StoredResource>)>;

@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 
 use super::queries::Tx;
-use super::schema::{personal_qr, server_secrets};
-use super::{DbConnection, StoreError};
+use super::schema::{personal_qr, resource_versions as rv, server_secrets};
+use super::{DbConnection, ResourceRow, StoreError};
 
 /// The stored QR of one Patient.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -73,6 +73,29 @@ impl Tx<'_> {
         let row = personal_qr::table.filter(personal_qr::lookup.eq(lookup));
         Ok(on_backend!(&mut *self.conn, |c| row
             .select(QrRow::as_select())
+            .first(c)
+            .optional())?)
+    }
+
+    /// The QR whose token hashes to `lookup` and the current version of its Patient, in one
+    /// statement (a scan costs what a read by id costs).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn qr_find_patient(
+        &mut self,
+        lookup: &str,
+    ) -> Result<Option<(QrRow, ResourceRow)>, StoreError> {
+        let query = personal_qr::table
+            .inner_join(
+                rv::table.on(rv::res_type
+                    .eq("Patient")
+                    .and(rv::res_id.eq(personal_qr::patient_id))
+                    .and(rv::is_current)),
+            )
+            .filter(personal_qr::lookup.eq(lookup));
+        Ok(on_backend!(&mut *self.conn, |c| query
+            .select((QrRow::as_select(), ResourceRow::as_select()))
             .first(c)
             .optional())?)
     }

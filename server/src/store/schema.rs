@@ -94,6 +94,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    personal_qr,
     resource_versions,
     search_token,
     search_string,

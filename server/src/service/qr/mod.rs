@@ -315,20 +315,17 @@ impl Service {
         }
         self.qr_counted(access, scanned, |service, lookup| async move {
             let found = service
-                .read_found_by(access, "Patient", move |tx| {
-                    Ok(tx.qr_find(&lookup)?.filter(valid_now).map(|r| r.patient_id))
-                })
-                .await;
+                .read_tx(move |tx| tx.qr_find_patient(&lookup))
+                .await?;
+            let patient = found
+                .filter(|(qr, row)| valid_now(qr) && !row.deleted)
+                .map(|(_, row)| StoredResource::from(row));
             // A Patient the token may not see answers as an unknown code, not as a 404
             // of a read that would tell that the code is valid.
-            match found {
-                Ok(Some(patient)) => Ok(patient),
-                Ok(None)
-                | Err(ServiceError::Refused {
-                    code: ErrorCode::NotFound | ErrorCode::Deleted,
-                    ..
-                }) => Err(unknown()),
-                Err(other) => Err(other),
+            match patient {
+                Some(p) if matches!(access, Access::Open) => Ok(p),
+                Some(p) if access.permits(Permission::Read, &p.json()?) => Ok(p),
+                _ => Err(unknown()),
             }
         })
         .await
