@@ -91,21 +91,21 @@ fn ids(s: &Server, token: &str, path: &str) -> Vec<String> {
     ids
 }
 
-/// The grant Consents of a person, as a backend service sees them.
-fn consents(s: &Server, admin: &str, patient_id: &str) -> Vec<Value> {
-    let bundle = bearer(
-        s,
-        Method::GET,
-        &format!("Consent?patient={patient_id}"),
-        admin,
-    )
-    .fetch()
-    .expect_status(200)
-    .json();
+/// The resources a search finds.
+fn found(s: &Server, token: &str, path: &str) -> Vec<Value> {
+    let bundle = bearer(s, Method::GET, path, token)
+        .fetch()
+        .expect_status(200)
+        .json();
     entries(&bundle)
         .iter()
         .map(|e| e["resource"].clone())
         .collect()
+}
+
+/// The grant Consents of a person, as a backend service sees them.
+fn consents(s: &Server, admin: &str, patient_id: &str) -> Vec<Value> {
+    found(s, admin, &format!("Consent?patient={patient_id}"))
 }
 
 fn actor_reference(consent: &Value) -> String {
@@ -174,8 +174,8 @@ fn a_practitioner_reaches_a_record_only_after_scanning_the_qr() {
         .expect_status(200);
 
         // The scan.
-        let found = scan(&s, &doc, &payload).expect_status(200).json();
-        assert_eq!(found["id"], me.as_str(), "[{b}]");
+        let scanned = scan(&s, &doc, &payload).expect_status(200).json();
+        assert_eq!(scanned["id"], me.as_str(), "[{b}]");
 
         bearer(&s, Method::GET, &format!("Patient/{me}"), &doc)
             .fetch()
@@ -283,6 +283,36 @@ fn a_practitioner_reaches_a_record_only_after_scanning_the_qr() {
             format!("Organization/{organization}"),
             "[{b}] {by_role}"
         );
+
+        // The person's access log has both: the refused reads before the scan and the reads
+        // after it, by the same practitioner.
+        let mine = idp.token_with(
+            "patient/AuditEvent.rs",
+            &TokenOptions {
+                patient: Some(&me),
+                ..Default::default()
+            },
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = found(&s, &mine, &format!("AuditEvent?patient={me}&_count=200"));
+            let by_doctor: Vec<&Value> = events
+                .iter()
+                .filter(|e| e["agent"][0]["who"]["reference"] == who.as_str())
+                .collect();
+            let refused = by_doctor.iter().any(|e| e["outcome"] == "4");
+            let read = by_doctor
+                .iter()
+                .any(|e| e["outcome"] == "0" && e["subtype"][0]["code"] == "read");
+            if refused && read {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{b}] the access log lacks the refusal or the read: {by_doctor:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
 
         // A user token that names no practitioner cannot be granted anything.
         let anonymous = idp.token("user/*.rs");

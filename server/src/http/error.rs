@@ -55,7 +55,15 @@ pub struct ApiError {
     pub challenge: Option<Box<str>>,
     /// Validation issues: the OperationOutcome lists them instead of the one message.
     pub validation: Box<[Issue]>,
+    /// The persons whose record a refused request was about, for its audit record (never
+    /// sent).
+    pub patients: Option<Box<Vec<String>>>,
 }
+
+/// The persons a refused request was about (an error response's extension, read by the
+/// audit middleware).
+#[derive(Debug, Clone)]
+pub struct RefusedPatients(pub Vec<String>);
 
 impl ApiError {
     /// An error of `code` with the given description; a 503 asks to retry after 5 s.
@@ -68,6 +76,7 @@ impl ApiError {
             retry_after: (code.info().status == 503).then_some(RETRY_AFTER_SECS),
             challenge: None,
             validation: Box::default(),
+            patients: None,
         }
     }
 
@@ -136,6 +145,11 @@ impl ResponseError for ApiError {
         let mut response = response.body(self.outcome().to_string());
         if !self.validation.is_empty() || self.message_vi.is_some() {
             response.extensions_mut().insert(Localized(self.clone()));
+        }
+        if let Some(patients) = &self.patients {
+            response
+                .extensions_mut()
+                .insert(RefusedPatients(patients.to_vec()));
         }
         response
     }
@@ -231,6 +245,13 @@ impl From<ServiceError> for ApiError {
                 ..ApiError::new(
                     ErrorCode::QrTooMany,
                     "Too many codes from this client were unknown or misread; wait before scanning again.",
+                )
+            },
+            ServiceError::ScanRequired { patients } => ApiError {
+                patients: Some(Box::new(patients)),
+                ..ApiError::new(
+                    ErrorCode::QrScanRequired,
+                    "This person's record opens to a practitioner when their personal QR is scanned (Patient/$qr-resolve), or by an emergency access (Patient/{id}/$emergency-access).",
                 )
             },
             ServiceError::Fault(cause) => internal(&cause),

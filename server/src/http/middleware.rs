@@ -11,7 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage};
 
-use super::error::{ApiError, Localized};
+use super::error::{ApiError, Localized, RefusedPatients};
 use super::interaction::qr::EmergencyAccess;
 use super::respond::{AppState, AuditTarget, BundleAudit};
 use crate::service::audit::{AuditEntry, AuditedInteraction};
@@ -114,7 +114,15 @@ async fn record_audit(
             .map(|t| t.id.clone())
             .or_else(|| path.get("id").map(str::to_owned)),
         version_id: target.as_ref().and_then(|t| t.version_id),
-        patients: target.map(|t| t.patients).unwrap_or_default(),
+        patients: target.map(|t| t.patients).unwrap_or_else(|| {
+            // A refusal of a person's record is in their access log too.
+            response
+                .response()
+                .extensions()
+                .get::<RefusedPatients>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default()
+        }),
         status: response.status().as_u16(),
         request_id: request_id.to_owned(),
         emergency: response

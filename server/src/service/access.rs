@@ -10,8 +10,9 @@
 //!   not revealed; writes outside the compartment are 403.
 //! - `user/` scopes: with `access.practitioner = "open"`, any record. With `"qr"` (the
 //!   personal-QR rule, docs/QR.md), a practitioner sees and writes a person's compartment
-//!   only under an access grant in force ([`Reach::Granted`]: a scan of the person's QR, or
-//!   an emergency access); resources of types outside the Patient compartment
+//!   only under an access grant in force ([`Reach::Granted`]: a scan of the person's QR, an
+//!   emergency access, or having registered the person: a new Patient may always be
+//!   created); resources of types outside the Patient compartment
 //!   (Organization, Practitioner, Medication...) stay open. Reads of a record without a
 //!   grant are 403 `HB-QR-SCAN-REQUIRED`; searches, chains, `_has`, includes, bundles and
 //!   `$everything` only ever reach the granted compartments. A user whose `fhirUser` is a
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fhirpath;
-use super::{ErrorCode, ServiceError};
+use super::ServiceError;
 use crate::auth::{Permission, Principal, ScopeContext};
 use crate::store::{Cond, Filter, Table};
 
@@ -197,7 +198,9 @@ impl Access {
                     && satisfies_constraint(resource, res_type, &grant.constraint)
             });
         if held_back {
-            scan_required()
+            ServiceError::ScanRequired {
+                patients: patients_of(resource),
+            }
         } else {
             hidden
         }
@@ -348,14 +351,6 @@ impl Access {
             other => other,
         }
     }
-}
-
-/// 403 `HB-QR-SCAN-REQUIRED`.
-pub fn scan_required() -> ServiceError {
-    ServiceError::new(
-        ErrorCode::QrScanRequired,
-        "This person's record opens to a practitioner when their personal QR is scanned (Patient/$qr-resolve), or by an emergency access (Patient/{id}/$emergency-access).",
-    )
 }
 
 /// The resources of `res_type` in the compartment of `Patient/patient`, through the

@@ -43,6 +43,12 @@ pub enum ServiceError {
     /// Concurrent writes won every retry (`HB-CONFLICT`, 409).
     #[error("a concurrent write conflicted: {0}")]
     Conflict(String),
+    /// A practitioner without an access grant for the person whose record this is
+    /// (`HB-QR-SCAN-REQUIRED`, 403, the personal-QR rule). `patients` are that person (or
+    /// those persons), for the audit record only: the person sees the attempt in their
+    /// access log; the answer does not name them.
+    #[error("a scan of the person's QR is required")]
+    ScanRequired { patients: Vec<String> },
     /// Too many failed personal QR lookups from this client (`HB-QR-TOO-MANY`, 429): try
     /// again after `retry_after` seconds.
     #[error("too many failed QR lookups; retry after {retry_after} s")]
@@ -95,6 +101,7 @@ impl ServiceError {
             ServiceError::Unavailable(_) => ErrorCode::Unavailable,
             ServiceError::Conflict(_) => ErrorCode::Conflict,
             ServiceError::Throttled { .. } => ErrorCode::QrTooMany,
+            ServiceError::ScanRequired { .. } => ErrorCode::QrScanRequired,
             ServiceError::Fault(_) => ErrorCode::Internal,
         }
     }
