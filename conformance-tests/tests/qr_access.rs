@@ -701,7 +701,18 @@ fn the_person_sees_and_ends_the_grants() {
         )
         .fetch()
         .expect_error(404);
-        // Grant Consents are the server's.
+        // Nor does a practitioner who reaches the record.
+        let second_user = doctor(&idp, "user/*.cruds", "Practitioner/second");
+        bearer(
+            &s,
+            Method::POST,
+            &format!("Consent/{}/$revoke", id_of(second_grant)),
+            &second_user,
+        )
+        .fetch()
+        .expect_error(403);
+        // Grant Consents are the server's: not even a backend service writes them, nor
+        // makes a Consent into one by a patch.
         for (method, body) in [
             (Method::PUT, Some(second_grant.clone())),
             (Method::DELETE, None),
@@ -729,6 +740,19 @@ fn the_person_sees_and_ends_the_grants() {
             .fetch()
             .expect_error(422);
         assert_eq!(error_code(&outcome), "HB-GRANT-MANAGED");
+        let mut plain = forged.clone();
+        plain.as_object_mut().unwrap().remove("policyRule");
+        plain["policy"] = json!([{"uri": "https://example.org/policy"}]);
+        let plain_id = create_with(&s, &admin, &plain);
+        let outcome = bearer(&s, Method::PATCH, &format!("Consent/{plain_id}"), &admin)
+            .header("Content-Type", "application/json-patch+json")
+            .body(
+                json!([{"op": "add", "path": "/policyRule", "value": forged["policyRule"]}])
+                    .to_string(),
+            )
+            .fetch()
+            .expect_error(422);
+        assert_eq!(error_code(&outcome), "HB-GRANT-MANAGED", "[{b}]");
 
         // Rotate without revoke-grants: the second doctor keeps access; with it, not.
         let rotate = |params: Value| {

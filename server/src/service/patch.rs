@@ -178,6 +178,7 @@ pub(super) fn apply_patch(
     // The patch may add identifiers: take their locks too (after the resource's, in the
     // same order every writer uses, so no two writers deadlock for long).
     lock_all(tx, identifier_keys(res_type, &patched))?;
+    super::qr::grant::ensure_unmarked(res_type, &patched)?;
     if !access.permits(Permission::Update, &patched) {
         return Err(access.refusal(Permission::Update, &patched, outside_compartment()));
     }

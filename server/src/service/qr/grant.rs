@@ -192,7 +192,8 @@ impl Service {
     }
 
     /// `Consent/{id}/$revoke`: ends the grant the Consent records, now. For the person
-    /// (their `patient/` token with a write scope on Consent) and backend services.
+    /// (their `patient/` token with a write scope on Consent) and backend services; not for
+    /// practitioners (one cannot end another's grant).
     ///
     /// # Errors
     /// 404 for a Consent that records no grant or one the token may not see, 403 for a
@@ -219,7 +220,14 @@ impl Service {
                 return Err(not_found());
             }
             access.require(Permission::Update, "Consent")?;
-            if !access.permits(Permission::Update, &consent) {
+            // The person or a backend service: not another practitioner of the record.
+            let owner = match &access {
+                Access::Open => true,
+                Access::Token(principal, _) => principal.scopes.grants.iter().any(|g| {
+                    g.context != ScopeContext::User && g.allows(Permission::Update, "Consent")
+                }),
+            };
+            if !owner || !access.permits(Permission::Update, &consent) {
                 return Err(ServiceError::Forbidden {
                     scope: String::new(),
                 });
