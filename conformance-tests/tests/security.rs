@@ -411,6 +411,30 @@ fn key_rotation_and_unknown_kid_flood() {
     assert!(extra <= 1, "{extra} key-set fetches for 30 unknown kids");
 }
 
+/// A replica's first burst: requests that arrive together while the key set is first
+/// fetched all verify (they wait for the one fetch; none is refused by the refresh limit),
+/// and the key set is fetched once.
+#[test]
+fn a_cold_replica_verifies_a_burst_of_tokens() {
+    let (s, idp) = secured_server(Backend::Sqlite);
+    let token = idp.token("system/*.rs");
+    let fetches = idp.jwks_fetches();
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let requests: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    bearer(&s, Method::GET, "Patient/_history", &token)
+                        .fetch()
+                        .status
+                })
+            })
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    assert_eq!(idp.jwks_fetches() - fetches, 1);
+}
+
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();

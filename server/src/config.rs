@@ -28,6 +28,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub qr: QrSettings,
     pub access: AccessSettings,
+    pub admission: AdmissionSettings,
 }
 
 /// `[server]`
@@ -226,6 +227,28 @@ pub struct AccessSettings {
     pub grant_hours: u32,
     /// Minutes an emergency access (break the glass) lasts.
     pub emergency_minutes: u32,
+}
+
+/// `[admission]`: how many requests are in flight at once, who is shed first when the
+/// server is saturated, and each client's quota (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionSettings {
+    /// FHIR requests in flight at most (0: 64 per CPU core).
+    pub max_in_flight: usize,
+    /// The share of `max_in_flight` (percent) citizen apps (`patient/` tokens, no token)
+    /// may hold.
+    pub citizen_percent: u8,
+    /// The share clinical traffic (`user/` tokens) may hold; the ministry (`system/`) may
+    /// hold all of it.
+    pub clinical_percent: u8,
+    /// How long a request may wait for room before it is answered 503 (ms).
+    pub queue_wait_ms: u64,
+    /// Requests per second one client may make (its token's `client_id`, else its
+    /// address); past it 429 (0: no quota).
+    pub client_rate: u32,
+    /// Requests a client may make at once above its rate (0: as many as `client_rate`).
+    pub client_burst: u32,
 }
 
 /// `access.practitioner`.

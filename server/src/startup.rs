@@ -8,6 +8,8 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::config::PractitionerAccess;
 use crate::config::Settings;
+use crate::http::admission::Admission;
+use crate::http::metrics::Metrics;
 use crate::http::{self, AppState};
 use crate::service::audit::{self, AuditWriter};
 use crate::service::qr::grant::GrantRule;
@@ -138,6 +140,8 @@ impl Application {
             bundle: settings.bundle.clone(),
             language: Language::parse(&settings.validation.language).unwrap_or(Language::Vi),
             authenticator: Arc::clone(&authenticator),
+            admission: Arc::new(Admission::new(&settings.admission)),
+            metrics: Arc::new(Metrics::new(audit_writer.backlog())),
         };
         let server = http::server(state, listener, &settings.server)?;
         Ok(Self {

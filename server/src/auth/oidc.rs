@@ -78,6 +78,9 @@ struct IssuerState {
     metadata: RwLock<Option<Arc<Metadata>>>,
     keys: RwLock<JwkSet>,
     last_fetch: Mutex<Option<Instant>>,
+    /// Held while the key set is fetched: the requests that arrive meanwhile wait for it
+    /// rather than being refused by the refresh limit (a replica's first burst).
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// Verifies access tokens of the configured issuers.
@@ -107,6 +110,7 @@ impl Verifier {
                     metadata: RwLock::new(None),
                     keys: RwLock::new(JwkSet { keys: Vec::new() }),
                     last_fetch: Mutex::new(None),
+                    fetching: tokio::sync::Mutex::new(()),
                 })
                 .collect(),
             config,
@@ -302,6 +306,11 @@ impl Verifier {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, AuthError> {
+        if let Some(key) = find_key(&*issuer.keys.read().await, kid, alg)? {
+            return Ok(key);
+        }
+        let _fetching = issuer.fetching.lock().await;
+        // A fetch that ended while this request waited may have brought the key.
         if let Some(key) = find_key(&*issuer.keys.read().await, kid, alg)? {
             return Ok(key);
         }

@@ -10,6 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
+use super::admission::Authenticated;
 use super::error::ApiError;
 use super::respond::AppState;
 use crate::service::Access;
@@ -29,11 +30,18 @@ impl FromRequest for Access {
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| crate::http::error::internal("no application state"))?;
-            let access = match state
-                .authenticator
-                .authenticate(authorization.as_deref())
-                .await
-            {
+            // Admission control has verified the token already, when it could.
+            let known = request.extensions().get::<Authenticated>().cloned();
+            let authenticated = match known {
+                Some(Authenticated(principal)) => Ok(principal),
+                None => {
+                    state
+                        .authenticator
+                        .authenticate(authorization.as_deref())
+                        .await
+                }
+            };
+            let access = match authenticated {
                 Ok(Some(principal)) => state.service.access_of(Arc::clone(&principal)).await?,
                 Ok(None) => Access::Open,
                 Err(e) => return Err(ApiError::from(e)),

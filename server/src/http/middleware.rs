@@ -11,6 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage};
 
+use super::admission::Shed;
 use super::error::{ApiError, Localized, RefusedPatients};
 use super::interaction::qr::EmergencyAccess;
 use super::respond::{AppState, AuditTarget, BundleAudit};
@@ -48,8 +49,19 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
+    let shed = response.response().extensions().get::<Shed>().is_some();
     if let Some(interaction) = super::routes::audited(response.request().method(), &route) {
-        record_audit(&response, interaction, &request_id).await;
+        if !shed {
+            record_audit(&response, interaction, &request_id).await;
+        }
+    }
+    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+        state.metrics.observe(
+            &route,
+            &method,
+            status.as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
     }
     span.in_scope(|| {
         tracing::info!(

@@ -1,11 +1,13 @@
 //! The HTTP layer: the only module that knows actix-web. Routes, content negotiation,
 //! headers and OperationOutcome answers; FHIR semantics are the service's.
 
+pub mod admission;
 mod error;
 mod extract;
 mod format;
 mod headers;
 pub mod interaction;
+pub mod metrics;
 mod middleware;
 mod respond;
 pub mod routes;
@@ -117,6 +119,8 @@ where
     let app = actix_web::App::new()
         .app_data(state)
         .wrap(actix_web::middleware::Compress::default())
+        // Inside CORS, so that a browser app can read a 503 or 429 it was answered.
+        .wrap(actix_web::middleware::from_fn(admission::admit))
         .wrap(cors(origins))
         .wrap(actix_web::middleware::from_fn(request_context))
         .configure(routes);

@@ -27,6 +27,10 @@ pub struct AppState {
     pub language: crate::service::validate::Language,
     /// Turns bearer tokens into principals.
     pub authenticator: std::sync::Arc<crate::auth::Authenticator>,
+    /// Admission control: requests in flight, shedding, client quotas.
+    pub admission: std::sync::Arc<super::admission::Admission>,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 /// Reads the request body up to the configured limit.

@@ -164,6 +164,7 @@ route_table! {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(super::metrics::metrics))
         .service(
             fhir_scope()
                 .route("/{type}", web::route().to(method_not_allowed))

@@ -154,6 +154,10 @@ error_codes! {
     IdpUnavailable = "HB-IDP-UNAVAILABLE", 503, "transient",
         "The OpenID provider cannot be reached to check the token; retry after Retry-After.";
     // The server.
+    RateLimited = "HB-RATE-LIMITED", 429, "throttled",
+        "This client made more requests per second than its quota (`admission.client_rate`); Retry-After says when it may go on.";
+    Overloaded = "HB-OVERLOADED", 503, "transient",
+        "The server is at capacity and sheds requests (citizen apps first, practitioners next, the ministry last; docs/OPERATIONS.md); retry after Retry-After.";
     Conflict = "HB-CONFLICT", 409, "conflict",
         "Concurrent requests kept changing the resource while this one was retried; retry it.";
     Timeout = "HB-TIMEOUT", 503, "timeout",

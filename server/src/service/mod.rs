@@ -135,6 +135,11 @@ impl Service {
         &self.base_url
     }
 
+    /// The state of the database pools, for metrics.
+    pub fn pool_stats(&self) -> Vec<crate::store::PoolStats> {
+        self.store.pool_stats()
+    }
+
     /// How search parameters are read on this server (lenient).
     fn parse_context(&self) -> search::params::ParseContext<'_> {
         search::params::ParseContext {

@@ -28,6 +28,7 @@ pub use search::{
 };
 pub use search::{CONTAINED_PARAM, CONTAINER_PARAM, NEAR_LATITUDE, NEAR_LONGITUDE};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,28 @@ pub struct Store {
     health: Arc<Health>,
     /// What searches have learnt about the data (`search.rs`, the walk).
     memos: Arc<SearchMemos>,
+    /// Checkouts of the read and the write pool, and the time spent waiting for them.
+    waits: Arc<[PoolWaits; 2]>,
+}
+
+/// Checkouts of one pool and the time spent waiting for them.
+#[derive(Default)]
+struct PoolWaits {
+    acquired: AtomicU64,
+    wait_micros: AtomicU64,
+}
+
+/// A pool's state, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `read`, `write` (SQLite's one writer) or `shared` (PostgreSQL's one pool).
+    pub name: &'static str,
+    pub connections: u32,
+    pub idle: u32,
+    /// Connections taken from the pool since start.
+    pub acquired: u64,
+    /// Microseconds spent waiting for them.
+    pub wait_micros: u64,
 }
 
 /// How to reach the database.
@@ -106,7 +129,29 @@ impl Store {
             manager,
             health,
             memos: Arc::new(SearchMemos::new(options.statement_timeout)),
+            waits: Arc::default(),
         })
+    }
+
+    /// The state of the pools (one for PostgreSQL, a read and a write pool for SQLite).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |name, pool: &Pool<Manager>, waits: &PoolWaits| {
+            let state = pool.state();
+            PoolStats {
+                name,
+                connections: state.connections,
+                idle: state.idle_connections,
+                acquired: waits.acquired.load(Ordering::Relaxed),
+                wait_micros: waits.wait_micros.load(Ordering::Relaxed),
+            }
+        };
+        match self.backend {
+            Backend::Postgres => vec![stats("shared", &self.read, &self.waits[0])],
+            Backend::Sqlite => vec![
+                stats("read", &self.read, &self.waits[0]),
+                stats("write", &self.write, &self.waits[1]),
+            ],
+        }
     }
 
     /// Which database this store uses.
@@ -219,13 +264,31 @@ impl Store {
 
     fn reader(&self) -> Result<PooledConnection<Manager>, StoreError> {
         self.health.check()?;
-        self.read.get().map_err(StoreError::pool)
+        checkout(&self.read, &self.waits[0])
     }
 
     fn writer(&self) -> Result<PooledConnection<Manager>, StoreError> {
         self.health.check()?;
-        self.write.get().map_err(StoreError::pool)
+        // PostgreSQL's writes use the one pool: counted with the reads.
+        let waits = match self.backend {
+            Backend::Postgres => &self.waits[0],
+            Backend::Sqlite => &self.waits[1],
+        };
+        checkout(&self.write, waits)
     }
+}
+
+/// A connection from `pool`, counting the checkout and its wait.
+fn checkout(
+    pool: &Pool<Manager>,
+    waits: &PoolWaits,
+) -> Result<PooledConnection<Manager>, StoreError> {
+    let started = std::time::Instant::now();
+    let conn = pool.get().map_err(StoreError::pool);
+    let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    waits.acquired.fetch_add(1, Ordering::Relaxed);
+    waits.wait_micros.fetch_add(waited, Ordering::Relaxed);
+    conn
 }
 
 /// What [`Store::write`] needs to know of a caller's error: whether to run the
