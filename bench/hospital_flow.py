@@ -76,6 +76,7 @@ def record(n: int, resources: int) -> dict:
                 "patient": {"reference": person},
                 "occurrenceDateTime": f"2021-{1 + i % 12:02d}-15",
                 "lotNumber": f"LOT{i:04d}",
+                "location": {"display": "Trạm Y tế phường Bến Nghé"},
             }
         elif kind == 1:
             resource = {

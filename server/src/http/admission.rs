@@ -98,8 +98,10 @@ pub struct Admission {
     wait: Duration,
     max_waiting: usize,
     in_flight: AtomicUsize,
-    waiting: AtomicUsize,
-    released: Notify,
+    /// Requests waiting for room, by class, and the signal that room was given back (to
+    /// one waiter of the highest class that may take it).
+    waiting: [AtomicUsize; 3],
+    released: [Notify; 3],
     shed: [AtomicU64; 3],
     limited: AtomicU64,
     shedding: AtomicBool,
@@ -132,8 +134,8 @@ impl Admission {
             wait: Duration::from_millis(settings.queue_wait_ms),
             max_waiting: max,
             in_flight: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            released: Notify::new(),
+            waiting: Default::default(),
+            released: Default::default(),
             shed: Default::default(),
             limited: AtomicU64::new(0),
             shedding: AtomicBool::new(false),
@@ -150,7 +152,7 @@ impl Admission {
 
     /// Requests waiting for room now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.waiting.iter().map(|w| w.load(Ordering::Relaxed)).sum()
     }
 
     /// Requests of `class` shed (503) since start.
@@ -209,13 +211,14 @@ impl Admission {
     }
 
     async fn wait_for_room(&self, class: Class) -> bool {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let waiting = &self.waiting[class.index()];
+        if self.waiting() >= self.max_waiting {
             return false;
         }
+        waiting.fetch_add(1, Ordering::AcqRel);
         let deadline = tokio::time::Instant::now() + self.wait;
         let admitted = loop {
-            let released = self.released.notified();
+            let released = self.released[class.index()].notified();
             tokio::pin!(released);
             released.as_mut().enable();
             if self.try_enter(class) {
@@ -225,7 +228,7 @@ impl Admission {
                 break self.try_enter(class);
             }
         };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        waiting.fetch_sub(1, Ordering::AcqRel);
         admitted
     }
 
@@ -265,10 +268,17 @@ impl Admission {
 pub struct Permit(Arc<Admission>);
 
 impl Drop for Permit {
+    /// Gives the room back, and wakes one waiter of the highest class that may take it.
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if self.0.waiting.load(Ordering::Acquire) > 0 {
-            self.0.released.notify_waiters();
+        let admission = &self.0;
+        let left = admission.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        for class in Class::ALL.into_iter().rev() {
+            if left < admission.limit(class)
+                && admission.waiting[class.index()].load(Ordering::Acquire) > 0
+            {
+                admission.released[class.index()].notify_one();
+                break;
+            }
         }
     }
 }
@@ -411,6 +421,27 @@ mod tests {
         assert!(admission.enter(Class::Ministry).await.is_none());
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(admission.waiting(), 0);
+    }
+
+    /// Room given back goes to the highest class waiting: the ministry's request before
+    /// the citizen's that waited longer.
+    #[tokio::test]
+    async fn room_given_back_goes_to_the_highest_class_waiting() {
+        let admission = admission(2, 300);
+        let first = admission.enter(Class::Ministry).await.expect("room");
+        let _second = admission.enter(Class::Ministry).await.expect("room");
+        let waiter = |class| {
+            let admission = Arc::clone(&admission);
+            tokio::spawn(async move { admission.enter(class).await })
+        };
+        let citizen = waiter(Class::Citizen);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let ministry = waiter(Class::Ministry);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(admission.waiting(), 2);
+        drop(first);
+        let _third = ministry.await.unwrap().expect("the ministry first");
+        assert!(citizen.await.unwrap().is_none(), "the citizen is shed");
     }
 
     #[test]
