@@ -127,6 +127,8 @@ def metrics(base) -> dict:
     shed = {m[0]: int(m[1]) for m in re.findall(r'healthbook_admission_shed_total\{class="(\w+)"\} (\d+)', text)}
     limited = re.search(r"healthbook_admission_rate_limited_total (\d+)", text)
     shed["rate-limited"] = int(limited.group(1)) if limited else 0
+    depth = re.search(r"healthbook_audit_queue_depth (\d+)", text)
+    shed["audit queue"] = int(depth.group(1)) if depth else 0
     return shed
 
 
@@ -196,7 +198,7 @@ def main():
         out, _ = wrk.communicate()
         after = metrics(base)
         result = next((l for l in out.splitlines() if l.startswith("RESULT")), out.strip()[-300:])
-        shed = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        shed = {k: after.get(k, 0) - before.get(k, 0) for k in after if k != "audit queue"}
         print(f"\n## {name}: citizens {conns} connections")
         print(f"citizen flood (wrk): {result}")
         for label, samples in (("hospital", hospital), ("citizen probe", citizen)):
@@ -204,7 +206,7 @@ def main():
             print(f"{label:14} requests {s['requests']:6d}  2xx {s['ok_share']*100:5.1f}%  "
                   f"p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  shed {s['shed']:6d} "
                   f"(p99 {s['shed_p99_ms']:.1f} ms)  socket errors {s['socket_errors']}  other {s['other']}")
-        print(f"shed by class (/metrics): {shed}")
+        print(f"shed by class (/metrics): {shed}; audit events queued at the end: {after['audit queue']}")
         if name == "after":
             print("hospital p99 of 2xx by second after the surge:")
             for sec in range(5):

@@ -69,7 +69,7 @@ function request()
   counter = counter + 1
   local key = string.format("%s-%d-%d", run, id, counter)
   local body = kind == "transaction" and transaction(key, counter) or batch(key, size, patient)
-  return wrk.format("POST", "/fhir", headers, body)
+  return wrk.format("POST", common.base, headers, body)
 end
 
 function response(status, hdrs, body)

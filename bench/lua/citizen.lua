@@ -16,7 +16,7 @@ function init(args)
   local f = assert(io.open(path, "r"))
   local patient = f:read("*l")
   f:close()
-  req = wrk.format("GET", "/fhir/Patient/" .. patient,
+  req = wrk.format("GET", common.base .. "/Patient/" .. patient,
     common.authorize({ ["Accept"] = "application/fhir+json" }))
   math.randomseed(os.time() + id * 7919)
 end

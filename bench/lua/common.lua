@@ -3,6 +3,10 @@
 --   RESULT <scenario> conns=<n> rps=<req/s> p50_ms=<..> p99_ms=<..> non2xx=<n> sockerr=<n> [extra]
 local M = {}
 
+-- The path of the FHIR base on the server under test (BENCH_BASE_PATH; bench/compare.sh
+-- runs the scenarios against other servers, whose base is not always /fhir).
+M.base = os.getenv("BENCH_BASE_PATH") or "/fhir"
+
 local threads = {}
 local next_id = 0
 

@@ -22,7 +22,7 @@ end
 
 function request()
   local value = string.format("0010900%05d", math.random(0, range - 1))
-  return wrk.format("POST", "/fhir/Patient", common.authorize({
+  return wrk.format("POST", common.base .. "/Patient", common.authorize({
     ["Content-Type"] = "application/fhir+json",
     ["Accept"] = "application/fhir+json",
     ["Prefer"] = "return=minimal",

@@ -35,7 +35,7 @@ statuses = ""
 
 function request()
   counter = counter + 1
-  return wrk.format("POST", "/fhir/Patient", headers, string.format(template, run, id, counter))
+  return wrk.format("POST", common.base .. "/Patient", headers, string.format(template, run, id, counter))
 end
 
 function response(status, hdrs, body)

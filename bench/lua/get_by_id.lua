@@ -12,7 +12,7 @@ function init(args)
   local f = assert(io.open(path, "r"))
   for line in f:lines() do
     if line ~= "" then
-      reqs[#reqs + 1] = wrk.format("GET", "/fhir/Patient/" .. line,
+      reqs[#reqs + 1] = wrk.format("GET", common.base .. "/Patient/" .. line,
         common.authorize({ ["Accept"] = "application/fhir+json" }))
     end
   end

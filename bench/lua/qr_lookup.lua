@@ -18,9 +18,9 @@ function init(args)
     if token ~= "" then
       local url
       if mode == "identifier" then
-        url = "/fhir/Patient?identifier=" .. system .. "%7C" .. token
+        url = common.base .. "/Patient?identifier=" .. system .. "%7C" .. token
       else
-        url = "/fhir/Patient/$qr-resolve?code=HB1:" .. token
+        url = common.base .. "/Patient/$qr-resolve?code=HB1:" .. token
       end
       reqs[#reqs + 1] = wrk.format("GET", url,
         common.authorize({ ["Accept"] = "application/fhir+json" }))

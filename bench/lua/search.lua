@@ -14,7 +14,7 @@ function init(args)
   local f = assert(io.open(path, "r"))
   for line in f:lines() do
     if line ~= "" then
-      reqs[#reqs + 1] = wrk.format("GET", "/fhir/" .. line,
+      reqs[#reqs + 1] = wrk.format("GET", common.base .. "/" .. line,
         common.authorize({ ["Accept"] = "application/fhir+json" }))
     end
   end
