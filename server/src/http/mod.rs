@@ -24,9 +24,10 @@ use actix_web::web;
 /// whole shutdown (requests, then the audit queue) fits in `shutdown_timeout_secs`.
 pub type Server = actix_web::dev::Server;
 
-/// Builds the HTTP server over `state` on `listener`: compression, the request context
-/// middleware, the routes; a graceful stop waits `shutdown_timeout_secs` at most. It is
-/// assembled from actix-web's parts as `HttpServer` assembles it (same timeouts), with each
+/// Builds the HTTP server over `state` on `listener`: compression, admission control
+/// (`admission.rs`), CORS, the request context middleware, the routes; a graceful stop
+/// waits `shutdown_timeout_secs` at most. It is assembled from actix-web's parts as
+/// `HttpServer` assembles it (same timeouts), with each
 /// connection wrapped in [`wire::Wire`] so that the parser's own error answers carry an
 /// OperationOutcome.
 ///
