@@ -15,6 +15,7 @@ use super::admission::Shed;
 use super::error::{ApiError, Localized, RefusedPatients};
 use super::interaction::qr::EmergencyAccess;
 use super::respond::{AppState, AuditTarget, BundleAudit};
+use super::routes::RoutePattern;
 use crate::service::audit::{AuditEntry, AuditedInteraction};
 use crate::service::validate::Language;
 use crate::service::Access;
@@ -44,10 +45,13 @@ pub async fn request_context(
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id, http.method = %method);
     let response = next.call(req).instrument(span.clone()).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
+    let route = match response.request().app_data::<RoutePattern>() {
+        Some(RoutePattern(pattern)) => (*pattern).to_owned(),
+        None => response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into()),
+    };
     let status = response.status();
     let shed = response.response().extensions().get::<Shed>().is_some();
     if let Some(interaction) = super::routes::audited(response.request().method(), &route) {

@@ -16,6 +16,39 @@ use crate::service::entry::Method as Verb;
 use crate::service::ErrorCode;
 
 /// The actix-web route of a verb.
+/// The route template a request matched (`/fhir/{type}/{id}`), kept on its resource so that
+/// the request context middleware reads it instead of matching the path a second time
+/// (`HttpRequest::match_pattern` walks every pattern again: most of the router's cost).
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePattern(pub &'static str);
+
+/// One resource of the table: its method as a resource guard (as `Scope::route` does, so
+/// that a resource of another method is passed over), its pattern, its handler.
+fn resource_of<F, Args>(
+    verb: Verb,
+    path: &'static str,
+    pattern: &'static str,
+    handler: F,
+) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let method = match verb {
+        Verb::Get => actix_web::http::Method::GET,
+        Verb::Head => actix_web::http::Method::HEAD,
+        Verb::Post => actix_web::http::Method::POST,
+        Verb::Put => actix_web::http::Method::PUT,
+        Verb::Patch => actix_web::http::Method::PATCH,
+        Verb::Delete => actix_web::http::Method::DELETE,
+    };
+    web::resource(path)
+        .guard(actix_web::guard::Method(method))
+        .app_data(RoutePattern(pattern))
+        .route(route_of(verb).to(handler))
+}
+
 fn route_of(verb: Verb) -> actix_web::Route {
     match verb {
         Verb::Get => web::get(),
@@ -97,6 +130,14 @@ const GRANT_REVOKE: Offers = Offers::Operation {
     on: Some("Consent"),
 };
 
+/// The read of the table's `/{type}/{id}`, tried before every other route: a read by id is
+/// the most frequent request, and the router matches patterns one after the other (each
+/// dynamic one a regular expression). The type must start with a capital letter and the id
+/// be made of id characters (datatypes.html#id), so that no other route of the table can
+/// match it: `_history`, `_search`, `$everything`, `.well-known` fall through to their own
+/// routes, and any other `Type/id` (an unknown type, a malformed id) to the table's read.
+const READ: &str = "/{type:[A-Z][A-Za-z]*}/{id:[A-Za-z0-9.-]+}";
+
 macro_rules! route_table {
     ($($verb:ident $path:literal => $handler:path, $audit:expr, [$($offers:expr),*];)*) => {
         /// Every FHIR route, in the order the router tries them.
@@ -107,10 +148,13 @@ macro_rules! route_table {
             offers: &[$($offers),*],
         },)*];
 
-        /// The routes of the table on the `/fhir` scope.
+        /// The routes of the table on the `/fhir` scope, after the read of a well-formed
+        /// `Type/id` (see [`READ`]).
         fn fhir_scope() -> actix_web::Scope {
             web::scope("/fhir")
-                $(.route($path, route_of(Verb::$verb).to($handler)))*
+                .service(resource_of(Verb::Get, READ, "/fhir/{type}/{id}", read::read))
+                .service(resource_of(Verb::Head, READ, "/fhir/{type}/{id}", read::read))
+                $(.service(resource_of(Verb::$verb, $path, concat!("/fhir", $path), $handler)))*
         }
     };
 }
@@ -227,6 +271,37 @@ mod tests {
                 r.path,
                 r.audit
             );
+        }
+    }
+
+    /// The early read matches reads by id and no path of any other route of the table.
+    #[test]
+    fn the_early_read_matches_only_reads_by_id() {
+        let read = actix_web::dev::ResourceDef::new(READ);
+        for path in ["/Patient/123", "/Immunization/a-b.c", "/AuditEvent/0f3e"] {
+            assert!(read.is_match(path), "{path}");
+        }
+        for r in ROUTES.iter().filter(|r| r.path != "/{type}/{id}") {
+            let path = r
+                .path
+                .replace("{type}", "Patient")
+                .replace("{id}", "123")
+                .replace("{vid}", "2")
+                .replace("{compartment_type}", "Immunization");
+            assert!(
+                !read.is_match(&path),
+                "{:?} {} taken by the read",
+                r.verb,
+                r.path
+            );
+        }
+        for other in [
+            "/patient/123",
+            "/Patient/1_2",
+            "/.well-known/x",
+            "/Patient/$qr",
+        ] {
+            assert!(!read.is_match(other), "{other}");
         }
     }
 
