@@ -15,7 +15,6 @@ use crate::service::audit::AuditedInteraction as A;
 use crate::service::entry::Method as Verb;
 use crate::service::ErrorCode;
 
-/// The actix-web route of a verb.
 /// The route template a request matched (`/fhir/{type}/{id}`), kept on its resource so that
 /// the request context middleware reads it instead of matching the path a second time
 /// (`HttpRequest::match_pattern` walks every pattern again: most of the router's cost).
@@ -49,6 +48,7 @@ where
         .route(route_of(verb).to(handler))
 }
 
+/// The actix-web route of a verb.
 fn route_of(verb: Verb) -> actix_web::Route {
     match verb {
         Verb::Get => web::get(),
