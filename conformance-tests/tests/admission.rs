@@ -209,28 +209,43 @@ fn a_client_over_its_quota_gets_429() {
 }
 
 /// `/metrics` counts requests by route template, method and status; no id, no query value
-/// and no name appears in it.
+/// and no name appears in it. On both backends (PostgreSQL has one pool, SQLite a read and
+/// a write pool).
 #[test]
 fn metrics_name_route_templates_not_values() {
-    let s = Server::start(Backend::Sqlite);
-    let created = s.create(&patient("Nguyễn-Metrics"));
-    let id = created["id"].as_str().unwrap();
-    s.get(&format!("Patient/{id}")).expect_status(200);
-    s.get("Patient?family=Nguyễn-Metrics").expect_status(200);
-    s.get("Patient/no-such-id").expect_error(404);
-    let text = metrics(&s);
-    for line in [
-        r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}/{id}",status="200"} 1"#,
-        r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}/{id}",status="404"} 1"#,
-        r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}",status="200"} 1"#,
-        r#"healthbook_http_request_duration_seconds_count{method="POST",route="/fhir/{type}",status="201"} 1"#,
-        "healthbook_audit_queue_depth ",
-        r#"healthbook_db_pool_connections{pool="read"}"#,
-        r#"healthbook_db_pool_acquired_total{pool="write"}"#,
-    ] {
-        assert!(text.contains(line), "{line} missing:\n{text}");
-    }
-    for value in [id, "Nguy", "no-such-id", "family"] {
-        assert!(!text.contains(value), "{value} in the metrics");
+    for s in servers() {
+        let created = s.create(&patient("Nguyễn-Metrics"));
+        let id = created["id"].as_str().unwrap();
+        s.get(&format!("Patient/{id}")).expect_status(200);
+        s.get("Patient?family=Nguyễn-Metrics").expect_status(200);
+        s.get("Patient/no-such-id").expect_error(404);
+        let text = metrics(&s);
+        let pools: &[&str] = if s.backend == "postgres" {
+            &[r#"healthbook_db_pool_acquired_total{pool="shared"}"#]
+        } else {
+            &[
+                r#"healthbook_db_pool_connections{pool="read"}"#,
+                r#"healthbook_db_pool_acquired_total{pool="write"}"#,
+            ]
+        };
+        for line in [
+            r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}/{id}",status="200"} 1"#,
+            r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}/{id}",status="404"} 1"#,
+            r#"healthbook_http_request_duration_seconds_count{method="GET",route="/fhir/{type}",status="200"} 1"#,
+            r#"healthbook_http_request_duration_seconds_count{method="POST",route="/fhir/{type}",status="201"} 1"#,
+            "healthbook_audit_queue_depth ",
+        ]
+        .iter()
+        .chain(pools)
+        {
+            assert!(text.contains(line), "[{}] {line} missing:\n{text}", s.backend);
+        }
+        for value in [id, "Nguy", "no-such-id", "family"] {
+            assert!(
+                !text.contains(value),
+                "[{}] {value} in the metrics",
+                s.backend
+            );
+        }
     }
 }
