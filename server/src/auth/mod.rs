@@ -32,6 +32,14 @@ pub struct Principal {
     pub expires_at: i64,
 }
 
+impl Principal {
+    /// The client the token was issued to (its `client_id`, else its subject): the key of
+    /// per-client limits (QR lookups, admission quotas).
+    pub fn client(&self) -> &str {
+        self.client_id.as_deref().unwrap_or(&self.subject)
+    }
+}
+
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

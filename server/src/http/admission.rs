@@ -7,8 +7,9 @@
 //! in flight are below its share of the bound (citizen 50%, clinical 85%, ministry all of
 //! it, by default), so when the server is saturated citizen traffic is shed first and the
 //! ministry last. A request that finds no room waits at most `queue_wait_ms` for some, in a
-//! bounded queue; then it is answered at once with 503 `HB-OVERLOADED` and `Retry-After`,
-//! never queued without end. A client over its quota (`client_rate` requests per second,
+//! bounded queue; then it is answered at once with 503 `HB-OVERLOADED` and `Retry-After`
+//! (RFC 9110 §15.6.4, §10.2.3; FHIR http.html: every error an OperationOutcome), never
+//! queued without end. A client over its quota (`client_rate` requests per second,
 //! keyed by its token's `client_id`, else by its address) gets 429 `HB-RATE-LIMITED` with
 //! `Retry-After` (RFC 6585 §4). Shed requests touch no data: they are counted (metrics) and
 //! logged when shedding starts and stops, not audited.
@@ -31,7 +32,7 @@ use tokio::sync::Notify;
 use super::error::ApiError;
 use super::respond::AppState;
 use crate::auth::scopes::ScopeContext;
-use crate::auth::Principal;
+use crate::auth::{AuthError, Principal};
 use crate::config::AdmissionSettings;
 use crate::service::ErrorCode;
 
@@ -86,10 +87,9 @@ impl Class {
     }
 }
 
-/// The token a request was authenticated with, found by admission control so that the
-/// `Access` extractor does not verify it again.
-#[derive(Clone)]
-pub struct Authenticated(pub Option<Arc<Principal>>);
+/// What admission control found verifying the request's token, taken over by the `Access`
+/// extractor so that a token (valid or not) is verified once per request.
+pub struct Authenticated(pub Result<Option<Arc<Principal>>, AuthError>);
 
 /// The bound, the queue, the quotas and the counts of shed requests.
 pub struct Admission {
@@ -308,19 +308,14 @@ pub async fn admit(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let authenticated = state.authenticator.authenticate(authorization).await;
     // A token that does not verify is answered 401 by the handler's extractor; admission
     // treats its request as one without a token.
-    let principal = match state.authenticator.authenticate(authorization).await {
-        Ok(principal) => {
-            req.extensions_mut()
-                .insert(Authenticated(principal.clone()));
-            principal
-        }
-        Err(_) => None,
-    };
+    let principal = authenticated.as_ref().ok().cloned().flatten();
+    req.extensions_mut().insert(Authenticated(authenticated));
     let class = Class::of(principal.as_deref());
     let client = match principal.as_deref() {
-        Some(p) => p.client_id.clone().unwrap_or_else(|| p.subject.clone()),
+        Some(p) => p.client().to_owned(),
         None => peer(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
     };
     if let Some(wait) = state.admission.over_quota(&client) {

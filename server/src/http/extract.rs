@@ -30,10 +30,10 @@ impl FromRequest for Access {
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| crate::http::error::internal("no application state"))?;
-            // Admission control has verified the token already, when it could.
-            let known = request.extensions().get::<Authenticated>().cloned();
+            // Admission control has verified the token already (every `/fhir` request).
+            let known = request.extensions_mut().remove::<Authenticated>();
             let authenticated = match known {
-                Some(Authenticated(principal)) => Ok(principal),
+                Some(Authenticated(result)) => result,
                 None => {
                     state
                         .authenticator

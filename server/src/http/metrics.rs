@@ -46,89 +46,95 @@ impl Metrics {
     /// Never: the names and labels are fixed and distinct.
     pub fn new(backlog: Backlog) -> Self {
         let registry = Registry::new();
-        let requests = HistogramVec::new(
-            HistogramOpts::new(
-                "healthbook_http_request_duration_seconds",
-                "Requests by route template, method and status: count and latency",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["route", "method", "status"],
-        )
-        .expect("valid histogram");
-        let in_flight = IntGauge::new(
-            "healthbook_http_requests_in_flight",
-            "FHIR requests admitted and not finished",
-        )
-        .expect("valid gauge");
-        let waiting = IntGauge::new(
-            "healthbook_admission_waiting",
-            "FHIR requests waiting for room to be admitted",
-        )
-        .expect("valid gauge");
-        let shed = IntCounterVec::new(
-            Opts::new(
-                "healthbook_admission_shed_total",
-                "Requests answered 503 HB-OVERLOADED, by class (citizen, clinical, ministry)",
+        let requests = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "healthbook_http_request_duration_seconds",
+                    "Requests by route template, method and status: count and latency",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route", "method", "status"],
             ),
-            &["class"],
-        )
-        .expect("valid counter");
-        let limited = IntCounter::new(
-            "healthbook_admission_rate_limited_total",
-            "Requests answered 429 HB-RATE-LIMITED (a client over its quota)",
-        )
-        .expect("valid counter");
-        let audit_backlog = IntGauge::new(
-            "healthbook_audit_queue_depth",
-            "Audit events recorded and not yet written to the database",
-        )
-        .expect("valid gauge");
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(
-                "healthbook_db_pool_connections",
-                "Open database connections, by pool",
+        );
+        let in_flight = registered(
+            &registry,
+            IntGauge::new(
+                "healthbook_http_requests_in_flight",
+                "FHIR requests admitted and not finished",
             ),
-            &["pool"],
-        )
-        .expect("valid gauge");
-        let pool_idle = IntGaugeVec::new(
-            Opts::new(
-                "healthbook_db_pool_idle_connections",
-                "Idle database connections, by pool",
+        );
+        let waiting = registered(
+            &registry,
+            IntGauge::new(
+                "healthbook_admission_waiting",
+                "FHIR requests waiting for room to be admitted",
             ),
-            &["pool"],
-        )
-        .expect("valid gauge");
-        let pool_acquired = IntCounterVec::new(
-            Opts::new(
-                "healthbook_db_pool_acquired_total",
-                "Connections taken from the pool, by pool",
+        );
+        let shed = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "healthbook_admission_shed_total",
+                    "Requests answered 503 HB-OVERLOADED, by class (citizen, clinical, ministry)",
+                ),
+                &["class"],
             ),
-            &["pool"],
-        )
-        .expect("valid counter");
-        let pool_wait = CounterVec::new(
-            Opts::new(
-                "healthbook_db_pool_wait_seconds_total",
-                "Time spent waiting for a pooled connection, by pool",
+        );
+        let limited = registered(
+            &registry,
+            IntCounter::new(
+                "healthbook_admission_rate_limited_total",
+                "Requests answered 429 HB-RATE-LIMITED (a client over its quota)",
             ),
-            &["pool"],
-        )
-        .expect("valid counter");
-        for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(in_flight.clone()),
-            Box::new(waiting.clone()),
-            Box::new(shed.clone()),
-            Box::new(limited.clone()),
-            Box::new(audit_backlog.clone()),
-            Box::new(pool_connections.clone()),
-            Box::new(pool_idle.clone()),
-            Box::new(pool_acquired.clone()),
-            Box::new(pool_wait.clone()),
-        ] {
-            registry.register(metric).expect("distinct metric names");
-        }
+        );
+        let audit_backlog = registered(
+            &registry,
+            IntGauge::new(
+                "healthbook_audit_queue_depth",
+                "Audit events recorded and not yet written to the database",
+            ),
+        );
+        let pool_connections = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "healthbook_db_pool_connections",
+                    "Open database connections, by pool",
+                ),
+                &["pool"],
+            ),
+        );
+        let pool_idle = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "healthbook_db_pool_idle_connections",
+                    "Idle database connections, by pool",
+                ),
+                &["pool"],
+            ),
+        );
+        let pool_acquired = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "healthbook_db_pool_acquired_total",
+                    "Connections taken from the pool, by pool",
+                ),
+                &["pool"],
+            ),
+        );
+        let pool_wait = registered(
+            &registry,
+            CounterVec::new(
+                Opts::new(
+                    "healthbook_db_pool_wait_seconds_total",
+                    "Time spent waiting for a pooled connection, by pool",
+                ),
+                &["pool"],
+            ),
+        );
         for class in Class::ALL {
             shed.with_label_values(&[class.label()]);
         }
@@ -148,11 +154,10 @@ impl Metrics {
         }
     }
 
-    /// Counts a finished request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
+    /// Counts a finished request (`status` as its three digits).
+    pub fn observe(&self, route: &str, method: &str, status: &str, seconds: f64) {
         self.requests
-            .with_label_values(&[route, known_method(method), &status])
+            .with_label_values(&[route, known_method(method), status])
             .observe(seconds);
     }
 
@@ -191,6 +196,18 @@ impl Metrics {
             .expect("writing to memory");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+/// `metric`, registered in `registry`.
+fn registered<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("a valid metric: fixed names and labels");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("distinct metric names");
+    metric
 }
 
 /// A method label from a fixed set, whatever the request line said.
@@ -237,8 +254,8 @@ mod tests {
     #[test]
     fn the_exposition_names_routes_classes_and_pools() {
         let metrics = Metrics::new(Backlog::default());
-        metrics.observe("/fhir/{type}/{id}", "GET", 200, 0.003);
-        metrics.observe("/fhir/{type}/{id}", "BREW", 404, 0.001);
+        metrics.observe("/fhir/{type}/{id}", "GET", "200", 0.003);
+        metrics.observe("/fhir/{type}/{id}", "BREW", "404", 0.001);
         let admission = Admission::new(&crate::config::AdmissionSettings {
             max_in_flight: 4,
             citizen_percent: 50,

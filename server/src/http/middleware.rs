@@ -45,12 +45,13 @@ pub async fn request_context(
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id, http.method = %method);
     let response = next.call(req).instrument(span.clone()).await?;
-    let route = match response.request().app_data::<RoutePattern>() {
-        Some(RoutePattern(pattern)) => (*pattern).to_owned(),
+    let route: std::borrow::Cow<'static, str> = match response.request().app_data::<RoutePattern>()
+    {
+        Some(RoutePattern(pattern)) => (*pattern).into(),
         None => response
             .request()
             .match_pattern()
-            .unwrap_or_else(|| "unmatched".into()),
+            .map_or("unmatched".into(), Into::into),
     };
     let status = response.status();
     let shed = response.response().extensions().get::<Shed>().is_some();
@@ -63,7 +64,7 @@ pub async fn request_context(
         state.metrics.observe(
             &route,
             &method,
-            status.as_u16(),
+            status.as_str(),
             started.elapsed().as_secs_f64(),
         );
     }

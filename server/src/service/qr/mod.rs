@@ -97,7 +97,7 @@ impl PersonalQr {
 fn client_of(access: &Access) -> String {
     match access {
         Access::Open => "anonymous".to_owned(),
-        Access::Token(p, _) => p.client_id.clone().unwrap_or_else(|| p.subject.clone()),
+        Access::Token(p, _) => p.client().to_owned(),
     }
 }
 
